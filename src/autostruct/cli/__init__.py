@@ -1,0 +1,16 @@
+"""Command-line interface: a thin layer over :mod:`autostruct.api`.
+
+Each area registers its commands on the one typer app from its own module.
+"""
+
+from __future__ import annotations
+
+from autostruct.cli import foundation  # noqa: F401  (registers info/train/measure/export)
+from autostruct.cli._app import app
+
+
+def main() -> None:
+    app(prog_name="autostruct")
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,49 @@
+"""Shared CLI plumbing: user errors become one paragraph on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from autostruct.errors import AutostructError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+err_console = Console(stderr=True, soft_wrap=True)
+console = Console(soft_wrap=True)
+
+
+def user_errors(fn: F) -> F:
+    """Wrap a command so an :class:`AutostructError` prints ``error: ...`` and exits with code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AutostructError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; finished work is saved. Re-run with --resume to continue.")
+            raise typer.Exit(code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_int_list(text: str | None, what: str) -> list[int] | None:
+    """Parse ``"5,7,9"`` into ``[5, 7, 9]``; a clear error otherwise."""
+    if text is None or text.strip() == "":
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip() != ""]
+    except ValueError:
+        raise AutostructError(f"{what} must be a comma-separated list of integers such as 5,7,9; got '{text}'.") from None
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
