@@ -59,6 +59,11 @@ def create_model(
         raise AutostructError(f"image_size must be in [8, 224], got {image_size}.")
     if width <= 0:
         raise AutostructError(f"width must be > 0, got {width}.")
-    return _REGISTRY[name](
-        num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width, **kwargs
-    )
+    spec = {
+        "name": name,
+        "kwargs": dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width, **kwargs),
+    }
+    model = _REGISTRY[name](**spec["kwargs"])
+    # Exported checkpoints rebuild a model from this spec (then resize pruned layers); see autostruct.export.
+    model.autostruct_spec = spec
+    return model

@@ -1,0 +1,1 @@
+"""Foundation commands: info, train, measure, export (filled in by the foundation work)."""
