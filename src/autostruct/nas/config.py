@@ -1,0 +1,158 @@
+"""The typed config of a multi-task NAS run (``autostruct nas config.yaml``).
+
+>>> cfg = parse_config(NASConfig, {"tasks": [{"dataset": "digits", "budgets": {"flops": 2e6}}]})
+>>> cfg.tasks[0].budgets, cfg.search.reward
+({'flops': 2000000.0}, 'mnas_soft')
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from autostruct.config import BackendConfig, RLConfig, StrictModel, parse_config
+from autostruct.nas.costs import COST_NAMES
+
+__all__ = [
+    "LutConfig",
+    "NASConfig",
+    "NASFinetuneConfig",
+    "NASSearchConfig",
+    "NASTask",
+    "SupernetConfig",
+    "parse_config",
+]
+
+
+class NASTask(StrictModel):
+    """One deployment: a dataset (optionally a class subset), its budgets, and the device latency is priced on."""
+
+    dataset: str
+    classes: list[int] | None = Field(None, description="Class subset, relabelled 0..k-1.")
+    budgets: dict[str, float] = Field(
+        ..., description="Cost targets, one or several of: latency_ms, flops (MACs per image), params."
+    )
+    device: str = Field(
+        "host",
+        description="Where latency_ms is priced: 'host' (a table measured here, cached) or a device profile JSON "
+        "written by `autostruct nas build-lut` on that device.",
+    )
+    root: str | None = Field(None, description="Folder with the dataset files (default: the usual places).")
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets_valid(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError("give at least one budget, e.g. {flops: 20000000} or {latency_ms: 2.0}")
+        for name, target in v.items():
+            if name not in COST_NAMES:
+                import difflib
+
+                close = difflib.get_close_matches(name, COST_NAMES, n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise ValueError(f"unknown cost '{name}'.{hint} Valid costs: {', '.join(COST_NAMES)}")
+            if not target > 0:
+                raise ValueError(f"budget {name} must be > 0, got {target}")
+        return v
+
+    @property
+    def key(self) -> str:
+        classes = f"[{','.join(map(str, self.classes))}]" if self.classes else ""
+        budgets = ",".join(f"{k}<={v:g}" for k, v in self.budgets.items())
+        return f"{self.dataset}{classes} {budgets}"
+
+
+class SupernetConfig(StrictModel):
+    """How each dataset's supernet is trained (once, then cached)."""
+
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.05, gt=0, description="Peak SGD learning rate (cosine decay to 0).")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(4e-5, ge=0)
+    sampling: Literal["uniform", "sandwich"] = Field(
+        "uniform",
+        description="uniform: one random path per step (SPOS); sandwich: largest, smallest and 2 random paths "
+        "per step (4x the compute).",
+    )
+    train_size: int | None = Field(
+        None, ge=1, description="Train on this many training images (a fixed subset); None for all of them."
+    )
+
+
+class NASSearchConfig(StrictModel):
+    """The NAS MDP shared by every task (same env for MTNAS and the baselines)."""
+
+    episodes: int = Field(800, ge=1, description="Total episodes (architectures evaluated) over all tasks.")
+    val_size: int = Field(2000, ge=1, description="Validation images scored per architecture (a fixed subset).")
+    recal_batches: int = Field(4, ge=0, description="Training batches for BN recalibration per architecture.")
+    recal_batch_size: int = Field(64, ge=1)
+    reward: Literal["mnas_soft", "mnas_hard", "abs"] = "mnas_soft"
+    reward_alpha: float | None = Field(None, description="Exponent under the target (default per reward).")
+    reward_beta: float | None = Field(None, description="Exponent over the target, or abs's weight (default per reward).")
+    mask_infeasible: bool = Field(
+        True,
+        description="Mask choices after which even the smallest completion breaks a budget, so every sampled "
+        "architecture meets its budgets (as MTACP/AMC limit actions).",
+    )
+
+
+class NASFinetuneConfig(StrictModel):
+    """Training of each task's chosen architecture after the search."""
+
+    epochs: int = Field(3, ge=0)
+    lr: float = Field(0.01, gt=0, description="From inherited weights; from scratch uses 10x this.")
+    batch_size: int = Field(128, ge=1)
+    from_scratch: bool = Field(False, description="Re-initialize the weights instead of inheriting the supernet's.")
+
+
+class LutConfig(StrictModel):
+    """How the host's latency table is measured (when a task prices latency on device 'host')."""
+
+    warmup: int = Field(10, ge=0)
+    runs: int = Field(30, ge=1)
+    rounds: int = Field(3, ge=1, description="Interleaved passes over all blocks; the median is kept.")
+    threads: int = Field(1, ge=1)
+    check_archs: int = Field(30, ge=0, description="Sampled networks for the Spearman check (0 = skip).")
+
+
+class NASConfig(StrictModel):
+    """A multi-task NAS run (``autostruct nas config.yaml``)."""
+
+    name: str = "autostruct-nas"
+    output_dir: str = "runs/autostruct-nas"
+    space: str | dict[str, Any] = Field("mobilenetv2", description="A space name or a mapping (see docs/nas.md).")
+    width: float = Field(1.0, gt=0, description="Channel multiplier of the whole space.")
+    tasks: list[NASTask]
+    supernet: SupernetConfig = SupernetConfig()
+    search: NASSearchConfig = NASSearchConfig()
+    rl: RLConfig = RLConfig()
+    finetune: NASFinetuneConfig = NASFinetuneConfig()
+    backend: BackendConfig = BackendConfig()
+    lut: LutConfig = LutConfig()
+    latency_runs: int = Field(30, ge=1, description="Timed onnxruntime runs per exported model in the results.")
+    device: str = Field("cpu", description="Torch device for supernet training, evaluation and fine-tuning.")
+    seed: int = 0
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_valid(cls, v: list[NASTask]) -> list[NASTask]:
+        if not v:
+            raise ValueError("the task list is empty; add e.g. {dataset: fashion-mnist, budgets: {flops: 20000000}}")
+        seen: set[tuple] = set()
+        for t in v:
+            key = (t.dataset, tuple(t.classes or ()), tuple(sorted(t.budgets.items())), t.device)
+            if key in seen:
+                raise ValueError(f"duplicate task {t.key}; list each once")
+            seen.add(key)
+        return v
+
+    @model_validator(mode="after")
+    def _episodes_cover_tasks(self) -> NASConfig:
+        if self.search.episodes < len(self.tasks):
+            raise ValueError(
+                f"search.episodes ({self.search.episodes}) is smaller than the number of tasks ({len(self.tasks)}); "
+                "give every task at least one episode"
+            )
+        return self
