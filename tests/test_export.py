@@ -103,7 +103,7 @@ def test_missing_file(tmp_path):
 def test_garbage_file(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(AutostructError, match="damaged or not a torch file"):
+    with pytest.raises(AutostructError, match="damaged or not an autostruct checkpoint"):
         load_model(bad)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -156,9 +157,11 @@ def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict[str, 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
+        # torch's unpickling message advises weights_only=False, which would run code from the file: omit it.
+        detail = "" if isinstance(exc, pickle.UnpicklingError) else f": {str(exc).splitlines()[0][:200]}"
         raise AutostructError(
-            f"Could not read checkpoint '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
-            "The file is damaged or not a torch file; delete it and re-create it (autostruct train / export)."
+            f"Could not read checkpoint '{path}' ({type(exc).__name__}{detail}). The file is damaged or not an "
+            "autostruct checkpoint; delete it and re-create it (autostruct train / export)."
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
