@@ -16,7 +16,7 @@ ARGS = dict(width=0.25, epochs=1, seed=0, progress=False)
 
 def test_cache_dir_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path / "c"))
-    assert cache_dir() == tmp_path / "c"
+    assert cache_dir() == tmp_path / "c" / "models"
     monkeypatch.delenv("AUTOSTRUCT_CACHE")
     assert cache_dir().parts[-3:] == (".cache", "autostruct", "models")
 
