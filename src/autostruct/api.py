@@ -71,6 +71,7 @@ def train(
         val_size=val_size,
         device=device,
         progress=progress,
+        dataset=data,
     )
     test = evaluate(net, data.test, device=device)
     val = evaluate(net, data.val, device=device).accuracy if len(data.val) else None
