@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -32,12 +31,12 @@ def test_profile_roundtrip_and_missing_blocks(profile, tmp_path):
     assert loaded.predict(arch) == pytest.approx(profile.predict(arch))
 
     data = json.loads(path.read_text())
-    data["blocks"] = {k: v for k, v in data["blocks"].items() if not k.startswith("mbconv_i24")}
+    data["entries"] = {k: v for k, v in data["entries"].items() if not k.startswith("mbconv_i24")}
     path.write_text(json.dumps(data))
     with pytest.raises(AutostructError, match="has no latency for .* block"):
         load_profile(path).predict(mobilenetv2_space(28).largest())
     # a profile measured for another input size does not cover this task's blocks
-    other = dataclasses.replace(profile, image_size=32)
+    other = profile.with_meta(image_size=32)
     with pytest.raises(AutostructError, match="build-lut"):
         other.predict(mobilenetv2_space(32).smallest())
 
@@ -46,8 +45,13 @@ def test_bad_profile_files(tmp_path):
     with pytest.raises(AutostructError, match="does not exist"):
         load_profile(tmp_path / "nope.json")
     (tmp_path / "x.json").write_text("{\"blocks\": {}}")
-    with pytest.raises(AutostructError, match="not an autostruct latency profile"):
+    with pytest.raises(AutostructError, match="not an autostruct latency table"):
         load_profile(tmp_path / "x.json")
+    from autostruct.measure import LatencyTable
+
+    LatencyTable(device="other", entries={"conv": 1.0}).save(tmp_path / "t.json")
+    with pytest.raises(AutostructError, match="not a NAS block profile"):
+        load_profile(tmp_path / "t.json")
 
 
 def test_spearman_matches_definition():

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from autostruct.export import export, load_model
+from autostruct.measure import count_flops
 from autostruct.models.registry import create_model
 from autostruct.nas.costs import all_block_shapes, arch_cost, block_costs
 from autostruct.nas.space import get_space, mobilenetv2_space
@@ -50,24 +52,29 @@ def test_extracted_model_rebuilds_from_its_spec():
 
 @pytest.mark.parametrize("image_size, in_channels, classes", [(28, 1, 10), (8, 1, 3), (32, 3, 100)])
 def test_flops_formula_equals_count_flops(image_size, in_channels, classes):
-    from torch_pruning.utils import count_ops_and_params
-
-    try:  # the package's counter once autostruct.measure has landed; Torch-Pruning's directly until then
-        from autostruct.measure import count_flops
-    except ImportError:  # pragma: no cover
-        count_flops = None
     space = mobilenetv2_space(image_size)
     net = Supernet(space, classes, in_channels)
     x = torch.zeros(1, in_channels, image_size, image_size)
     for arch in [space.smallest(), space.largest(), space.sample(np.random.default_rng(2))]:
-        child = extract(net, arch, image_size=image_size)
+        got = count_flops(extract(net, arch, image_size=image_size), x)
         cost = arch_cost(arch, in_channels, image_size, classes)
-        if count_flops is not None:
-            got = count_flops(child, x)
-            assert (got.flops, got.params) == (cost.flops, cost.params)
-        else:
-            flops, params = count_ops_and_params(child, x)
-            assert (int(flops), int(params)) == (cost.flops, cost.params)
+        assert (got.flops, got.params) == (cost.flops, cost.params)
+
+
+def test_export_roundtrip_and_onnx(tmp_path):
+    import onnxruntime as ort
+
+    space = mobilenetv2_space(28)
+    net = Supernet(space, 10, 1).eval()
+    child = extract(net, space.sample(np.random.default_rng(4)), image_size=28).eval()
+    x = torch.randn(2, 1, 28, 28)
+    paths = export(child, tmp_path / "out", x[:1], metadata={"arch": list(child.autostruct_spec["kwargs"]["arch"])})
+    model, meta = load_model(paths.model_pt)
+    with torch.no_grad():
+        assert torch.allclose(model(x), child(x), atol=1e-6)
+    sess = ort.InferenceSession(str(paths.onnx), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    assert np.allclose(out, child(x).detach().numpy(), atol=1e-4)
 
 
 def test_block_keys_are_covered_by_all_block_shapes():

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import gc
 import io
 import json
-import platform
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,32 +33,69 @@ import torch
 from torch import nn
 
 from autostruct.errors import AutostructError
+from autostruct.measure import LatencyTable, onnx_session
 from autostruct.nas.costs import all_block_shapes, block_costs
 from autostruct.nas.space import Architecture, SearchSpace
 from autostruct.nas.supernet import MBConv, NASNet, _conv_bn
-from autostruct.utils.io import write_json_atomic
 
-PROFILE_FORMAT = "autostruct-latency-profile/1"
+PROFILE_KIND = "nas-block-latency"
 
 
 @dataclass(frozen=True)
 class LatencyProfile:
-    """Per-block latencies (ms, batch 1) of one device for one space and input shape."""
+    """Per-block latencies (ms, batch 1) of one device for one space and input shape.
 
-    device: str
-    space: dict[str, Any]
-    image_size: int
-    in_channels: int
-    num_classes: int
-    overhead_ms: float
-    blocks: dict[str, float]
-    meta: dict[str, Any] = field(default_factory=dict)
+    Stored as an :class:`autostruct.measure.LatencyTable` (the project's one device-profile format): the block
+    keys are its entries; the space, input shape, class count and per-call overhead live in its ``meta``.
+    """
+
+    table: LatencyTable
     source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        meta = self.table.meta
+        where = f"Device profile '{self.source}'"
+        if meta.get("kind") != PROFILE_KIND:
+            raise AutostructError(
+                f"{where} is a latency table but not a NAS block profile (meta.kind != '{PROFILE_KIND}'). "
+                "Build one with `autostruct nas build-lut`."
+            )
+        for key in ("space", "image_size", "in_channels", "num_classes", "overhead_ms"):
+            if key not in meta:
+                raise AutostructError(f"{where} lacks meta.{key}; rebuild it with `autostruct nas build-lut`.")
+
+    @property
+    def device(self) -> str:
+        return self.table.device
+
+    @property
+    def space(self) -> dict[str, Any]:
+        return dict(self.table.meta["space"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.table.meta["image_size"])
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.table.meta["in_channels"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.table.meta["num_classes"])
+
+    @property
+    def overhead_ms(self) -> float:
+        return float(self.table.meta["overhead_ms"])
+
+    @property
+    def blocks(self) -> dict[str, float]:
+        return self.table.entries
 
     def predict(self, arch: Architecture) -> float:
         """Predicted latency of ``arch`` in ms; :class:`AutostructError` if the profile lacks one of its blocks."""
         keys = [b.key for b in block_costs(arch, self.in_channels, self.image_size, self.num_classes)]
-        missing = [k for k in keys if k not in self.blocks]
+        missing = self.table.missing(keys)
         if missing:
             raise AutostructError(
                 f"Device profile '{self.source}' (device '{self.device}') has no latency for {len(missing)} block(s) "
@@ -66,29 +104,29 @@ class LatencyProfile:
                 "Measure a profile for this task on the device with `autostruct nas build-lut` "
                 "(options --space, --image-size, --in-channels, --num-classes)."
             )
-        return self.overhead_ms + sum(max(self.blocks[k] - self.overhead_ms, 0.0) for k in keys)
+        overhead = self.overhead_ms
+        return overhead + sum(max(self.blocks[k] - overhead, 0.0) for k in keys)
 
     def covers(self, space: SearchSpace) -> list[str]:
         """Keys of ``space``'s blocks this profile lacks (empty when it covers the whole space)."""
-        keys = [b.key for b in all_block_shapes(space, self.in_channels, self.image_size, self.num_classes)]
-        return [k for k in keys if k not in self.blocks]
+        return self.table.missing(b.key for b in all_block_shapes(space, self.in_channels, self.image_size, self.num_classes))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": PROFILE_FORMAT,
-            "device": self.device,
-            "space": self.space,
-            "image_size": self.image_size,
-            "in_channels": self.in_channels,
-            "num_classes": self.num_classes,
-            "overhead_ms": self.overhead_ms,
-            "blocks": self.blocks,
-            "meta": self.meta,
-        }
+    def with_meta(self, **meta: Any) -> LatencyProfile:
+        """A copy with extra ``meta`` fields (e.g. the result of :func:`check_lut`)."""
+        table = LatencyTable(
+            device=self.table.device,
+            backend=self.table.backend,
+            threads=self.table.threads,
+            host=dict(self.table.host),
+            entries=dict(self.table.entries),
+            meta={**self.table.meta, **meta},
+        )
+        return LatencyProfile(table, self.source)
 
 
 def save_profile(profile: LatencyProfile, path: str | Path) -> Path:
-    return write_json_atomic(path, profile.to_dict())
+    """Write the profile as JSON, atomically."""
+    return profile.table.save(path)
 
 
 def load_profile(path: str | Path) -> LatencyProfile:
@@ -100,88 +138,57 @@ def load_profile(path: str | Path) -> LatencyProfile:
         )
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AutostructError(f"Device profile '{path}' is not valid JSON: {exc}.") from None
-    if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
-        raise AutostructError(
-            f"'{path}' is not an autostruct latency profile (expected \"format\": \"{PROFILE_FORMAT}\"). "
-            "Build one with `autostruct nas build-lut`."
-        )
-    try:
-        return LatencyProfile(
-            device=str(data["device"]),
-            space=dict(data["space"]),
-            image_size=int(data["image_size"]),
-            in_channels=int(data["in_channels"]),
-            num_classes=int(data["num_classes"]),
-            overhead_ms=float(data["overhead_ms"]),
-            blocks={str(k): float(v) for k, v in data["blocks"].items()},
-            meta=dict(data.get("meta", {})),
-            source=str(path),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise AutostructError(f"Device profile '{path}' is missing or has a bad field: {exc!r}.") from None
+    table = LatencyTable.from_dict(data, source=f"Device profile '{path}'")
+    return LatencyProfile(table, str(path))
 
 
 # ---------------------------------------------------------------------- measurement
 
 
-def _onnx_bytes(module: nn.Module, x: torch.Tensor) -> bytes:
-    buf = io.BytesIO()
+def _session(module: nn.Module, x: torch.Tensor, threads: int, tmp: Path) -> Callable[[], None]:
+    """An onnxruntime session of ``module`` opened as autostruct times models (:func:`onnx_session`)."""
+    path = tmp / "block.onnx"
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         # The TorchScript exporter takes ~0.1 s per block where the dynamo one takes seconds; a table holds ~75.
-        try:
-            torch.onnx.export(module, (x,), buf, dynamo=False, input_names=["x"], opset_version=17)
-        except Exception:  # pragma: no cover - only if a future torch drops the TorchScript exporter
-            buf = io.BytesIO()
-            torch.onnx.export(module, (x,), buf, input_names=["x"])
-    return buf.getvalue()
+        torch.onnx.export(module.eval(), (x,), str(path), dynamo=False, input_names=["input"], output_names=["output"])
+    sess = onnx_session(path, threads)
+    feed = {sess.get_inputs()[0].name: x.numpy()}
+    return lambda: sess.run(None, feed)
 
 
-class _Timer:
-    """One onnxruntime session per model; ``median_ms`` of timed runs after warm-up."""
-
-    def __init__(self, threads: int) -> None:
-        import onnxruntime as ort
-
-        self._ort = ort
-        self.threads = threads
-
-    def session(self, module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
-        opts = self._ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        sess = self._ort.InferenceSession(_onnx_bytes(module.eval(), x), opts, providers=["CPUExecutionProvider"])
-        feed = {sess.get_inputs()[0].name: x.numpy()}
-        return lambda: sess.run(None, feed)
-
-    @staticmethod
-    def median_ms(run: Callable[[], None], warmup: int, runs: int) -> float:
-        for _ in range(warmup):
-            run()
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - t0)
-        return float(np.median(times) * 1e3)
+def _median_ms(run: Callable[[], None], warmup: int, runs: int) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        run()
+        times.append(time.perf_counter_ns() - t0)
+    return float(np.median(times) / 1e6)
 
 
 def _measure_many(
     items: list[tuple[str, nn.Module, torch.Tensor]], threads: int, warmup: int, runs: int, rounds: int, tick: Callable[[], None]
 ) -> dict[str, float]:
     """Median over ``rounds`` interleaved passes of each model's median latency (interleaving spreads host noise)."""
-    timer = _Timer(threads)
     runners = []
-    for key, module, x in items:
-        runners.append((key, timer.session(module, x)))
-        tick()
+    with tempfile.TemporaryDirectory(prefix="autostruct-lut-") as tmp:
+        for key, module, x in items:
+            runners.append((key, _session(module, x, threads, Path(tmp))))
+            tick()
     per_round: dict[str, list[float]] = {k: [] for k, _ in runners}
-    for _ in range(rounds):
-        for key, run in runners:
-            per_round[key].append(timer.median_ms(run, warmup, runs))
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection inside a timed run would land on one block only
+    try:
+        for _ in range(rounds):
+            for key, run in runners:
+                per_round[key].append(_median_ms(run, warmup, runs))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return {k: float(np.median(v)) for k, v in per_round.items()}
 
 
@@ -253,32 +260,21 @@ def build_lut(
     with torch.no_grad(), _progress(len(items), "measuring blocks", progress) as tick:
         times = _measure_many(items, threads, warmup, runs, rounds, tick)
     overhead = times.pop("__overhead__")
-    import onnxruntime as ort
-
     meta = {
-        "backend": "onnxruntime",
-        "onnxruntime": ort.__version__,
-        "torch": torch.__version__,
-        "threads": threads,
+        "kind": PROFILE_KIND,
+        "space": space.to_dict(),
+        "image_size": image_size,
+        "in_channels": in_channels,
+        "num_classes": num_classes,
+        "overhead_ms": overhead,
         "batch_size": 1,
-        "runs": runs,
         "warmup": warmup,
+        "runs": runs,
         "rounds": rounds,
-        "host": platform.node(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    return LatencyProfile(
-        device=device,
-        space=space.to_dict(),
-        image_size=image_size,
-        in_channels=in_channels,
-        num_classes=num_classes,
-        overhead_ms=overhead,
-        blocks=times,
-        meta=meta,
-    )
+    table = LatencyTable(device=device, backend="onnxruntime", threads=threads, entries=times, meta=meta)
+    return LatencyProfile(table)
 
 
 def spearman(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> float:
@@ -340,7 +336,7 @@ def check_lut(
         (str(i), NASNet(a, profile.num_classes, profile.in_channels), torch.randn(1, profile.in_channels, profile.image_size, profile.image_size))
         for i, a in enumerate(archs)
     ]
-    threads = threads or int(profile.meta.get("threads", 1))
+    threads = threads or profile.table.threads
     with torch.no_grad(), _progress(len(items), "measuring networks", progress) as tick:
         measured = _measure_many(items, threads, warmup, runs, rounds, tick)
     predicted = [profile.predict(a) for a in archs]
