@@ -105,6 +105,7 @@ class NASFinetuneConfig(StrictModel):
     lr: float = Field(0.01, gt=0, description="From inherited weights; from scratch uses 10x this.")
     batch_size: int = Field(128, ge=1)
     from_scratch: bool = Field(False, description="Re-initialize the weights instead of inheriting the supernet's.")
+    train_size: int | None = Field(None, ge=1, description="Train on this many training images; None for all.")
 
 
 class LutConfig(StrictModel):

@@ -38,6 +38,11 @@ from autostruct.nas.space import Architecture, SearchSpace
 from autostruct.rl.env import CategoricalSpec
 
 
+def observation_size(space: SearchSpace, num_datasets: int) -> int:
+    """Length of :class:`NASEnv`'s observation (what the policy's input layer takes)."""
+    return num_datasets + 2 * len(COST_NAMES) + 2 * space.num_decisions + len(COST_NAMES)
+
+
 class NASEnv:
     """One task's NAS environment (implements :class:`autostruct.rl.env.Env`)."""
 
@@ -71,8 +76,7 @@ class NASEnv:
 
         self.action_spec = CategoricalSpec(space.choice_counts)
         self.max_episode_steps = space.num_decisions
-        n = space.num_decisions
-        self.observation_size = num_datasets + 2 * len(COST_NAMES) + 2 * n + len(COST_NAMES)
+        self.observation_size = observation_size(space, num_datasets)
         self._min_index = [d.choices.index(min(d.choices)) for d in space.decisions]
         self._task_features = self._encode_task()
         self._prefix: list[int] = []

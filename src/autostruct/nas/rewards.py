@@ -7,12 +7,12 @@ Pure functions, named as in the papers. With ``Q`` the accuracy, ``T`` a cost an
 - ``mnas_hard``: the same with ``alpha = 0, beta = -1`` (MnasNet's hard constraint; TuNAS ``mnas_hard`` is
   ``Q * min((T / T0) ** beta, 1)``, identical for ``alpha = 0``).
 - ``abs`` (TuNAS, Bender et al. 2020): ``Q + beta * sum |T / T0 - 1|``, ``beta < 0``: hits the target from both
-  sides in one search (default ``beta = -0.07``... TuNAS tunes it; larger ``|beta|`` pulls harder to the target).
+  sides in one search. Default ``beta = -0.07``; a larger ``|beta|`` pulls harder towards the target.
 
 Several costs multiply (``mnas_*``) or add their penalties (``abs``).
 
 >>> round(mnas_soft(0.9, {"flops": 2e7}, {"flops": 1e7}), 4)
-0.8569
+0.8574
 >>> mnas_hard(0.9, {"flops": 5e6}, {"flops": 1e7})
 0.9
 """

@@ -1,0 +1,515 @@
+"""The MTNAS run: supernets -> device profiles -> one env per task -> one IMPALA search -> train, export, report.
+
+A run owns one folder (``output_dir``)::
+
+    run.json                 what this folder is (format, name, settings fingerprint)
+    config.yaml              the validated config
+    supernets/<data>.json    the cached supernet's path and training metrics, per dataset
+    profiles/<task>.json     the latency profile a task is priced with (host: measured here, with its check)
+    search/                  the engine's run: checkpoint.pt, episodes.jsonl, metrics, TensorBoard events
+    tasks/<task>/            arch.json, model.pt, model.onnx, task.json (one folder per finished task)
+    policy.pt                the trained controller
+    results.json             everything per task + evaluated architectures, totals, config and versions
+    report.html              rendered from results.json
+
+One controller (the engine's categorical LSTM policy; the task is in its observation) is trained by IMPALA
+actors on every task at once, with Monte Carlo returns and truncated importance weights (``algorithm="mc"``).
+Every phase writes atomically and is skipped on ``resume`` when its output exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from autostruct.errors import AutostructError
+from autostruct.nas.config import NASConfig, NASTask
+from autostruct.nas.env import NASEnvFactory, make_evaluator, observation_size
+from autostruct.nas.evaluate import TaskCosts
+from autostruct.nas.space import SearchSpace, get_space
+from autostruct.utils.io import write_json_atomic, write_text_atomic
+
+log = logging.getLogger("autostruct.nas")
+
+RUN_FORMAT = "autostruct.nas-run/1"
+RESULTS_FORMAT = "autostruct.nas-results/1"
+#: Config fields that may change between a run and its resume (they don't change what was already done).
+_RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device", "lut"}
+
+
+@dataclass
+class NASRunResult:
+    """What :func:`search` returns: the parsed ``results.json`` plus where things are."""
+
+    output_dir: Path
+    results: dict[str, Any]
+    report_path: Path
+    policy_path: Path
+
+    @property
+    def tasks(self) -> list[dict[str, Any]]:
+        return self.results["tasks"]
+
+
+@dataclass(frozen=True)
+class DataKey:
+    dataset: str
+    classes: tuple[int, ...] | None
+    root: str | None
+
+    @property
+    def label(self) -> str:
+        return self.dataset + (f"-c{'_'.join(map(str, self.classes))}" if self.classes else "")
+
+
+def _data_key(task: NASTask) -> DataKey:
+    return DataKey(task.dataset, tuple(task.classes) if task.classes else None, task.root)
+
+
+def task_name(i: int, task: NASTask) -> str:
+    """A folder-safe, readable task name: ``t0-fashion-mnist-latency_ms2``."""
+    budgets = "-".join(f"{k}{v:g}" for k, v in task.budgets.items())
+    raw = f"t{i}-{_data_key(task).label}-{budgets}"
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", raw)
+
+
+def _fingerprint(cfg: NASConfig) -> str:
+    d = cfg.model_dump(mode="json")
+    for k in _RESUMABLE_FIELDS:
+        d.pop(k, None)
+    d["search"].pop("episodes", None)  # a resumed run may extend its episode budget
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _say(progress: bool, msg: str) -> None:
+    log.info(msg)
+    if progress:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold cyan]autostruct nas[/] {msg}", highlight=False)
+
+
+def prepare_output_dir(cfg: NASConfig, *, resume: bool, overwrite: bool) -> Path:
+    """Create or reuse ``output_dir``; refuse to mix runs unless told to resume or overwrite."""
+    out = Path(cfg.output_dir)
+    marker = out / "run.json"
+    if out.exists() and any(out.iterdir()):
+        if not marker.is_file():
+            raise AutostructError(f"output_dir '{out}' exists and is not an autostruct run folder. Choose another output_dir.")
+        info = json.loads(marker.read_text())
+        if overwrite:
+            shutil.rmtree(out)
+        elif not resume:
+            raise AutostructError(
+                f"output_dir '{out}' already holds a run ('{info.get('name')}'). Pass --resume to continue it or "
+                "--overwrite to start again."
+            )
+        elif info.get("format") != RUN_FORMAT or info.get("fingerprint") != _fingerprint(cfg):
+            raise AutostructError(
+                f"Cannot resume '{out}': it was started with different tasks, space, supernet or search settings. "
+                f"Only {', '.join(sorted(_RESUMABLE_FIELDS))} and search.episodes may change on --resume; use "
+                "--overwrite or another output_dir."
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        write_json_atomic(marker, {"format": RUN_FORMAT, "name": cfg.name, "fingerprint": _fingerprint(cfg)})
+    return out
+
+
+# ---------------------------------------------------------------------- phases
+
+
+class _Data:
+    """Datasets loaded lazily, once per key (the search's val carve is ``search.val_size``)."""
+
+    def __init__(self, cfg: NASConfig) -> None:
+        self.cfg = cfg
+        self._cache: dict[DataKey, Any] = {}
+
+    def __call__(self, key: DataKey) -> Any:
+        if key not in self._cache:
+            from autostruct.data import load_dataset
+
+            self._cache[key] = load_dataset(
+                key.dataset,
+                root=key.root,
+                val_size=self.cfg.search.val_size,
+                seed=self.cfg.seed,
+                classes=list(key.classes) if key.classes else None,
+            )
+        return self._cache[key]
+
+
+def _space(cfg: NASConfig, data: Any) -> SearchSpace:
+    return get_space(cfg.space, data.image_size).scaled(cfg.width)
+
+
+def prepare_supernets(cfg: NASConfig, out: Path, keys: list[DataKey], datas: _Data, progress: bool) -> dict[DataKey, dict[str, Any]]:
+    """Train (or fetch from the cache) one supernet per dataset; record where it is."""
+    from autostruct.nas.train_supernet import get_or_train_supernet
+
+    recs: dict[DataKey, dict[str, Any]] = {}
+    for key in keys:
+        rec_path = out / "supernets" / f"{key.label}.json"
+        if rec_path.is_file():
+            rec = json.loads(rec_path.read_text())
+            if Path(rec["path"]).is_file():
+                recs[key] = rec
+                continue
+        data = datas(key)
+        space = _space(cfg, data)
+        _say(progress, f"supernet for {key.label}: {space.num_architectures():.3g} architectures, "
+                       f"{cfg.supernet.epochs} epochs ({cfg.supernet.sampling} sampling), cached after training")
+        _, info = get_or_train_supernet(
+            space, data, cfg.supernet, seed=cfg.seed, val_size=cfg.search.val_size, device=cfg.device, progress=progress
+        )
+        rec = {"dataset": key.dataset, "classes": list(key.classes) if key.classes else None, "path": str(info.path),
+               "cache_hit": info.hit, "metrics": info.metrics}
+        write_json_atomic(rec_path, rec)
+        recs[key] = rec
+    return recs
+
+
+def prepare_profiles(
+    cfg: NASConfig, out: Path, tasks: list[NASTask], names: list[str], datas: _Data, progress: bool
+) -> dict[int, str]:
+    """The latency profile of each task that prices latency: measured here for ``device: host``, else loaded."""
+    from autostruct.nas.lut import build_lut, check_lut, load_profile, save_profile
+
+    paths: dict[int, str] = {}
+    for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
+        if "latency_ms" not in task.budgets:
+            continue
+        data = datas(_data_key(task))
+        space = _space(cfg, data)
+        if task.device != "host":
+            profile = load_profile(task.device)
+            missing = profile.covers(space)
+            if missing:
+                raise AutostructError(
+                    f"Task {name}: device profile '{task.device}' lacks {len(missing)} block(s) of this space and input "
+                    f"shape, e.g. '{missing[0]}'. Measure it on the device with `autostruct nas build-lut --space "
+                    f"{cfg.space if isinstance(cfg.space, str) else '<file>'} --image-size {data.image_size} "
+                    f"--in-channels {data.in_channels} --num-classes {data.num_classes}`."
+                )
+            paths[i] = task.device
+            continue
+        path = out / "profiles" / f"host-{_data_key(task).label}.json"
+        if not path.is_file():
+            _say(progress, f"latency table for {_data_key(task).label} on this host (onnxruntime, {cfg.lut.threads} thread(s))")
+            profile = build_lut(
+                space, data.image_size, data.in_channels, data.num_classes, device="host", threads=cfg.lut.threads,
+                warmup=cfg.lut.warmup, runs=cfg.lut.runs, rounds=cfg.lut.rounds, seed=cfg.seed, progress=progress,
+            )
+            if cfg.lut.check_archs >= 2:
+                check = check_lut(profile, space, cfg.lut.check_archs, seed=cfg.seed, warmup=cfg.lut.warmup,
+                                  runs=cfg.lut.runs, rounds=cfg.lut.rounds, progress=progress)
+                profile = profile.with_meta(check=check.as_dict())
+                _say(progress, f"  predicted vs measured latency of {cfg.lut.check_archs} networks: Spearman "
+                               f"{check.spearman:.3f} (target >= 0.9)")
+            save_profile(profile, path)
+        paths[i] = str(path)
+    return paths
+
+
+def make_factories(
+    cfg: NASConfig, tasks: list[NASTask], names: list[str], supernets: dict[DataKey, dict[str, Any]], profiles: dict[int, str]
+) -> list[NASEnvFactory]:
+    keys = list(dict.fromkeys(_data_key(t) for t in tasks))
+    s = cfg.search
+    return [
+        NASEnvFactory(
+            space=cfg.space,
+            dataset=t.dataset,
+            budgets=dict(t.budgets),
+            supernet_path=supernets[_data_key(t)]["path"],
+            classes=tuple(t.classes) if t.classes else None,
+            root=t.root,
+            width=cfg.width,
+            profile_path=profiles.get(i),
+            task_id=i,
+            dataset_index=keys.index(_data_key(t)),
+            num_datasets=len(keys),
+            val_size=s.val_size,
+            recal_batches=s.recal_batches,
+            recal_batch_size=s.recal_batch_size,
+            reward=s.reward,
+            reward_alpha=s.reward_alpha,
+            reward_beta=s.reward_beta,
+            mask_infeasible=s.mask_infeasible,
+            seed=cfg.seed,
+            name=names[i],
+        )
+        for i, t in enumerate(tasks)
+    ]
+
+
+def check_budgets(cfg: NASConfig, tasks: list[NASTask], names: list[str], datas: _Data, profiles: dict[int, str]) -> None:
+    """Fail before any search if a budget is unreachable (the envs would only fail inside actor processes)."""
+    from autostruct.nas.lut import load_profile
+
+    for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
+        data = datas(_data_key(task))
+        profile = load_profile(profiles[i]) if i in profiles else None
+        TaskCosts(data.in_channels, data.image_size, data.num_classes, profile).check_budgets(
+            _space(cfg, data), task.budgets, where=f"Task {name}"
+        )
+
+
+def policy_spec(cfg: NASConfig, space: SearchSpace, num_datasets: int) -> Any:
+    from autostruct.rl import CategoricalSpec, PolicySpec
+
+    return PolicySpec(
+        observation_size=observation_size(space, num_datasets),
+        action_spec=CategoricalSpec(space.choice_counts),
+        use_lstm=cfg.rl.use_lstm,
+    )
+
+
+def best_in_budget(episodes: list[Any], task_id: int) -> tuple[Any, int, int] | None:
+    """(best episode among those meeting their budgets, its 1-based index among the task's episodes, count)."""
+    task_eps = [e for e in episodes if e.task_id == task_id]
+    best, best_i = None, 0
+    for i, e in enumerate(task_eps, start=1):
+        if e.info.get("meets_budgets") and (best is None or e.reward > best.reward):
+            best, best_i = e, i
+    return (best, best_i, len(task_eps)) if best is not None else None
+
+
+def _latency(model: torch.nn.Module, x: torch.Tensor, runs: int) -> float:
+    from autostruct.measure import measure_latency
+
+    return float(measure_latency(model, x, backend="onnxruntime", runs=runs, warmup=5, threads=1).median_ms)
+
+
+def _finish_task(
+    cfg: NASConfig,
+    out: Path,
+    name: str,
+    task_id: int,
+    task: NASTask,
+    data: Any,
+    supernet_path: str,
+    profile_path: str | None,
+    chosen: tuple[Any, int, int],
+    search_episodes: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Build the chosen architecture with inherited weights, train it further, export, measure."""
+    from autostruct.export import export
+    from autostruct.measure import count_flops
+    from autostruct.models.registry import create_model
+    from autostruct.models.train import evaluate, fine_tune
+    from autostruct.nas.costs import arch_cost
+    from autostruct.nas.lut import load_profile
+    from autostruct.nas.train_supernet import load_supernet
+
+    task_dir = out / "tasks" / name
+    done = task_dir / "task.json"
+    from_scratch = cfg.finetune.from_scratch
+    if done.is_file():
+        rec = json.loads(done.read_text())
+        if rec.get("search_episodes") == search_episodes and rec.get("from_scratch") == from_scratch:
+            return rec
+    best, episodes_to_best, n_task_eps = chosen
+    space = _space(cfg, data)
+    arch = space.arch(best.info["arch"])
+    _say(progress, f"task {name}: best architecture {arch} (reward {best.reward:.4f}); "
+                   + ("training from scratch" if from_scratch else "fine-tuning inherited weights"))
+    write_json_atomic(task_dir / "arch.json", arch.to_json())
+    supernet = load_supernet(supernet_path, data.num_classes, data.in_channels)
+    evaluator = make_evaluator(supernet, data, cfg.search.val_size, cfg.search.recal_batches,
+                              cfg.search.recal_batch_size, cfg.seed)
+    model = evaluator.model(arch).to(memory_format=torch.contiguous_format)
+    acc_before = evaluate(model, data.test, device=cfg.device).accuracy
+    acc_after = None
+    if from_scratch:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            fresh = create_model(**{"name": model.autostruct_spec["name"], **model.autostruct_spec["kwargs"]})
+        model = fresh
+    if cfg.finetune.epochs > 0:
+        lr = cfg.finetune.lr * (10 if from_scratch else 1)
+        ft_data = data
+        if cfg.finetune.train_size is not None:
+            ft_data = dataclasses.replace(data, train=data.train.subset(cfg.finetune.train_size, seed=cfg.seed))
+        fine_tune(model, ft_data, cfg.finetune.epochs, lr=lr, batch_size=cfg.finetune.batch_size, seed=cfg.seed,
+                  device=cfg.device, progress=progress, channels_last=True)
+        acc_after = evaluate(model, data.test, device=cfg.device).accuracy
+    model = model.cpu().eval().to(memory_format=torch.contiguous_format)
+    x = torch.zeros(1, data.in_channels, data.image_size, data.image_size)
+    cost = count_flops(model, x)
+    formula = arch_cost(arch, data.in_channels, data.image_size, data.num_classes)
+    if (cost.flops, cost.params) != (formula.flops, formula.params):
+        raise RuntimeError(f"task {name}: counted cost {cost} differs from the space's formula {formula}; this is a bug")
+    predicted = load_profile(profile_path).predict(arch) if profile_path else None
+    costs = {"flops": cost.flops, "params": cost.params, "latency_ms": predicted}
+    over = {k: (costs[k], t) for k, t in task.budgets.items() if costs[k] is not None and costs[k] > t * (1 + 1e-9)}
+    if over:
+        raise RuntimeError(f"task {name}: the chosen architecture breaks its budgets {over}; this is a bug")
+    rec = {
+        "task": name,
+        "task_id": task_id,
+        "dataset": task.dataset,
+        "classes": list(task.classes) if task.classes else None,
+        "budgets": dict(task.budgets),
+        "device": task.device,
+        "arch": arch.to_json(),
+        "arch_str": str(arch),
+        "flops": int(cost.flops),
+        "params": int(cost.params),
+        "latency_ms": _latency(model, x, cfg.latency_runs),
+        "predicted_latency_ms": predicted,
+        "accuracy": best.info["accuracy"],
+        "reward": best.reward,
+        "accuracy_before_finetune": acc_before,
+        "accuracy_after_finetune": acc_after,
+        "from_scratch": from_scratch,
+        "finetune_epochs": cfg.finetune.epochs,
+        "episodes_to_best": episodes_to_best,
+        "episodes": n_task_eps,
+        "search_episodes": search_episodes,
+        "found_at_seconds": float(best.wall_time),
+    }
+    paths = export(model, task_dir, x, metadata={k: rec[k] for k in ("task", "dataset", "classes", "budgets", "arch")})
+    rec["model_path"], rec["onnx_path"] = str(paths.model_pt), str(paths.onnx)
+    write_json_atomic(done, rec)
+    return rec
+
+
+def _evaluated(episodes: list[Any], names: list[str]) -> dict[str, dict[str, list[Any]]]:
+    """Per task, the architectures evaluated in the search (for the accuracy-vs-cost scatter and reward curves)."""
+    out: dict[str, dict[str, list[Any]]] = {
+        n: {"episode": [], "accuracy": [], "reward": [], "flops": [], "params": [], "latency_ms": [], "meets_budgets": []}
+        for n in names
+    }
+    for e in episodes:
+        d = out[names[e.task_id]]
+        d["episode"].append(e.episode_index)
+        for k in ("accuracy", "flops", "params", "latency_ms", "meets_budgets"):
+            d[k].append(e.info.get(k))
+        d["reward"].append(float(e.reward))
+    return out
+
+
+# ---------------------------------------------------------------------- entry point
+
+
+def _parse(config: NASConfig | dict[str, Any] | str | Path) -> NASConfig:
+    from autostruct.config import load_yaml, parse_config
+
+    if isinstance(config, (str, Path)):
+        return load_yaml(NASConfig, config)
+    if isinstance(config, dict):
+        return parse_config(NASConfig, config)
+    return config
+
+
+def search(
+    config: NASConfig | dict[str, Any] | str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    from_scratch: bool | None = None,
+    progress: bool = True,
+) -> NASRunResult:
+    """Run a multi-task NAS end to end (see the module docstring for what lands where).
+
+    ``from_scratch`` overrides ``finetune.from_scratch`` (the CLI's ``--from-scratch``).
+    """
+    cfg = _parse(config)
+    from autostruct.nas import supernet as _registers_nas_model  # noqa: F401  (load_model needs the builder)
+    from autostruct.report.nas_report import render_nas_report
+    from autostruct.rl import run_impala, save_policy
+    from autostruct.utils.versions import versions
+
+    if from_scratch is not None:
+        cfg = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(update={"from_scratch": from_scratch})})
+    if cfg.finetune.from_scratch and cfg.finetune.epochs < 1:
+        raise AutostructError("Training from scratch needs finetune.epochs >= 1 (e.g. finetune: {epochs: 10}).")
+    t_start = time.monotonic()
+    tasks = list(cfg.tasks)
+    names = [task_name(i, t) for i, t in enumerate(tasks)]
+    keys = list(dict.fromkeys(_data_key(t) for t in tasks))
+    datas = _Data(cfg)
+    # Validate what needs no training first: space, budgets against FLOPs/params, device profile files.
+    for key in keys:
+        _space(cfg, datas(key))
+    out = prepare_output_dir(cfg, resume=resume, overwrite=overwrite)
+    supernets = prepare_supernets(cfg, out, keys, datas, progress)
+    profiles = prepare_profiles(cfg, out, tasks, names, datas, progress)
+    check_budgets(cfg, tasks, names, datas, profiles)
+    factories = make_factories(cfg, tasks, names, supernets, profiles)
+    space0 = _space(cfg, datas(keys[0]))
+
+    _say(progress, f"search: {len(tasks)} tasks, {cfg.search.episodes} episodes, {cfg.rl.actors} actor(s) on "
+                   f"'{cfg.backend.name}', reward {cfg.search.reward}")
+    t_search = time.monotonic()
+    result = run_impala(
+        factories, policy_spec(cfg, space0, len(keys)), total_episodes=cfg.search.episodes, run_dir=out / "search",
+        rl=cfg.rl, backend=cfg.backend, algorithm="mc", resume=True, seed=cfg.seed, progress=progress,
+    )
+    search_wall = time.monotonic() - t_search
+    policy_path = save_policy(result.policy, out / "policy.pt", metadata={"space": cfg.model_dump(mode="json")["space"],
+                                                                           "tasks": names, "seed": cfg.seed})
+    records = []
+    for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
+        chosen = best_in_budget(result.episodes, i)
+        if chosen is None:
+            raise AutostructError(
+                f"Task {name}: none of its episodes met its budgets {task.budgets}. Raise search.episodes, relax the "
+                "budgets, or set search.mask_infeasible: true."
+            )
+        key = _data_key(task)
+        records.append(_finish_task(cfg, out, name, i, task, datas(key), supernets[key]["path"], profiles.get(i), chosen,
+                                    len(result.episodes), progress))
+
+    supernet_seconds = sum(float(supernets[k]["metrics"].get("seconds", 0.0)) for k in keys)
+    results = {
+        "format": RESULTS_FORMAT,
+        "name": cfg.name,
+        "tasks": records,
+        "totals": {
+            "tasks": len(tasks),
+            "datasets": len(keys),
+            "episodes": len(result.episodes),
+            "distinct_architectures": len({(e.task_id, tuple(e.info.get("arch", ()))) for e in result.episodes}),
+            "supernet_training_seconds": supernet_seconds,
+            "search_seconds": float(result.elapsed_s),
+            "search_wall_seconds_this_session": search_wall,
+            "wall_seconds_this_session": time.monotonic() - t_start,
+            "learner_updates": result.updates,
+            "env_steps": result.env_steps,
+            "actor_restarts": {str(k): v for k, v in result.actor_restarts.items()},
+            "mean_accuracy_after_finetune": (
+                sum(r["accuracy_after_finetune"] for r in records) / len(records)
+                if all(r["accuracy_after_finetune"] is not None for r in records) else None
+            ),
+        },
+        "space": space0.to_dict() if isinstance(cfg.space, dict) else cfg.space,
+        "supernets": {k.label: supernets[k] for k in keys},
+        "profiles": {names[i]: p for i, p in profiles.items()},
+        "evaluated": _evaluated(result.episodes, names),
+        "policy_path": str(policy_path),
+        "config": cfg.model_dump(mode="json"),
+        "versions": versions(),
+    }
+    write_json_atomic(out / "results.json", results)
+    report = render_nas_report(out)
+    _say(progress, f"done: {out / 'results.json'} and {report}")
+    return NASRunResult(out, results, report, policy_path)
+
+
+__all__ = ["NASRunResult", "best_in_budget", "search", "task_name"]
