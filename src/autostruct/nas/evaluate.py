@@ -50,6 +50,10 @@ class ArchEvaluator:
         self._cache: dict[tuple[int, ...], float] = {}
         self.evaluations = 0  # distinct architectures actually evaluated
 
+    def clear_cache(self) -> None:
+        """Forget memoized accuracies (e.g. so that each compared searcher pays for its own evaluations)."""
+        self._cache.clear()
+
     def model(self, arch: Architecture) -> NASNet:
         """The standalone network of ``arch`` with inherited weights and recalibrated BN (eval mode)."""
         child = extract(self.supernet, arch, image_size=self.image_size).to(memory_format=torch.channels_last)
