@@ -100,8 +100,11 @@ def _say(progress: bool, msg: str) -> None:
         Console(stderr=True).print(f"[bold cyan]autostruct nas[/] {msg}", highlight=False)
 
 
-def prepare_output_dir(cfg: NASConfig, *, resume: bool, overwrite: bool) -> Path:
-    """Create or reuse ``output_dir``; refuse to mix runs unless told to resume or overwrite."""
+def prepare_output_dir(cfg: NASConfig, *, resume: bool, overwrite: bool, dry_run: bool = False) -> Path:
+    """Create or reuse ``output_dir``; refuse to mix runs unless told to resume or overwrite.
+
+    ``dry_run`` only raises the errors, touching nothing.
+    """
     out = Path(cfg.output_dir)
     marker = out / "run.json"
     if out.exists() and any(out.iterdir()):
@@ -109,6 +112,8 @@ def prepare_output_dir(cfg: NASConfig, *, resume: bool, overwrite: bool) -> Path
             raise AutostructError(f"output_dir '{out}' exists and is not an autostruct run folder. Choose another output_dir.")
         info = json.loads(marker.read_text())
         if overwrite:
+            if dry_run:
+                return out
             shutil.rmtree(out)
         elif not resume:
             raise AutostructError(
@@ -121,6 +126,8 @@ def prepare_output_dir(cfg: NASConfig, *, resume: bool, overwrite: bool) -> Path
                 f"Only {', '.join(sorted(_RESUMABLE_FIELDS))} and search.episodes may change on --resume; use "
                 "--overwrite or another output_dir."
             )
+    if dry_run:
+        return out
     out.mkdir(parents=True, exist_ok=True)
     if not marker.is_file():
         write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -182,10 +189,21 @@ def prepare_supernets(cfg: NASConfig, out: Path, keys: list[DataKey], datas: _Da
     return recs
 
 
-def prepare_profiles(
-    cfg: NASConfig, out: Path, tasks: list[NASTask], names: list[str], datas: _Data, progress: bool
-) -> dict[int, str]:
-    """The latency profile of each task that prices latency: measured here for ``device: host``, else loaded."""
+def _host_profile_path(cfg: NASConfig, space: SearchSpace, data: Any) -> Path:
+    """Host tables are cached like supernets: ``$AUTOSTRUCT_CACHE/luts/host-<key>.json``."""
+    import platform
+
+    from autostruct.nas.train_supernet import supernet_cache_dir
+
+    fields = {"space": space.to_dict(), "shape": [data.in_channels, data.image_size, data.num_classes],
+              "lut": cfg.lut.model_dump(), "seed": cfg.seed, "host": platform.node(), "version": 1}
+    digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+    return supernet_cache_dir().parent / "luts" / f"host-{space.name}-{data.in_channels}x{data.image_size}-n{data.num_classes}-{digest}.json"
+
+
+def prepare_profiles(cfg: NASConfig, tasks: list[NASTask], names: list[str], datas: _Data, progress: bool) -> dict[int, str]:
+    """The latency profile of each task that prices latency: measured here (cached) for ``device: host``, else
+    the given file, checked to cover the task's space and input shape."""
     from autostruct.nas.lut import build_lut, check_lut, load_profile, save_profile
 
     paths: dict[int, str] = {}
@@ -202,11 +220,11 @@ def prepare_profiles(
                     f"Task {name}: device profile '{task.device}' lacks {len(missing)} block(s) of this space and input "
                     f"shape, e.g. '{missing[0]}'. Measure it on the device with `autostruct nas build-lut --space "
                     f"{cfg.space if isinstance(cfg.space, str) else '<file>'} --image-size {data.image_size} "
-                    f"--in-channels {data.in_channels} --num-classes {data.num_classes}`."
+                    f"--in-channels {data.in_channels} --num-classes {data.num_classes} --width {cfg.width:g}`."
                 )
             paths[i] = task.device
             continue
-        path = out / "profiles" / f"host-{_data_key(task).label}.json"
+        path = _host_profile_path(cfg, space, data)
         if not path.is_file():
             _say(progress, f"latency table for {_data_key(task).label} on this host (onnxruntime, {cfg.lut.threads} thread(s))")
             profile = build_lut(
@@ -222,6 +240,17 @@ def prepare_profiles(
             save_profile(profile, path)
         paths[i] = str(path)
     return paths
+
+
+def copy_profiles(out: Path, profiles: dict[int, str], names: list[str]) -> dict[int, str]:
+    """Keep the tables a run was priced with inside its folder (the report and a later resume read these)."""
+    copied = {}
+    for i, src in profiles.items():
+        dst = out / "profiles" / f"{names[i]}.json"
+        if not dst.is_file():
+            write_text_atomic(dst, Path(src).read_text())
+        copied[i] = str(dst)
+    return copied
 
 
 def make_factories(
@@ -256,15 +285,25 @@ def make_factories(
     ]
 
 
-def check_budgets(cfg: NASConfig, tasks: list[NASTask], names: list[str], datas: _Data, profiles: dict[int, str]) -> None:
-    """Fail before any search if a budget is unreachable (the envs would only fail inside actor processes)."""
+def check_budgets(
+    cfg: NASConfig, tasks: list[NASTask], names: list[str], datas: _Data, profiles: dict[int, str] | None
+) -> None:
+    """Fail before any training if a budget is unreachable (the envs would only fail inside actor processes).
+
+    With ``profiles=None`` only FLOPs and params budgets are checked (latency needs the tables).
+    """
     from autostruct.nas.lut import load_profile
 
     for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
         data = datas(_data_key(task))
-        profile = load_profile(profiles[i]) if i in profiles else None
+        budgets = dict(task.budgets)
+        profile = None
+        if profiles is None:
+            budgets.pop("latency_ms", None)
+        elif i in profiles:
+            profile = load_profile(profiles[i])
         TaskCosts(data.in_channels, data.image_size, data.num_classes, profile).check_budgets(
-            _space(cfg, data), task.budgets, where=f"Task {name}"
+            _space(cfg, data), budgets, where=f"Task {name}"
         )
 
 
@@ -444,13 +483,14 @@ def search(
     names = [task_name(i, t) for i, t in enumerate(tasks)]
     keys = list(dict.fromkeys(_data_key(t) for t in tasks))
     datas = _Data(cfg)
-    # Validate what needs no training first: space, budgets against FLOPs/params, device profile files.
-    for key in keys:
-        _space(cfg, datas(key))
-    out = prepare_output_dir(cfg, resume=resume, overwrite=overwrite)
-    supernets = prepare_supernets(cfg, out, keys, datas, progress)
-    profiles = prepare_profiles(cfg, out, tasks, names, datas, progress)
+    # Everything a user can get wrong is checked before the run folder is touched: space, budgets, profiles.
+    prepare_output_dir(cfg, resume=resume, overwrite=overwrite, dry_run=True)
+    check_budgets(cfg, tasks, names, datas, None)
+    profiles = prepare_profiles(cfg, tasks, names, datas, progress)
     check_budgets(cfg, tasks, names, datas, profiles)
+    out = prepare_output_dir(cfg, resume=resume, overwrite=overwrite)
+    profiles = copy_profiles(out, profiles, names)
+    supernets = prepare_supernets(cfg, out, keys, datas, progress)
     factories = make_factories(cfg, tasks, names, supernets, profiles)
     space0 = _space(cfg, datas(keys[0]))
 

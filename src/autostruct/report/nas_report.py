@@ -61,7 +61,8 @@ def _scatter(task: dict[str, Any], ev: dict[str, list[Any]]) -> str:
         if out:
             ax.scatter(*zip(*out, strict=True), s=10, alpha=0.4, c="grey", label="evaluated (over budget)")
         front = pareto_front(list(xs), list(ys))
-        ax.plot([xs[i] for i in front], [ys[i] for i in front], "g-", lw=1.2, label="Pareto front")
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], "g-", lw=1.2, drawstyle="steps-post",
+                label="Pareto front")
     target = task["budgets"].get(cost)
     if target is not None:
         ax.axvline(target * k, color="k", ls="--", lw=1, label="budget")
