@@ -76,9 +76,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--val-size", type=int, default=None)
     ap.add_argument("--train-epochs", type=int, default=None, help="identical training of found vs expert nets")
     ap.add_argument("--train-size", type=int, default=None)
-    ap.add_argument("--actors", type=int, default=2)
+    ap.add_argument("--actors", type=int, default=None, help="default: one per task (equal episodes per task)")
     ap.add_argument("--backend", default="local", choices=["inline", "local"])
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="supernet, data and training seed")
+    ap.add_argument("--seeds", default="0,1,2", help="search seeds (each method runs once per seed)")
     ap.add_argument("--skip-experts", action="store_true")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -87,16 +88,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from autostruct.baselines.nas_evolution import regularized_evolution
     from autostruct.baselines.nas_random import random_search
     from autostruct.baselines.nas_reinforce import reinforce_search
-    from autostruct.config import BackendConfig, RLConfig
+    from autostruct.config import BackendConfig
     from autostruct.data import load_dataset
     from autostruct.models.registry import create_model
-    from autostruct.nas.config import SupernetConfig
+    from autostruct.nas.config import NASConfig, SupernetConfig
     from autostruct.nas.env import NASEnvFactory
     from autostruct.nas.space import mobilenetv2_space
     from autostruct.nas.supernet import extract
     from autostruct.nas.train_supernet import get_or_train_supernet, load_supernet
     from autostruct.rl import CategoricalSpec, PolicySpec, run_impala
 
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     quick = args.quick
     evals = args.evals or (60 if quick else 150)
     val_size = args.val_size or (300 if quick else 1000)
@@ -128,60 +130,75 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                         "train_size": train_size},
                            "supernet_seconds": sn_seconds, "tasks": []}
 
-    # --- MTNAS: one controller for all tasks, evals x tasks episodes in total
     env0 = factories[0]()
     spec = PolicySpec(observation_size=env0.observation_size, action_spec=CategoricalSpec(env0.space.choice_counts))
-    with tempfile.TemporaryDirectory(prefix="mtnas-bench-") as tmp:
-        t0 = time.monotonic()
-        res = run_impala(factories, spec, total_episodes=evals * len(tasks), run_dir=Path(tmp) / "search",
-                         rl=RLConfig(actors=args.actors), backend=BackendConfig(name=args.backend),
-                         algorithm="mc", seed=args.seed, progress=False, tensorboard=False)
-        mt_wall = time.monotonic() - t0
-    out["mtnas_wall_seconds"] = mt_wall
+    envs = [f() for f in factories]
+    rl_cfg = NASConfig.model_fields["rl"].annotation(actors=args.actors or len(tasks))  # the NAS defaults
+    curves: dict[tuple[int, str], list[list[float]]] = {}
+    best_recs: dict[int, dict[str, Any]] = {}
+    mt_wall, st_wall = [], []
+    for seed in seeds:
+        # --- MTNAS: one controller for all tasks, evals x tasks episodes in total
+        with tempfile.TemporaryDirectory(prefix="mtnas-bench-") as tmp:
+            t0 = time.monotonic()
+            res = run_impala(factories, spec, total_episodes=evals * len(tasks), run_dir=Path(tmp) / "search",
+                             rl=rl_cfg, backend=BackendConfig(name=args.backend),
+                             algorithm="mc", seed=seed, progress=False, tensorboard=False)
+            mt_wall.append(time.monotonic() - t0)
+        st = 0.0
+        for i, env in enumerate(envs):
+            curve, best = [], float("-inf")
+            for e in (e for e in res.episodes if e.task_id == i):
+                if e.info.get("meets_budgets") and e.reward > best:
+                    best = e.reward
+                    if seed == seeds[0]:
+                        best_recs[i] = e.info
+                curve.append(best)
+            curves.setdefault((i, "mtnas"), []).append(curve)
+            for name, fn in (("random", random_search), ("evolution", regularized_evolution),
+                             ("reinforce", reinforce_search)):
+                env.evaluator.clear_cache()  # every method pays for its own evaluations
+                r = fn(env, evals, seed=seed)
+                curves.setdefault((i, name), []).append(r.best_so_far())
+                if name == "reinforce":
+                    st += r.seconds
+        st_wall.append(st)
+        print(json.dumps({"seed": seed, "mtnas_wall_seconds": mt_wall[-1], "reinforce_wall_seconds_sum": st}), flush=True)
 
-    st_wall = 0.0
     for i, factory in enumerate(factories):
-        env = factory()
-        methods: dict[str, Any] = {}
-        for name, fn, kw in (("random", random_search, {}), ("evolution", regularized_evolution, {}),
-                             ("reinforce", reinforce_search, {})):
-            env.evaluator.clear_cache()  # every method pays for its own evaluations
-            r = fn(env, evals, seed=args.seed, **kw)
-            methods[name] = r
-            if name == "reinforce":
-                st_wall += r.seconds
-        rewards = [e for e in res.episodes if e.task_id == i]
-        mt_curve, best, best_rec = [], float("-inf"), None
-        for e in rewards:
-            if e.info.get("meets_budgets") and e.reward > best:
-                best, best_rec = e.reward, e.info
-            mt_curve.append(best)
-        target = methods["random"].best_reward
-        row: dict[str, Any] = {
-            "task": factory.name,
-            "budget_flops": tasks[i][1],
-            "random_best_reward": target,
-            "methods": {},
-        }
-        curves = {"mtnas": mt_curve, **{k: v.best_so_far() for k, v in methods.items()}}
-        for k, curve in curves.items():
-            n = evals_to_reach(curve, target)
-            row["methods"][k] = {
-                "evaluations": len(curve),
-                "best_reward": curve[-1] if curve else None,
-                "evals_to_random_best": n,
-                "speedup_vs_random": (evals_to_reach(curves["random"], target) or evals) / n if n else None,
-                "best_so_far_every_10": curve[9::10],
+        row: dict[str, Any] = {"task": factory.name, "budget_flops": tasks[i][1], "methods": {}}
+        for name in ("mtnas", "random", "evolution", "reinforce"):
+            per_seed = []
+            for k, curve in enumerate(curves[(i, name)]):
+                target = curves[(i, "random")][k][-1]
+                n_random = evals_to_reach(curves[(i, "random")][k], target)
+                n = evals_to_reach(curve, target)
+                per_seed.append({"evaluations": len(curve), "best_reward": curve[-1] if curve else None,
+                                 "evals_to_random_best": n, "random_evals_to_its_best": n_random})
+            reached = [p["evals_to_random_best"] for p in per_seed if p["evals_to_random_best"]]
+            row["methods"][name] = {
+                "mean_best_reward": float(sum(p["best_reward"] for p in per_seed) / len(per_seed)),
+                "seeds_reaching_random_best": f"{len(reached)}/{len(per_seed)}",
+                "mean_evals_to_random_best": float(sum(reached) / len(reached)) if reached else None,
+                "mean_best_so_far_every_10": [
+                    float(sum(c[j] for c in curves[(i, name)]) / len(seeds))
+                    for j in range(9, min(len(c) for c in curves[(i, name)]), 10)
+                ],
+                "per_seed": per_seed,
             }
-        row["methods"]["mtnas"]["best_arch"] = best_rec["arch_str"] if best_rec else None
-        row["methods"]["mtnas"]["best_accuracy_val"] = best_rec["accuracy"] if best_rec else None
-        row["methods"]["mtnas"]["best_flops"] = best_rec["flops"] if best_rec else None
+        rnd = row["methods"]["random"]["mean_evals_to_random_best"]
+        for name in ("mtnas", "evolution", "reinforce"):
+            m = row["methods"][name]["mean_evals_to_random_best"]
+            row["methods"][name]["speedup_vs_random"] = rnd / m if rnd and m else None
+        best_rec = best_recs.get(i)
+        if best_rec:
+            row["mtnas_best"] = {k: best_rec[k] for k in ("arch_str", "accuracy", "flops", "reward")}
 
         # --- found vs expert nets after identical training from scratch
         if not args.skip_experts and best_rec is not None:
             d = data[tasks[i][0]]
             sn = load_supernet(supernets[tasks[i][0]].path, d.num_classes, d.in_channels)
-            arch = env.space.arch(best_rec["arch"])
+            arch = envs[i].space.arch(best_rec["arch"])
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(args.seed)
                 spec_kw = extract(sn, arch, image_size=d.image_size).autostruct_spec
@@ -197,9 +214,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                     "test_accuracy": train_and_test(m, d, train_epochs, train_size, args.seed)}
             row["after_identical_training"] = expert_rows
         out["tasks"].append(row)
-        print(json.dumps(row), flush=True)
+        print(json.dumps({k: v for k, v in row.items() if k != "methods"}
+                         | {"methods": {k: {kk: vv for kk, vv in v.items() if kk != "per_seed"}
+                                        for k, v in row["methods"].items()}}), flush=True)
 
-    out["single_task_reinforce_wall_seconds_sum"] = st_wall
+    out["mtnas_wall_seconds"] = mt_wall
+    st_wall_sum = st_wall
+    out["single_task_reinforce_wall_seconds_sum"] = st_wall_sum
     out["total_seconds"] = time.monotonic() - t_all
     if args.out:
         args.out.write_text(json.dumps(out, indent=2) + "\n")

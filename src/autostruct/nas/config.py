@@ -17,6 +17,7 @@ from autostruct.nas.costs import COST_NAMES
 __all__ = [
     "LutConfig",
     "NASConfig",
+    "NASRLConfig",
     "NASFinetuneConfig",
     "NASSearchConfig",
     "NASTask",
@@ -89,7 +90,9 @@ class NASSearchConfig(StrictModel):
     recal_batches: int = Field(4, ge=0, description="Training batches for BN recalibration per architecture.")
     recal_batch_size: int = Field(64, ge=1)
     reward: Literal["mnas_soft", "mnas_hard", "abs"] = "mnas_soft"
-    reward_alpha: float | None = Field(None, description="Exponent under the target (default per reward).")
+    reward_alpha: float | None = Field(
+        None, description="Exponent under the target (default per reward; mnas_soft: 0, MnasNet's paper: -0.07)."
+    )
     reward_beta: float | None = Field(None, description="Exponent over the target, or abs's weight (default per reward).")
     mask_infeasible: bool = Field(
         True,
@@ -118,6 +121,14 @@ class LutConfig(StrictModel):
     check_archs: int = Field(30, ge=0, description="Sampled networks for the Spearman check (0 = skip).")
 
 
+class NASRLConfig(RLConfig):
+    """:class:`~autostruct.config.RLConfig` with defaults for the NAS controller: episodes are short (one per
+    architecture) and few (hundreds, not MTACP's 3e4 steps), so the learner steps harder."""
+
+    learning_rate: float = Field(3e-3, gt=0)
+    entropy_cost: float = Field(1e-3, ge=0)
+
+
 class NASConfig(StrictModel):
     """A multi-task NAS run (``autostruct nas config.yaml``)."""
 
@@ -128,7 +139,7 @@ class NASConfig(StrictModel):
     tasks: list[NASTask]
     supernet: SupernetConfig = SupernetConfig()
     search: NASSearchConfig = NASSearchConfig()
-    rl: RLConfig = RLConfig()
+    rl: NASRLConfig = NASRLConfig()
     finetune: NASFinetuneConfig = NASFinetuneConfig()
     backend: BackendConfig = BackendConfig()
     lut: LutConfig = LutConfig()

@@ -3,7 +3,10 @@
 Pure functions, named as in the papers. With ``Q`` the accuracy, ``T`` a cost and ``T0`` its target:
 
 - ``mnas_soft`` (MnasNet, Tan et al. 2019): ``Q * prod (T / T0) ** w``, ``w = alpha`` if ``T <= T0`` else
-  ``beta``; MnasNet's soft setting is ``alpha = beta = -0.07`` (a net at half the target gains ~5%).
+  ``beta``. Defaults: ``beta = -0.07`` and ``alpha = 0``: no bonus for being under the target, so within budget
+  the reward is the accuracy and the search looks for the most accurate network that fits (what a deployment
+  wants). MnasNet's paper setting ``alpha = beta = -0.07`` (a net at half the target gains ~5%, trading
+  accuracy for cost on both sides) is ``reward_alpha: -0.07``.
 - ``mnas_hard``: the same with ``alpha = 0, beta = -1`` (MnasNet's hard constraint; TuNAS ``mnas_hard`` is
   ``Q * min((T / T0) ** beta, 1)``, identical for ``alpha = 0``).
 - ``abs`` (TuNAS, Bender et al. 2020): ``Q + beta * sum |T / T0 - 1|``, ``beta < 0``: hits the target from both
@@ -13,6 +16,8 @@ Several costs multiply (``mnas_*``) or add their penalties (``abs``).
 
 >>> round(mnas_soft(0.9, {"flops": 2e7}, {"flops": 1e7}), 4)
 0.8574
+>>> mnas_soft(0.9, {"flops": 5e6}, {"flops": 1e7})
+0.9
 >>> mnas_hard(0.9, {"flops": 5e6}, {"flops": 1e7})
 0.9
 """
@@ -30,7 +35,7 @@ REWARDS: tuple[str, ...] = ("mnas_soft", "mnas_hard", "abs")
 
 #: (alpha, beta) per reward when the config leaves them unset.
 DEFAULT_EXPONENTS: dict[str, tuple[float, float]] = {
-    "mnas_soft": (-0.07, -0.07),
+    "mnas_soft": (0.0, -0.07),
     "mnas_hard": (0.0, -1.0),
     "abs": (0.0, -0.07),
 }
@@ -56,9 +61,9 @@ def mnas(accuracy: float, costs: Mapping[str, float], targets: Mapping[str, floa
 
 
 def mnas_soft(
-    accuracy: float, costs: Mapping[str, float], targets: Mapping[str, float], alpha: float = -0.07, beta: float = -0.07
+    accuracy: float, costs: Mapping[str, float], targets: Mapping[str, float], alpha: float = 0.0, beta: float = -0.07
 ) -> float:
-    """MnasNet's soft-constraint reward (``alpha = beta = -0.07``)."""
+    """MnasNet's soft-constraint reward (``beta = -0.07`` over the target; ``alpha`` under it, default 0)."""
     return mnas(accuracy, costs, targets, alpha, beta)
 
 
