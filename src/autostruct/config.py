@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autostruct.errors import AutostructError
 
@@ -88,7 +88,8 @@ def validation_message(model: type[BaseModel], err: ValidationError, source: str
         if e["type"] == "extra_forbidden":
             lines.append(f"unknown key '{_format_loc(loc)}'.{_suggest(model, loc)}")
         else:
-            lines.append(f"'{_format_loc(loc)}': {e['msg']} (got {e.get('input')!r}).")
+            msg = str(e['msg']).removeprefix("Value error, ")
+            lines.append(f"'{_format_loc(loc)}': {msg} (got {e.get('input')!r}).")
     return f"Invalid {source}: " + " ".join(lines)
 
 
@@ -112,3 +113,86 @@ def load_yaml(model: type[M], path: str | Path) -> M:
     except yaml.YAMLError as exc:
         raise AutostructError(f"Config file '{path}' is not valid YAML: {exc}") from None
     return parse_config(model, data, source=f"config '{path}'")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# MTACP: multi-task automated channel pruning
+# --------------------------------------------------------------------------------------------------------------
+
+
+class PruneTask(StrictModel):
+    """One dataset (optionally a class subset) and the FLOPs keep ratios to prune it to."""
+
+    dataset: str
+    classes: list[int] | None = Field(None, description="Class subset, relabelled 0..k-1.")
+    ratios: list[float] = Field(..., min_length=1, description="FLOPs keep ratios alpha in (0, 1].")
+    root: str | None = Field(None, description="Folder with the dataset files (default: search the usual places).")
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios_in_range(cls, v: list[float]) -> list[float]:
+        for r in v:
+            if not 0 < r <= 1:
+                raise ValueError(f"every ratio must be in (0, 1]; got {r}. Use e.g. 0.5 to keep half the FLOPs")
+        if len(set(v)) != len(v):
+            raise ValueError(f"ratios must not repeat; got {v}")
+        return v
+
+
+class BaseTrainingConfig(StrictModel):
+    """How base models (one per dataset/classes) are trained when not found in the cache."""
+
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.1, gt=0)
+
+
+class PruneSearchConfig(StrictModel):
+    """The pruning MDP shared by every task (same env settings for MTACP and the baselines)."""
+
+    episodes: int = Field(600, ge=1, description="Total episodes over all tasks.")
+    val_size: int = Field(2000, ge=1, description="Validation images scored per episode (fixed subset).")
+    lbound: float = Field(0.2, gt=0, le=1, description="Smallest keep ratio of a group.")
+    reward: Literal["acc", "acc_flops", "latency"] = "acc"
+    budget: Literal["exact", "amc", "none"] = Field("exact", description="Action wall (see docs/prune.md).")
+    importance: Literal["l1", "l2", "bn_scale", "taylor"] = "l1"
+    round_to: int = Field(1, ge=1, description="Kept channels are a multiple of this.")
+    recal_batches: int = Field(10, ge=0, description="Batches for BN recalibration (0 = off).")
+
+
+class FinetuneConfig(StrictModel):
+    epochs: int = Field(2, ge=0)
+    lr: float = Field(0.01, gt=0)
+    batch_size: int = Field(128, ge=1)
+
+
+class PruneConfig(StrictModel):
+    """A multi-task pruning run (``autostruct prune config.yaml``)."""
+
+    name: str = "autostruct-prune"
+    output_dir: str = "runs/autostruct-prune"
+    model: str = Field("resnet20", description="Zoo model name or a model.pt written by autostruct export.")
+    width: float = Field(1.0, gt=0)
+    tasks: list[PruneTask] = Field(..., description="Datasets and their ratios; one env per (dataset, ratio).")
+    base_training: BaseTrainingConfig = BaseTrainingConfig()
+    search: PruneSearchConfig = PruneSearchConfig()
+    rl: RLConfig = RLConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    backend: BackendConfig = BackendConfig()
+    latency_runs: int = Field(30, ge=1, description="Timed onnxruntime runs per model in the results.")
+    device: str = "cpu"
+    seed: int = 0
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_valid(cls, v: list[PruneTask]) -> list[PruneTask]:
+        if not v:
+            raise ValueError("the task list is empty; add e.g. {dataset: fashion-mnist, ratios: [0.5]}")
+        seen: set[tuple] = set()
+        for t in v:
+            for r in t.ratios:
+                key = (t.dataset, tuple(t.classes) if t.classes else None, r)
+                if key in seen:
+                    raise ValueError(f"duplicate task {t.dataset} classes={t.classes} ratio={r}; list each once")
+                seen.add(key)
+        return v

@@ -1,1 +1,167 @@
-"""Foundation commands: info, train, measure, export (filled in by the foundation work)."""
+"""Foundation commands: ``info``, ``train``, ``measure``, ``export``."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from autostruct.cli._app import app
+from autostruct.cli.common import console, parse_int_list, user_errors
+
+
+@app.command(epilog="Example: autostruct info --json")
+@user_errors
+def info(
+    data_root: Annotated[str | None, typer.Option(help="Extra folder to look for datasets in.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show versions, the datasets found on this machine, and the registered models."""
+    import onnxruntime
+    import torch
+    import torch_pruning
+
+    import autostruct
+    from autostruct.data import dataset_status
+    from autostruct.models import list_models
+    from autostruct.models.cache import cache_dir
+
+    report = {
+        "versions": {
+            "autostruct": autostruct.__version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_pruning": getattr(torch_pruning, "__version__", "?"),
+            "onnxruntime": onnxruntime.__version__,
+            "cuda_available": torch.cuda.is_available(),
+        },
+        "datasets": dataset_status(data_root),
+        "models": list_models(),
+        "cache": str(cache_dir()),
+    }
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    from rich.table import Table
+
+    console.print("[bold]autostruct[/] " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
+    table = Table("dataset", "status")
+    for name, status in report["datasets"].items():
+        table.add_row(name, status)
+    console.print(table)
+    console.print("models: " + ", ".join(report["models"]))
+    console.print(f"model cache: {report['cache']}")
+
+
+@app.command(
+    epilog="Example: autostruct train --model resnet20 --dataset fashion-mnist --epochs 3 --classes 5,7,9"
+)
+@user_errors
+def train(
+    model: Annotated[str, typer.Option(help="Zoo model name (see `autostruct info`).")] = "resnet20",
+    dataset: Annotated[str, typer.Option(help="Dataset name (see `autostruct info`).")] = "fashion-mnist",
+    epochs: Annotated[int, typer.Option(help="Training epochs (> 0).")] = 3,
+    classes: Annotated[str | None, typer.Option(help="Comma-separated class subset, relabelled 0..k-1.")] = None,
+    width: Annotated[float, typer.Option(help="Width multiplier of the model.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for splits, init and shuffling.")] = 0,
+    data_root: Annotated[str | None, typer.Option(help="Folder holding the dataset files.")] = None,
+    val_size: Annotated[int, typer.Option(help="Images carved from the training set for validation.")] = 5000,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Train a zoo model on a dataset (cached: a second call with the same settings reuses the checkpoint)."""
+    from autostruct import api
+    from autostruct.utils.device import resolve_device
+
+    resolve_device(device)
+    summary = api.train(
+        model,
+        dataset,
+        epochs=epochs,
+        classes=parse_int_list(classes, "--classes"),
+        width=width,
+        seed=seed,
+        root=data_root,
+        val_size=val_size,
+        device=device,
+        progress=not as_json,
+    )
+    if as_json:
+        console.print_json(json.dumps(summary.as_dict()))
+        return
+    cached = " (from cache)" if summary.cache_hit else ""
+    console.print(
+        f"{summary.model} on {summary.dataset}: test accuracy {100 * summary.test_accuracy:.2f}%{cached}, "
+        f"{summary.flops / 1e6:.2f} MFLOPs (MACs), {summary.params / 1e3:.1f}k params"
+    )
+    console.print(f"checkpoint: {summary.checkpoint}")
+
+
+@app.command(epilog="Example: autostruct measure runs/quickstart-prune/tasks/fashion-mnist_r0.5/model.pt --runs 50")
+@user_errors
+def measure(
+    checkpoint: Annotated[str, typer.Argument(help="model.pt (or a folder holding one), or a zoo model name.")],
+    image_size: Annotated[int, typer.Option(help="Input size when CHECKPOINT is a zoo name.")] = 28,
+    in_channels: Annotated[int, typer.Option(help="Input channels when CHECKPOINT is a zoo name.")] = 1,
+    num_classes: Annotated[int, typer.Option(help="Classes when CHECKPOINT is a zoo name.")] = 10,
+    runs: Annotated[int, typer.Option(help="Timed runs per backend (after warm-up).")] = 50,
+    threads: Annotated[int, typer.Option(help="Intra-op threads for both backends.")] = 1,
+    batch: Annotated[int, typer.Option(help="Batch size for latency.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """FLOPs (multiply-accumulates), params, and latency in torch and onnxruntime (median and p90)."""
+    from autostruct import api
+    from autostruct.errors import AutostructError
+    from autostruct.measure import count_flops, measure_latency
+    from autostruct.models import create_model, list_models
+
+    if runs < 1:
+        raise AutostructError(f"--runs must be >= 1, got {runs}.")
+    if Path(checkpoint).exists():
+        net, _ = api.load_any_model(checkpoint)
+    elif checkpoint in list_models():
+        net = create_model(checkpoint, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+    else:
+        raise AutostructError(
+            f"'{checkpoint}' is neither an existing file nor a zoo model. Pass a model.pt path or one of: "
+            + ", ".join(list_models())
+            + "."
+        )
+    x = api.example_input_for(net, batch=batch)
+    cost = count_flops(net, x[:1])
+    lat = {
+        backend: measure_latency(net, x, backend=backend, runs=runs, threads=threads)
+        for backend in ("torch", "onnxruntime")
+    }
+    out = {
+        "flops": int(cost.flops),
+        "params": int(cost.params),
+        "input_shape": list(x.shape),
+        "latency_ms": {b: {"median": s.median_ms, "p90": s.p90_ms} for b, s in lat.items()},
+        "onnxruntime_speedup": lat["torch"].median_ms / max(lat["onnxruntime"].median_ms, 1e-9),
+    }
+    if as_json:
+        console.print_json(json.dumps(out))
+        return
+    console.print(f"FLOPs (MACs): {out['flops']:,}   params: {out['params']:,}   input {out['input_shape']}")
+    for b, s in lat.items():
+        console.print(f"{b:12s} median {s.median_ms:.3f} ms   p90 {s.p90_ms:.3f} ms   ({runs} runs, {threads} thread(s))")
+
+
+@app.command(epilog="Example: autostruct export ~/.cache/autostruct/models/resnet20-fashion-mnist.pt --out exported/")
+@user_errors
+def export(
+    checkpoint: Annotated[str, typer.Argument(help="An autostruct model.pt or cached checkpoint.")],
+    out: Annotated[Path, typer.Option(help="Output folder for model.pt and model.onnx.")] = Path("exported"),
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+) -> None:
+    """Write model.pt (state dict + structure, loads with weights_only=True) and model.onnx, and check they agree."""
+    from autostruct import api
+    from autostruct.export import export as export_model
+
+    net, metadata = api.load_any_model(checkpoint)
+    paths = export_model(net, out, api.example_input_for(net), metadata=metadata, opset=opset)
+    console.print(f"model.pt:   {paths.model_pt}\nmodel.onnx: {paths.onnx}")

@@ -1,0 +1,115 @@
+"""The Python API: what the CLI calls and what users call from their own code.
+
+>>> import autostruct
+>>> summary = autostruct.train("resnet20", "fashion-mnist", epochs=3)          # doctest: +SKIP
+>>> result = autostruct.prune("configs/quickstart-prune.yaml")                  # doctest: +SKIP
+>>> result = autostruct.search("configs/quickstart-nas.yaml")                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autostruct.errors import AutostructError
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What :func:`train` returns: where the checkpoint is and how good the model is."""
+
+    model: str
+    dataset: str
+    classes: list[int] | None
+    width: float
+    epochs: int
+    seed: int
+    checkpoint: str
+    cache_hit: bool
+    val_accuracy: float | None
+    test_accuracy: float
+    flops: int
+    params: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train(
+    model: str,
+    dataset: str,
+    *,
+    epochs: int = 3,
+    classes: list[int] | None = None,
+    width: float = 1.0,
+    seed: int = 0,
+    root: str | None = None,
+    val_size: int = 5000,
+    device: str = "cpu",
+    progress: bool = True,
+) -> TrainSummary:
+    """Train (or fetch from the cache) a zoo model on a dataset and evaluate it on the test split."""
+    from autostruct.data import load_dataset
+    from autostruct.measure import count_flops
+    from autostruct.models.cache import get_or_train
+    from autostruct.models.train import evaluate
+
+    if epochs <= 0:
+        raise AutostructError(f"epochs must be a positive integer, got {epochs}. Example: --epochs 3.")
+    data = load_dataset(dataset, root=root, val_size=val_size, seed=seed, classes=classes)
+    net, info = get_or_train(
+        model,
+        dataset,
+        classes=classes,
+        width=width,
+        epochs=epochs,
+        seed=seed,
+        root=root,
+        val_size=val_size,
+        device=device,
+        progress=progress,
+    )
+    test = evaluate(net, data.test, device=device)
+    val = evaluate(net, data.val, device=device).accuracy if len(data.val) else None
+    cost = count_flops(net, torch.zeros(1, data.in_channels, data.image_size, data.image_size))
+    return TrainSummary(
+        model=model,
+        dataset=dataset,
+        classes=list(classes) if classes else None,
+        width=width,
+        epochs=epochs,
+        seed=seed,
+        checkpoint=str(info.path),
+        cache_hit=bool(info.hit),
+        val_accuracy=val,
+        test_accuracy=test.accuracy,
+        flops=int(cost.flops),
+        params=int(cost.params),
+    )
+
+
+def load_any_model(source: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load an autostruct ``model.pt`` (export or cache checkpoint); clear error for anything else."""
+    from autostruct.export import load_model
+
+    path = Path(source)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise AutostructError(
+            f"Checkpoint '{source}' does not exist. Pass a model.pt written by `autostruct export` / `autostruct train`"
+            " or a run folder that holds one."
+        )
+    return load_model(path)
+
+
+def example_input_for(model: torch.nn.Module, batch: int = 1) -> torch.Tensor:
+    """A zero input of the shape a zoo/exported model was built for (from its ``autostruct_spec``)."""
+    spec = getattr(model, "autostruct_spec", None)
+    if not spec:
+        raise AutostructError("This model has no autostruct_spec; build it with autostruct.models.create_model.")
+    kw = spec["kwargs"]
+    return torch.zeros(batch, kw["in_channels"], kw["image_size"], kw["image_size"])
