@@ -213,11 +213,9 @@ class PruningEnv:
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
         if self._step >= self.max_episode_steps:
             raise RuntimeError("step() called after the episode ended; call reset() first")
-        a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], 0.0, 1.0))
+        a = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
         g = int(self.decidable[self._step])
-        lo, hi = self.wall(self._step)
-        choices = self.allowed[g][(self.allowed[g] >= lo) & (self.allowed[g] <= hi)]
-        count = B.nearest_allowed(lo + a * (hi - lo), choices)
+        count = self._count_for(self._step, a, self._counts)
         self._counts[g] = count
         self._prev = count / float(self.channels[g])
         self._step += 1
@@ -239,6 +237,25 @@ class PruningEnv:
         if self.budget == "amc":
             return int(self.floor[g]), B.amc_cap(fm, counts, g, allowed, later, self.floor, self.target_flops)
         return int(self.floor[g]), int(self.full[g])
+
+    def simulate(self, actions: Sequence[float]) -> np.ndarray:
+        """Kept channels per group that ``actions`` (one per step) lead to, without pruning or evaluating.
+
+        Uses the same walls and rounding as :meth:`step`; for budget studies and tests.
+        """
+        if len(actions) != self.max_episode_steps:
+            raise ValueError(f"need {self.max_episode_steps} actions, got {len(actions)}")
+        counts = self.full.copy()
+        for step, action in enumerate(actions):
+            counts[int(self.decidable[step])] = self._count_for(step, float(action), counts)
+        return counts
+
+    def _count_for(self, step: int, action: float, counts: np.ndarray) -> int:
+        g = int(self.decidable[step])
+        lo, hi = self.wall(step, counts)
+        allowed = self.allowed[g]
+        choices = allowed[(allowed >= lo) & (allowed <= hi)]
+        return B.nearest_allowed(lo + float(np.clip(action, 0.0, 1.0)) * (hi - lo), choices)
 
     # -- scoring a strategy ---------------------------------------------------------------------------------
     def evaluate_ratios(self, ratios: float | Sequence[float]) -> tuple[float, dict[str, Any]]:
@@ -339,8 +356,9 @@ class PruningEnvFactory:
     target_ratio: float
     classes: tuple[int, ...] | None = None
     width: float = 1.0
-    epochs: int | None = None
+    epochs: int = 3
     seed: int = 0
+    val_split: int = 5000  # images the dataset carves from its training set for validation
     data_root: str | None = None
     device: str = "cpu"
     task_id: int = 0
@@ -364,16 +382,17 @@ class PruningEnvFactory:
     def __call__(self) -> PruningEnv:
         from autostruct.data import load_dataset
 
-        dataset = load_dataset(self.dataset, root=self.data_root, seed=self.seed,
-                               classes=list(self.classes) if self.classes is not None else None)
-        model = self._load_model()
+        classes = list(self.classes) if self.classes is not None else None
+        dataset = load_dataset(self.dataset, root=self.data_root, val_size=self.val_split, seed=self.seed,
+                               classes=classes)
+        model = self._load_model(dataset)
         kwargs = dict(self.env)
         return PruningEnv(
             model, dataset, self.target_ratio, seed=self.seed, device=self.device, task_id=self.task_id,
             dataset_index=self.dataset_index, num_datasets=self.num_datasets, **kwargs,
         )
 
-    def _load_model(self) -> nn.Module:
+    def _load_model(self, dataset: Any) -> nn.Module:
         path = Path(self.model)
         if path.suffix == ".pt" or path.is_dir():
             if not path.exists():
@@ -384,9 +403,9 @@ class PruningEnvFactory:
             return model
         from autostruct.models.cache import get_or_train
 
-        extra = {"epochs": self.epochs} if self.epochs is not None else {}
         model, _ = get_or_train(
             self.model, self.dataset, classes=list(self.classes) if self.classes is not None else None,
-            width=self.width, seed=self.seed, root=self.data_root, device=self.device, **extra,
+            width=self.width, epochs=self.epochs, seed=self.seed, root=self.data_root, val_size=self.val_split,
+            device=self.device, progress=False, dataset=dataset,
         )
         return model
