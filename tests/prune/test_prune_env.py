@@ -169,3 +169,19 @@ def test_factory_is_picklable_and_builds_an_env():
     assert env.task_id == 2 and env.max_episode_steps > 0
     obs = env.reset()
     assert obs.shape == (13,)
+
+
+def test_other_rewards(digits16):
+    from autostruct.prune.rewards import acc_flops_reward, latency_reward
+
+    torch.manual_seed(0)
+    model = LOCAL_NETS["residual"]()
+    env = PruningEnv(model, digits16, 0.5, reward="acc_flops", val_size=50, recal_batches=1)
+    reward, info = env.evaluate_ratios(0.7)
+    assert reward == pytest.approx(acc_flops_reward(info["accuracy"], info["flops"]))
+    # A lookup-table style latency: proportional to FLOPs, so the target latency is alpha x the base one.
+    lut = lambda m: count_flops(m, torch.zeros(1, 1, SIZE, SIZE)).flops / 1e5  # noqa: E731
+    env = PruningEnv(model, digits16, 0.5, reward="latency", latency_fn=lut, val_size=50, recal_batches=1)
+    reward, info = env.evaluate_ratios(0.7)
+    assert info["latency_ms"] == pytest.approx(info["flops"] / 1e5)
+    assert reward == pytest.approx(latency_reward(info["accuracy"], info["latency_ms"], 0.5 * env.base_flops / 1e5))
