@@ -17,6 +17,7 @@ env is deterministic: the same actions give the same reward.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -125,9 +126,9 @@ class PruningEnv:
         latency_weight: float = -0.07,
         eval_batch_size: int = 1000,
     ):
-        if not isinstance(target_ratio, (int, float)) or not 0.0 < target_ratio <= 1.0 or math.isnan(target_ratio):
+        if not isinstance(target_ratio, numbers.Real) or not 0.0 < target_ratio <= 1.0:
             raise AutostructError(f"FLOPs target ratio {target_ratio!r} is outside (0, 1]. Use e.g. 0.5 for half the FLOPs.")
-        if not isinstance(lbound, (int, float)) or not 0.0 < lbound <= 1.0:
+        if not isinstance(lbound, numbers.Real) or not 0.0 < lbound <= 1.0:
             raise AutostructError(f"lbound {lbound!r} is outside (0, 1]. It is the least keep ratio per group; MTACP uses 0.2.")
         if budget not in BUDGETS:
             raise unknown_name("budget mode", budget, BUDGETS)

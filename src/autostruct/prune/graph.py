@@ -436,6 +436,7 @@ def _validate(model: nn.Module, graph: PruningGraph, inputs, ref_out) -> Pruning
 
     half = trial_counts(graph)
     if works(half) is None:
+        _check_flop_model(model, graph, half, inputs)
         return graph
     full = graph.channels
     keep, skipped = [], list(graph.skipped)
@@ -454,6 +455,21 @@ def _validate(model: nn.Module, graph: PruningGraph, inputs, ref_out) -> Pruning
             + "; ".join(f"{n}: {r}" for n, r in skipped)
         )
     return _subset(graph, keep, skipped)
+
+
+def _check_flop_model(model: nn.Module, graph: PruningGraph, counts: np.ndarray, inputs) -> None:
+    """Warn if the FLOP model disagrees with the counter on a pruned model (a layer pattern it misses)."""
+    from torch_pruning.utils import count_ops_and_params
+
+    from autostruct.prune.surgery import prune_counts
+
+    pruned = prune_counts(model, graph, counts, importance=None)
+    real = int(round(count_ops_and_params(pruned, inputs)[0]))
+    if real != graph.flop_model.flops(counts):
+        log.warning(
+            "FLOP model of %s is approximate (%d vs %d counted at half width); budgets use the model",
+            type(model).__name__, graph.flop_model.flops(counts), real,
+        )
 
 
 def _subset(graph: PruningGraph, keep: list[int], skipped: list) -> PruningGraph:
