@@ -16,7 +16,7 @@ ARGS = dict(width=0.25, epochs=1, seed=0, progress=False)
 
 def test_cache_dir_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path / "c"))
-    assert cache_dir() == tmp_path / "c"
+    assert cache_dir() == tmp_path / "c" / "models"
     monkeypatch.delenv("AUTOSTRUCT_CACHE")
     assert cache_dir().parts[-3:] == (".cache", "autostruct", "models")
 
@@ -40,7 +40,7 @@ def test_key_is_readable_and_distinct():
 def test_second_call_is_a_hit(digits, monkeypatch, tmp_path):
     monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path))
     model, info = get_or_train("resnet20", "digits", dataset=digits, **ARGS)
-    assert not info.hit and info.path.parent == tmp_path and info.path.is_file()
+    assert not info.hit and info.path.parent == tmp_path / "models" and info.path.is_file()
     assert info.path.name.startswith("resnet20-digits-w0.25-e1-s0-")
     assert 0 <= info.metrics["test_accuracy"] <= 1 and len(info.metrics["history"]) == 1
 
@@ -65,7 +65,7 @@ def test_damaged_file_is_retrained(digits, monkeypatch, tmp_path):
     assert not info2.hit and info2.path == info.path
     _, info3 = get_or_train("resnet20", "digits", dataset=digits, **ARGS)
     assert info3.hit
-    assert [p.name for p in tmp_path.iterdir()] == [info.path.name]  # no temp files left
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [info.path.name]  # no temp files left
 
 
 def test_non_positive_epochs(digits):

@@ -5,7 +5,7 @@ name reads like ``resnet20-fashion-mnist-c5.7.9-w1-e3-s0-1a2b3c4d.pt`` (the hash
 is for people). Files are :mod:`autostruct.export` checkpoints, written atomically, so a killed run never leaves
 a half-written model, and they load with ``torch.load(weights_only=True)``.
 
-The folder is ``$AUTOSTRUCT_CACHE`` when set, else ``~/.cache/autostruct/models``.
+The folder is ``$AUTOSTRUCT_CACHE/models`` when the variable is set, else ``~/.cache/autostruct/models``.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ class CacheInfo:
 
 
 def cache_dir() -> Path:
-    """``$AUTOSTRUCT_CACHE`` if set, else ``~/.cache/autostruct/models``."""
+    """``$AUTOSTRUCT_CACHE/models`` if the variable is set, else ``~/.cache/autostruct/models``."""
     env = os.environ.get("AUTOSTRUCT_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "autostruct" / "models"
+    return (Path(env).expanduser() if env else Path.home() / ".cache" / "autostruct") / "models"
 
 
 def cache_key(
