@@ -105,3 +105,14 @@ def test_uniform_counts_is_the_largest_ratio_within_budget():
     assert fm.flops(counts) <= target
     bigger = np.asarray([B.ceil_to_allowed(ratio + 0.02, c, a) for c, a in zip(full, allowed, strict=True)])
     assert fm.flops(bigger) > target
+
+
+def test_dataset_id_is_normalized_and_clipped_for_unseen_datasets():
+    from autostruct.prune.features import normalized_dataset_id
+
+    assert normalized_dataset_id(0, 1) == 0.0
+    assert normalized_dataset_id(1, 3) == 0.5
+    assert normalized_dataset_id(3, 3) == 1.0  # zero-shot: a dataset the run did not see
+    assert normalized_dataset_id(1, 1) == 1.0
+    with pytest.raises(ValueError):
+        normalized_dataset_id(-1, 2)

@@ -57,7 +57,12 @@ def observation(
 
 
 def normalized_dataset_id(dataset_index: int, num_datasets: int) -> float:
-    """``beta`` in [0, 1]: a dataset's index within the run's datasets (0 when there is one)."""
-    if num_datasets < 1 or not 0 <= dataset_index < num_datasets:
-        raise ValueError(f"dataset_index {dataset_index} must be in [0, num_datasets={num_datasets})")
-    return dataset_index / (num_datasets - 1) if num_datasets > 1 else 0.0
+    """``beta`` in [0, 1]: a dataset's index within the run's datasets (0 when there is one).
+
+    An index past the run's datasets (zero-shot pruning for a dataset the policy never saw) is clipped to 1.
+    """
+    if num_datasets < 1 or dataset_index < 0:
+        raise ValueError(f"need dataset_index >= 0 and num_datasets >= 1, got {dataset_index} and {num_datasets}")
+    if num_datasets == 1:
+        return 0.0 if dataset_index == 0 else 1.0
+    return min(dataset_index / (num_datasets - 1), 1.0)
