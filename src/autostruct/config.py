@@ -44,9 +44,19 @@ class RLConfig(StrictModel):
     pg_rho_bar: float = Field(1.0, gt=0, description="Clip on importance weights in the policy gradient.")
     vtrace_lambda: float = Field(1.0, ge=0, le=1)
     is_truncation: float = Field(1.0, gt=0, description="Truncation level of MC importance weights (NAS).")
+    is_mode: Literal["step", "trajectory"] = Field(
+        "step", description="MC importance weights: per-step ratio or one product ratio per episode (NAS)."
+    )
+    mc_baseline: Literal["value", "moving_average"] = Field(
+        "value", description="MC baseline: the value head, or a moving average of returns per (task, step)."
+    )
+    baseline_decay: float = Field(0.9, ge=0, lt=1, description="Decay of the moving-average baseline.")
     use_lstm: bool = True
     threads_per_actor: int = Field(1, ge=1, description="torch threads in each actor process.")
     checkpoint_every: int = Field(20, ge=1, description="Learner updates between checkpoints.")
+    queue_size: int = Field(
+        0, ge=0, description="Unrolls that may wait for the learner before actors pause (0: max(batch_size, 2 per actor))."
+    )
 
 
 class BackendConfig(StrictModel):

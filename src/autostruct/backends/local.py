@@ -1,0 +1,168 @@
+"""``local`` (the default): one spawned process per actor; the learner stays in the calling process.
+
+Weights travel through shared memory: the learner copies each new version into one set of shared tensors
+under a lock and bumps a version counter; an actor copies them into its policy between unrolls when the
+counter moved. Trajectories come back through a bounded queue that the learner reads with a timeout, so a
+slow actor only delays its own unrolls, and a full queue pauses the actors instead of growing without end.
+Actors ignore SIGINT (the learner decides when to stop) and exit on their own when the learner's process
+is gone (e.g. after SIGKILL), so no orphan keeps running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue as queue_mod
+import signal
+import time
+import traceback
+from typing import Any
+
+import torch
+import torch.multiprocessing as tmp
+
+from autostruct.backends.base import ActorFailure, Message
+from autostruct.rl.actor import Actor, ActorSpec
+
+#: How often a blocked actor re-checks the stop flag and whether its parent is still alive.
+_CHECK_S = 0.5
+
+
+def _orphaned(parent_pid: int) -> bool:
+    return os.getppid() != parent_pid
+
+
+def actor_process_main(
+    spec: ActorSpec,
+    generation: int,
+    shared: dict[str, torch.Tensor],
+    version: Any,
+    lock: Any,
+    out: Any,
+    stop: Any,
+    parent_pid: int,
+) -> None:
+    """Body of one actor process: refresh weights, unroll, send; until told to stop or orphaned."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(spec.threads)
+    try:
+        actor = Actor(spec, generation)
+        while not stop.is_set() and not _orphaned(parent_pid):
+            if version.value != actor.version:
+                with lock:
+                    actor.set_weights(shared, version.value)
+            traj = actor.unroll()
+            while True:
+                try:
+                    out.put(traj, timeout=_CHECK_S)
+                    break
+                except queue_mod.Full:
+                    if stop.is_set() or _orphaned(parent_pid):
+                        return
+    except BaseException:
+        with contextlib.suppress(Exception):
+            out.put(ActorFailure(spec.actor_id, generation, traceback.format_exc()), timeout=5)
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, queue_size: int = 0, batch_size: int = 1) -> None:
+        self.ctx = tmp.get_context("spawn")
+        self.queue_size = queue_size
+        self.batch_size = batch_size
+        self.specs: list[ActorSpec] = []
+        self.procs: list[Any] = []
+        self.generations: list[int] = []
+        self.reported: list[int] = []  # last generation whose failure was reported, per actor
+
+    def start(self, specs: list[ActorSpec], weights: dict[str, torch.Tensor], version: int) -> None:
+        self.specs = list(specs)
+        self.shared = {k: v.detach().clone().share_memory_() for k, v in weights.items()}
+        self.version = self.ctx.Value("q", version)
+        self.lock = self.ctx.Lock()
+        # Enough for one learner batch to be ready while the last one trains; more would only add policy lag.
+        self.queue = self.ctx.Queue(maxsize=self.queue_size or max(self.batch_size, 2 * len(specs)))
+        self.stop = self.ctx.Event()
+        self.generations = [0] * len(specs)
+        self.reported = [-1] * len(specs)
+        self.procs = [self._spawn(i) for i in range(len(specs))]
+
+    def _spawn(self, i: int) -> Any:
+        p = self.ctx.Process(
+            target=actor_process_main,
+            args=(self.specs[i], self.generations[i], self.shared, self.version, self.lock, self.queue, self.stop,
+                  os.getpid()),
+            name=f"autostruct-actor-{i}",
+            daemon=True,
+        )
+        p.start()
+        return p
+
+    def publish(self, weights: dict[str, torch.Tensor], version: int) -> None:
+        with self.lock:
+            for k, v in weights.items():
+                self.shared[k].copy_(v)
+            self.version.value = version
+
+    def _drain(self, msgs: list[Message], limit: int = 256) -> None:
+        for _ in range(limit):
+            try:
+                msgs.append(self.queue.get_nowait())
+            except queue_mod.Empty:
+                return
+
+    def poll(self, timeout: float) -> list[Message]:
+        msgs: list[Message] = []
+        with contextlib.suppress(queue_mod.Empty):
+            msgs.append(self.queue.get(timeout=timeout))
+        self._drain(msgs)
+        out: list[Message] = []
+        for m in msgs:
+            if isinstance(m, ActorFailure):
+                if m.generation != self.generations[m.actor_id] or self.reported[m.actor_id] == m.generation:
+                    continue  # stale: that process was already replaced or reported
+                self.reported[m.actor_id] = m.generation
+            out.append(m)
+        for i, p in enumerate(self.procs):
+            if p.is_alive() or self.reported[i] == self.generations[i]:
+                continue
+            late: list[Message] = []
+            self._drain(late)  # its own failure message may have landed just now
+            for m in late:
+                if isinstance(m, ActorFailure) and m.generation == self.generations[m.actor_id]:
+                    if self.reported[m.actor_id] != m.generation:
+                        self.reported[m.actor_id] = m.generation
+                        out.append(m)
+                elif not isinstance(m, ActorFailure):
+                    out.append(m)
+            if self.reported[i] != self.generations[i]:
+                self.reported[i] = self.generations[i]
+                out.append(ActorFailure(i, self.generations[i], f"actor process exited with code {p.exitcode}"))
+        return out
+
+    def restart(self, actor_id: int) -> None:
+        old = self.procs[actor_id]
+        if old.is_alive():
+            old.kill()
+        old.join(timeout=5)
+        self.generations[actor_id] += 1
+        self.procs[actor_id] = self._spawn(actor_id)
+
+    def close(self) -> None:
+        if not self.procs:
+            return
+        self.stop.set()
+        deadline = time.monotonic() + 10
+        # Keep draining: a process blocked on a full queue (or flushing its feeder thread) cannot exit otherwise.
+        while any(p.is_alive() for p in self.procs) and time.monotonic() < deadline:
+            self._drain([], limit=1024)
+            time.sleep(0.02)
+        for p in self.procs:
+            if p.is_alive():
+                p.kill()
+            p.join(timeout=5)
+        self._drain([], limit=10_000)
+        self.queue.close()
+        self.queue.cancel_join_thread()
+        self.procs = []

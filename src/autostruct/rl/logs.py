@@ -1,0 +1,133 @@
+"""The files of one run folder: the append-only episode log and the metrics streams (JSONL + TensorBoard).
+
+``episodes.jsonl`` is the record of what the search found. Each finished episode is one line, written with
+one ``write`` and followed by flush + fsync, and its ``episode_index`` equals its line number. A line cut short
+by a crash is dropped when the log is reopened (that episode counts as never finished), so a resumed run
+continues at the next index: no gap, no duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autostruct.errors import AutostructError
+from autostruct.rl.trajectory import EpisodeRecord
+
+log = logging.getLogger("autostruct.rl")
+
+
+def json_default(obj: Any) -> Any:
+    """Make NumPy/torch scalars and arrays JSON-able; anything else becomes its ``str``."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def append_jsonl(fh: Any, obj: dict[str, Any], fsync: bool = True) -> None:
+    fh.write(json.dumps(obj, default=json_default) + "\n")
+    fh.flush()
+    if fsync:
+        os.fsync(fh.fileno())
+
+
+class EpisodeLog:
+    """Append-only ``episodes.jsonl``; :attr:`records` holds every logged episode (read back on resume)."""
+
+    def __init__(self, path: str | Path, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self.records: list[EpisodeRecord] = self._read_and_repair()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the whole run
+
+    @property
+    def count(self) -> int:
+        return len(self.records)
+
+    def _read_and_repair(self) -> list[EpisodeRecord]:
+        if not self.path.exists():
+            return []
+        data = self.path.read_bytes()
+        *lines, tail = data.split(b"\n")
+        if tail:
+            # Killed inside the write of the last line: that episode was never logged.
+            log.warning("%s: dropping a half-written last line (%d bytes)", self.path, len(tail))
+            with open(self.path, "r+b") as fh:
+                fh.truncate(len(data) - len(tail))
+        records = []
+        for n, line in enumerate(lines):
+            try:
+                rec = EpisodeRecord.from_json(json.loads(line))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise AutostructError(
+                    f"Episode log '{self.path}' line {n + 1} is not a valid episode record ({exc}). The log is "
+                    f"append-only: restore it, or start a new run in an empty run directory."
+                ) from None
+            if rec.episode_index != n:
+                raise AutostructError(
+                    f"Episode log '{self.path}' line {n + 1} holds episode {rec.episode_index}, expected {n}: the "
+                    f"log was edited. Restore it, or start a new run in an empty run directory."
+                )
+            records.append(rec)
+        return records
+
+    def append(self, record: EpisodeRecord) -> None:
+        if record.episode_index != self.count:
+            raise ValueError(f"episode_index {record.episode_index} != next index {self.count}")
+        append_jsonl(self._fh, record.to_json(), self.fsync)
+        self.records.append(record)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class MetricsWriter:
+    """Learner metrics to ``metrics.jsonl`` (one object per update) and TensorBoard scalars under ``tb/``.
+
+    TensorBoard tags are grouped as CleanRL does: ``losses/*``, ``rewards/*``, ``charts/*``.
+    """
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True, purge_step: int | None = None) -> None:
+        self._fh = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events a killed run wrote after its last checkpoint, so curves do not fork.
+            self._tb = SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
+
+    @staticmethod
+    def tag(key: str) -> str:
+        if "/" in key:
+            return key
+        if "loss" in key or key in ("entropy", "grad_norm"):
+            return f"losses/{key}"
+        return f"charts/{key}"
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        append_jsonl(self._fh, {"update": step, **scalars}, fsync=False)
+        if self._tb is not None:
+            for k, v in scalars.items():
+                if isinstance(v, int | float) and np.isfinite(v):
+                    self._tb.add_scalar(self.tag(k), v, step)
+
+    def text(self, tag: str, text: str) -> None:
+        if self._tb is not None:
+            self._tb.add_text(tag, text)
+
+    def close(self) -> None:
+        self._fh.close()
+        if self._tb is not None:
+            self._tb.close()

@@ -1,0 +1,163 @@
+"""Small multi-task envs with known optima, for tests, benchmarks and trying the engine in seconds.
+
+They follow the same :class:`~autostruct.rl.env.Env` protocol and reward shape as the searches (sparse reward
+at the last step, the task id in the observation). Build factories with ``functools.partial(TargetEnv, ...)``,
+which pickle, so they run on every backend.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autostruct.rl.env import BoxSpec, CategoricalSpec, Env
+
+
+def _one_hot(i: int, n: int) -> np.ndarray:
+    v = np.zeros(n, dtype=np.float32)
+    v[i] = 1.0
+    return v
+
+
+class TargetEnv:
+    """Continuous: hit the task's target value at every step. Optimal episode reward: 1.0.
+
+    Observation: one-hot task id + one-hot step. Reward at the last step: ``1 - 3 * mean_t |a_t - target|``
+    (0 before), so a policy that ignores the task id scores at most 0.7. The default targets lie inside the
+    greedy range of MTACP's sigmoid mean head, (tanh(mu) + 1) / 2 in [0.5, 0.88].
+    """
+
+    def __init__(self, task_id: int, targets: tuple[float, ...] = (0.6, 0.8), length: int = 3) -> None:
+        self.task_id, self.targets, self.length = task_id, tuple(targets), length
+        self.observation_size = len(self.targets) + length
+        self.action_spec = BoxSpec(dim=1)
+        self.max_episode_steps = length
+
+    def _obs(self) -> np.ndarray:
+        return np.concatenate([_one_hot(self.task_id, len(self.targets)), _one_hot(min(self.t, self.length - 1), self.length)])
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        self.t, self.errors = 0, []
+        return self._obs()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        a = float(np.asarray(action).reshape(-1)[0])
+        if not 0.0 <= a <= 1.0:
+            raise ValueError(f"TargetEnv got action {a} outside [0, 1]")
+        self.errors.append(abs(a - self.targets[self.task_id]))
+        self.t += 1
+        done = self.t >= self.length
+        reward = 1.0 - 2.0 * float(np.mean(self.errors)) if done else 0.0
+        return self._obs(), reward, done, ({"mean_error": float(np.mean(self.errors))} if done else {})
+
+    def action_mask(self) -> np.ndarray | None:
+        return None
+
+
+class ChoiceEnv:
+    """Categorical: pick the task's best option at each step; some options are masked. Optimal reward: 1.0.
+
+    Step ``t`` has ``choices[t]`` options; the best is ``(task_id + 2 * t) % choices[t]`` and the option after it is
+    masked (choosing a masked option raises, which checks that policies respect masks). Reward at the last
+    step: the fraction of steps that chose the best option.
+    """
+
+    def __init__(self, task_id: int, num_tasks: int = 2, choices: tuple[int, ...] = (3, 4, 3)) -> None:
+        self.task_id, self.num_tasks, self.choices = task_id, num_tasks, tuple(choices)
+        self.observation_size = num_tasks + len(self.choices)
+        self.action_spec = CategoricalSpec(choices=self.choices)
+        self.max_episode_steps = len(self.choices)
+
+    def best(self, t: int) -> int:
+        return (self.task_id + 2 * t) % self.choices[t]
+
+    def _obs(self) -> np.ndarray:
+        t = min(self.t, len(self.choices) - 1)
+        return np.concatenate([_one_hot(self.task_id, self.num_tasks), _one_hot(t, len(self.choices))])
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        self.t, self.hits = 0, 0
+        return self._obs()
+
+    def action_mask(self) -> np.ndarray | None:
+        k = max(self.choices)
+        mask = np.zeros(k, dtype=bool)
+        mask[: self.choices[self.t]] = True
+        if self.choices[self.t] > 2:
+            mask[(self.best(self.t) + 1) % self.choices[self.t]] = False
+        return mask
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        a = int(action)
+        if not self.action_mask()[a]:
+            raise ValueError(f"ChoiceEnv step {self.t}: option {a} is masked")
+        self.hits += int(a == self.best(self.t))
+        self.t += 1
+        done = self.t >= len(self.choices)
+        reward = self.hits / len(self.choices) if done else 0.0
+        return self._obs(), reward, done, ({"hits": self.hits} if done else {})
+
+
+class SleepEnv:
+    """Benchmark env: each step costs ``step_s`` seconds, sleeping (``mode="sleep"``) or busy on the CPU."""
+
+    def __init__(self, task_id: int = 0, step_s: float = 0.01, length: int = 10, mode: str = "sleep",
+                 observation_size: int = 13) -> None:
+        self.task_id, self.step_s, self.length, self.mode = task_id, step_s, length, mode
+        self.observation_size = observation_size
+        self.action_spec = BoxSpec(dim=1)
+        self.max_episode_steps = length
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        self.t = 0
+        return np.zeros(self.observation_size, dtype=np.float32)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        if self.mode == "sleep":
+            time.sleep(self.step_s)
+        else:
+            end = time.perf_counter() + self.step_s
+            while time.perf_counter() < end:
+                pass
+        self.t += 1
+        done = self.t >= self.length
+        obs = np.full(self.observation_size, self.t / self.length, dtype=np.float32)
+        return obs, (float(np.asarray(action).reshape(-1)[0]) if done else 0.0), done, {}
+
+    def action_mask(self) -> np.ndarray | None:
+        return None
+
+
+class FailOnceEnv:
+    """Wraps an env and raises on its first step if ``marker`` does not exist yet (creating it): for restart tests.
+
+    The marker lives on disk, so exactly one actor process fails once, whichever backend runs it.
+    """
+
+    def __init__(self, inner: Env, marker: str | os.PathLike[str]) -> None:
+        self.inner, self.marker = inner, Path(marker)
+        self.observation_size, self.action_spec = inner.observation_size, inner.action_spec
+        self.task_id, self.max_episode_steps = inner.task_id, inner.max_episode_steps
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        return self.inner.reset(seed)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return self.inner.step(action)
+        os.close(fd)
+        raise RuntimeError("FailOnceEnv: deliberate failure (first step ever)")
+
+    def action_mask(self) -> np.ndarray | None:
+        return self.inner.action_mask()
+
+
+def fail_once(factory: Any, marker: str) -> FailOnceEnv:
+    """Factory body for :class:`FailOnceEnv` (use ``functools.partial(fail_once, inner_factory, marker)``)."""
+    return FailOnceEnv(factory(), marker)
