@@ -21,10 +21,13 @@ def test_supernet_is_cached_and_reloads(digits, digits_supernet):
 
 
 def test_training_is_seeded_and_sandwich_runs(digits):
-    cfg = SupernetConfig(epochs=1, batch_size=64, train_size=128, sampling="sandwich")
+    cfg = SupernetConfig(epochs=1, batch_size=64, train_size=128, sampling="sandwich", min_steps=0)
     a, m = train_supernet(mobilenetv2_space(8), digits, cfg, seed=1, progress=False)
     b, _ = train_supernet(mobilenetv2_space(8), digits, cfg, seed=1, progress=False)
     assert m["steps"] == 2 and m["train_images"] == 128
+    _, m = train_supernet(mobilenetv2_space(8), digits, cfg.model_copy(update={"min_steps": 5, "sampling": "uniform"}),
+                          progress=False)
+    assert m["steps"] == 6 and m["epochs"] == 3  # small datasets get extra epochs up to min_steps
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 

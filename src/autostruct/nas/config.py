@@ -80,6 +80,9 @@ class SupernetConfig(StrictModel):
     train_size: int | None = Field(
         None, ge=1, description="Train on this many training images (a fixed subset); None for all of them."
     )
+    min_steps: int = Field(
+        300, ge=0, description="At least this many SGD steps (more epochs on small datasets such as Digits)."
+    )
 
 
 class NASSearchConfig(StrictModel):
@@ -109,6 +112,7 @@ class NASFinetuneConfig(StrictModel):
     batch_size: int = Field(128, ge=1)
     from_scratch: bool = Field(False, description="Re-initialize the weights instead of inheriting the supernet's.")
     train_size: int | None = Field(None, ge=1, description="Train on this many training images; None for all.")
+    min_steps: int = Field(150, ge=0, description="At least this many SGD steps (more epochs on small datasets).")
 
 
 class LutConfig(StrictModel):

@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import re
 import shutil
 import time
@@ -373,7 +374,7 @@ def _finish_task(
                               cfg.search.recal_batch_size, cfg.seed)
     model = evaluator.model(arch).to(memory_format=torch.contiguous_format)
     acc_before = evaluate(model, data.test, device=cfg.device).accuracy
-    acc_after = None
+    acc_after, ft_epochs = None, 0
     if from_scratch:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
@@ -384,7 +385,9 @@ def _finish_task(
         ft_data = data
         if cfg.finetune.train_size is not None:
             ft_data = dataclasses.replace(data, train=data.train.subset(cfg.finetune.train_size, seed=cfg.seed))
-        fine_tune(model, ft_data, cfg.finetune.epochs, lr=lr, batch_size=cfg.finetune.batch_size, seed=cfg.seed,
+        steps_per_epoch = max(1, len(ft_data.train) // cfg.finetune.batch_size)
+        ft_epochs = max(cfg.finetune.epochs, math.ceil(cfg.finetune.min_steps / steps_per_epoch))
+        fine_tune(model, ft_data, ft_epochs, lr=lr, batch_size=cfg.finetune.batch_size, seed=cfg.seed,
                   device=cfg.device, progress=progress, channels_last=True)
         acc_after = evaluate(model, data.test, device=cfg.device).accuracy
     model = model.cpu().eval().to(memory_format=torch.contiguous_format)
@@ -416,7 +419,7 @@ def _finish_task(
         "accuracy_before_finetune": acc_before,
         "accuracy_after_finetune": acc_after,
         "from_scratch": from_scratch,
-        "finetune_epochs": cfg.finetune.epochs,
+        "finetune_epochs": ft_epochs,
         "episodes_to_best": episodes_to_best,
         "episodes": n_task_eps,
         "search_episodes": search_episodes,

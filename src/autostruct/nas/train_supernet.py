@@ -141,7 +141,9 @@ def train_supernet(
     net = Supernet(space, dataset.num_classes, dataset.in_channels).to(dev, memory_format=torch.channels_last)
     train = dataset.train if config.train_size is None else dataset.train.subset(config.train_size, seed=seed)
     steps_per_epoch = train.num_batches(config.batch_size, drop_last=len(train) >= config.batch_size)
-    total = max(1, steps_per_epoch * config.epochs)
+    # Small datasets (Digits: 11 steps per epoch) get extra epochs up to config.min_steps optimizer steps.
+    epochs = max(config.epochs, math.ceil(config.min_steps / max(steps_per_epoch, 1)))
+    total = max(1, steps_per_epoch * epochs)
     decay, no_decay = [], []
     for p in net.parameters():
         (no_decay if p.dim() == 1 else decay).append(p)  # no weight decay on BN affine and biases
@@ -158,7 +160,7 @@ def train_supernet(
     net.train()
     with _progress(progress) as prog:
         task = prog.add_task(f"supernet {dataset.name}", total=total, info="")
-        for epoch in range(config.epochs):
+        for epoch in range(epochs):
             run_loss, seen = 0.0, 0
             batches = train.batches(config.batch_size, shuffle=True, seed=seed * 1000 + epoch, drop_last=len(train) >= config.batch_size)
             for xb, yb in batches:
@@ -179,7 +181,7 @@ def train_supernet(
             losses.append(run_loss / max(seen, 1))
     net = net.eval().to("cpu", memory_format=torch.contiguous_format)
     metrics = {
-        "epochs": config.epochs,
+        "epochs": epochs,
         "steps": step,
         "train_images": len(train),
         "loss_per_epoch": losses,
