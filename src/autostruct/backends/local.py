@@ -14,6 +14,7 @@ import contextlib
 import os
 import queue as queue_mod
 import signal
+import sys
 import time
 import traceback
 from typing import Any
@@ -45,6 +46,7 @@ def actor_process_main(
     """Body of one actor process: refresh weights, unroll, send; until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(spec.threads)
+    code = 0
     try:
         actor = Actor(spec, generation)
         while not stop.is_set() and not _orphaned(parent_pid):
@@ -52,16 +54,25 @@ def actor_process_main(
                 with lock:
                     actor.set_weights(shared, version.value)
             traj = actor.unroll()
-            while True:
+            while not stop.is_set() and not _orphaned(parent_pid):
                 try:
                     out.put(traj, timeout=_CHECK_S)
                     break
                 except queue_mod.Full:
-                    if stop.is_set() or _orphaned(parent_pid):
-                        return
+                    pass
     except BaseException:
+        code = 1
         with contextlib.suppress(Exception):
             out.put(ActorFailure(spec.actor_id, generation, traceback.format_exc()), timeout=5)
+            out.close()
+            out.join_thread()  # the failure report must leave this process before it exits
+    finally:
+        if code == 0:
+            out.cancel_join_thread()  # stopping: unsent unrolls are dropped anyway
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Skip interpreter teardown, which takes seconds with torch loaded; there is nothing left to save.
+        os._exit(code)
 
 
 class LocalBackend:
@@ -153,7 +164,7 @@ class LocalBackend:
         if not self.procs:
             return
         self.stop.set()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 5
         # Keep draining: a process blocked on a full queue (or flushing its feeder thread) cannot exit otherwise.
         while any(p.is_alive() for p in self.procs) and time.monotonic() < deadline:
             self._drain([], limit=1024)
