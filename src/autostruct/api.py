@@ -71,6 +71,7 @@ def train(
         val_size=val_size,
         device=device,
         progress=progress,
+        dataset=data,
     )
     test = evaluate(net, data.test, device=device)
     val = evaluate(net, data.val, device=device).accuracy if len(data.val) else None
@@ -113,3 +114,17 @@ def example_input_for(model: torch.nn.Module, batch: int = 1) -> torch.Tensor:
         raise AutostructError("This model has no autostruct_spec; build it with autostruct.models.create_model.")
     kw = spec["kwargs"]
     return torch.zeros(batch, kw["in_channels"], kw["image_size"], kw["image_size"])
+
+
+def prune(config: Any, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Any:
+    """Run a multi-task pruning search (MTACP). ``config``: a YAML path, a dict, or a :class:`PruneConfig`."""
+    from autostruct.mtacp import run_prune
+
+    return run_prune(config, resume=resume, overwrite=overwrite, progress=progress)
+
+
+def zero_shot_prune(policy: str | Path, dataset: str, ratio: float, **kwargs: Any) -> dict[str, Any]:
+    """Prune for a new (dataset, ratio) with a trained MTACP policy in one greedy episode, no search."""
+    from autostruct.mtacp import zero_shot_prune as _zero_shot
+
+    return _zero_shot(policy, dataset, ratio, **kwargs)

@@ -1,1 +1,10 @@
+"""Model zoo, registry, training and the cache of trained base models.
 
+>>> from autostruct.models import create_model, list_models
+>>> model = create_model("resnet20", num_classes=10, in_channels=1, image_size=28)
+"""
+
+from autostruct.models import zoo  # noqa: F401  (registers the zoo models)
+from autostruct.models.registry import ModelBuilder, create_model, list_models, register_model
+
+__all__ = ["ModelBuilder", "create_model", "list_models", "register_model"]

@@ -61,7 +61,9 @@ def create_model(
         raise AutostructError(f"width must be > 0, got {width}.")
     spec = {
         "name": name,
-        "kwargs": dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width, **kwargs),
+        "kwargs": dict(
+            num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width, **kwargs
+        ),
     }
     model = _REGISTRY[name](**spec["kwargs"])
     # Exported checkpoints rebuild a model from this spec (then resize pruned layers); see autostruct.export.

@@ -1,0 +1,177 @@
+"""Cache of trained base models, so every later command (prune, NAS, benchmarks) reuses them.
+
+A checkpoint is keyed by (model, dataset, classes, width, epochs, seed, val_size, training settings); its file
+name reads like ``resnet20-fashion-mnist-c5.7.9-w1-e3-s0-1a2b3c4d.pt`` (the hash covers everything, the rest
+is for people). Files are :mod:`autostruct.export` checkpoints, written atomically, so a killed run never leaves
+a half-written model, and they load with ``torch.load(weights_only=True)``.
+
+The folder is ``$AUTOSTRUCT_CACHE/models`` when the variable is set, else ``~/.cache/autostruct/models``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from autostruct.errors import AutostructError
+
+log = logging.getLogger(__name__)
+
+_KEY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """Where the checkpoint is, whether it was already there, and the metrics recorded when it was trained."""
+
+    path: Path
+    hit: bool
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def cache_dir() -> Path:
+    """``$AUTOSTRUCT_CACHE/models`` if the variable is set, else ``~/.cache/autostruct/models``."""
+    env = os.environ.get("AUTOSTRUCT_CACHE")
+    return (Path(env).expanduser() if env else Path.home() / ".cache" / "autostruct") / "models"
+
+
+def cache_key(
+    model_name: str,
+    dataset_name: str,
+    *,
+    classes: list[int] | None,
+    width: float,
+    epochs: int,
+    seed: int,
+    val_size: int,
+    train_settings: dict[str, Any] | None = None,
+) -> str:
+    """The file stem for these settings: readable fields plus an 8-hex-digit hash of all of them."""
+    fields = {
+        "version": _KEY_VERSION,
+        "model": model_name,
+        "dataset": dataset_name,
+        "classes": sorted(classes) if classes else None,
+        "width": float(width),
+        "epochs": int(epochs),
+        "seed": int(seed),
+        "val_size": int(val_size),
+        "train": train_settings or {},
+    }
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+    cls = f"-c{'.'.join(str(c) for c in fields['classes'])}" if classes else ""
+    return f"{model_name}-{dataset_name}{cls}-w{width:g}-e{epochs}-s{seed}-{digest}"
+
+
+def _build_seeded(model_name: str, dataset: Any, width: float, seed: int) -> nn.Module:
+    from autostruct.models.registry import create_model
+
+    # Seed the init without disturbing the caller's global RNG stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return create_model(
+            model_name,
+            num_classes=dataset.num_classes,
+            in_channels=dataset.in_channels,
+            image_size=dataset.image_size,
+            width=width,
+        )
+
+
+def get_or_train(
+    model_name: str,
+    dataset_name: str,
+    *,
+    classes: list[int] | None = None,
+    width: float = 1.0,
+    epochs: int,
+    seed: int = 0,
+    root: str | os.PathLike[str] | None = None,
+    val_size: int = 5000,
+    device: str = "cpu",
+    progress: bool = True,
+    train_config: Any = None,
+    dataset: Any = None,
+) -> tuple[nn.Module, CacheInfo]:
+    """Return the trained model for these settings, training and caching it on the first call.
+
+    ``seed`` seeds the split, the init and the shuffling. ``train_config`` (a :class:`TrainConfig`) changes
+    the recipe (its epochs, seed and device are taken from the arguments) and is part of the key. Pass an
+    already loaded ``dataset`` (the result of ``load_dataset(dataset_name, root, val_size, seed, classes)``) to
+    avoid loading it twice; it is only used on a miss. An unreadable cache file is logged and retrained.
+    The model comes back in eval mode on ``device``.
+    """
+    from autostruct.export import load_model, save_model
+    from autostruct.models.train import TrainConfig, evaluate, make_config, train
+    from autostruct.utils.device import resolve_device
+
+    if epochs <= 0:
+        raise AutostructError(f"epochs must be a positive integer, got {epochs}. Example: epochs=3.")
+    dev = resolve_device(device)
+    base = train_config if train_config is not None else TrainConfig()
+    settings = {k: v for k, v in base.model_dump().items() if k not in ("epochs", "seed", "device")}
+    # Only settings that differ from the defaults enter the key, so adding a new TrainConfig field later does
+    # not invalidate every cached model.
+    defaults = TrainConfig().model_dump()
+    changed = {k: v for k, v in settings.items() if v != defaults.get(k)}
+    key = cache_key(
+        model_name,
+        dataset_name,
+        classes=classes,
+        width=width,
+        epochs=epochs,
+        seed=seed,
+        val_size=val_size,
+        train_settings=changed,
+    )
+    path = cache_dir() / f"{key}.pt"
+
+    if path.is_file():
+        try:
+            model, metadata = load_model(path, map_location=dev)
+            log.info("cache hit: %s", path)
+            return model, CacheInfo(path=path, hit=True, metrics=metadata.get("metrics", {}))
+        except AutostructError as exc:
+            log.warning("cached model %s is unreadable, training it again: %s", path, exc)
+
+    if dataset is None:
+        from autostruct.data import load_dataset
+
+        dataset = load_dataset(dataset_name, root=root, val_size=val_size, seed=seed, classes=classes)
+    model = _build_seeded(model_name, dataset, width, seed)
+    cfg = make_config(base, epochs=epochs, seed=seed, device=str(dev))
+    result = train(model, dataset, config=cfg, progress=progress)
+    test = evaluate(model, dataset.test)
+    metrics = {
+        "val_accuracy": result.val.accuracy if result.val else None,
+        "val_loss": result.val.loss if result.val else None,
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "train_seconds": result.seconds,
+        "history": result.as_dict()["history"],
+    }
+    metadata = {
+        "kind": "base-model",
+        "model": model_name,
+        "dataset": dataset_name,
+        "classes": list(classes) if classes else None,
+        "width": width,
+        "epochs": epochs,
+        "seed": seed,
+        "val_size": val_size,
+        "train_config": cfg.model_dump(),
+        "metrics": metrics,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    save_model(model, path, metadata)
+    log.info("trained and cached %s (test accuracy %.4f)", path, test.accuracy)
+    return model, CacheInfo(path=path, hit=False, metrics=metrics)

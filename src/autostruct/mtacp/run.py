@@ -1,0 +1,382 @@
+"""The MTACP run: base models -> one env per task -> one IMPALA search -> per-task fine-tune, export, report.
+
+A run owns one folder (``output_dir``)::
+
+    run.json            what this folder is (format, name, settings fingerprint)
+    config.yaml         the validated config
+    base/<data>.json    base model checkpoint path and its test accuracy, FLOPs, params, latency
+    search/             the engine's run: checkpoint.pt, episodes.jsonl, metrics, TensorBoard events
+    tasks/<task>/       model.pt, model.onnx, task.json (one folder per finished task)
+    policy.pt           the trained agent (zero-shot pruning: ``autostruct prune --policy``)
+    results.json        everything per task + totals, config and versions
+    report.html         rendered from results.json
+
+Every phase writes its outputs atomically and is skipped on ``resume`` when its output exists, so an
+interrupted run loses at most the episode in flight or the task being fine-tuned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from autostruct.config import PruneConfig
+from autostruct.errors import AutostructError
+from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
+from autostruct.utils.io import write_json_atomic, write_text_atomic
+from autostruct.utils.versions import versions
+
+log = logging.getLogger("autostruct.mtacp")
+
+RUN_FORMAT = "autostruct.prune-run/1"
+#: Config fields that may change between a run and its resume (they don't change what was already done).
+_RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device"}
+
+
+@dataclass
+class PruneRunResult:
+    """What :func:`run_prune` returns: the parsed ``results.json`` plus where things are."""
+
+    output_dir: Path
+    results: dict[str, Any]
+    report_path: Path
+    policy_path: Path
+
+    @property
+    def tasks(self) -> list[dict[str, Any]]:
+        return self.results["tasks"]
+
+
+def _fingerprint(cfg: PruneConfig) -> str:
+    d = cfg.model_dump(mode="json")
+    for k in _RESUMABLE_FIELDS:
+        d.pop(k, None)
+    d["search"].pop("episodes", None)  # a resumed run may extend its episode budget
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _say(progress: bool, msg: str) -> None:
+    log.info(msg)
+    if progress:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold cyan]autostruct[/] {msg}", highlight=False)
+
+
+def prepare_output_dir(cfg: PruneConfig, *, resume: bool, overwrite: bool) -> Path:
+    """Create or reuse ``output_dir``; refuse to mix runs unless told to resume or overwrite."""
+    out = Path(cfg.output_dir)
+    marker = out / "run.json"
+    if out.exists() and any(out.iterdir()):
+        if not marker.is_file():
+            raise AutostructError(
+                f"output_dir '{out}' exists and is not an autostruct run folder. Choose another output_dir."
+            )
+        info = json.loads(marker.read_text())
+        if overwrite:
+            shutil.rmtree(out)
+        elif not resume:
+            raise AutostructError(
+                f"output_dir '{out}' already holds a run ('{info.get('name')}'). Pass --resume to continue it or "
+                "--overwrite to start again."
+            )
+        elif info.get("format") != RUN_FORMAT or info.get("fingerprint") != _fingerprint(cfg):
+            raise AutostructError(
+                f"Cannot resume '{out}': it was started with different tasks, model or search settings. Only "
+                f"{', '.join(sorted(_RESUMABLE_FIELDS))} and search.episodes may change on --resume; use --overwrite "
+                "or another output_dir."
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        write_json_atomic(marker, {"format": RUN_FORMAT, "name": cfg.name, "fingerprint": _fingerprint(cfg)})
+    return out
+
+
+def _example(data: Any) -> torch.Tensor:
+    return torch.zeros(1, data.in_channels, data.image_size, data.image_size)
+
+
+def _load_data(cfg: PruneConfig, key: DataKey) -> Any:
+    from autostruct.data import load_dataset
+
+    return load_dataset(
+        key.dataset, root=key.root, val_size=5000, seed=cfg.seed, classes=list(key.classes) if key.classes else None
+    )
+
+
+def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tuple[torch.nn.Module, str]:
+    """The trained base model for ``key`` and a checkpoint path that actor processes load it from."""
+    path = Path(cfg.model)
+    if path.suffix == ".pt" or path.is_dir():
+        from autostruct.api import load_any_model
+
+        model, _ = load_any_model(path)
+        kw = model.autostruct_spec["kwargs"]
+        if kw["num_classes"] != data.num_classes or kw["in_channels"] != data.in_channels:
+            raise AutostructError(
+                f"Model '{cfg.model}' has {kw['num_classes']} classes and {kw['in_channels']} input channels, but "
+                f"{key.label} has {data.num_classes} and {data.in_channels}. Use a checkpoint trained on that dataset "
+                "or a zoo model name."
+            )
+        return model, str(path if path.suffix == ".pt" else path / "model.pt")
+    from autostruct.models.cache import get_or_train
+    from autostruct.models.train import TrainConfig
+
+    tcfg = TrainConfig(epochs=cfg.base_training.epochs, batch_size=cfg.base_training.batch_size, lr=cfg.base_training.lr)
+    model, info = get_or_train(
+        cfg.model, key.dataset, classes=list(key.classes) if key.classes else None, width=cfg.width,
+        epochs=cfg.base_training.epochs, seed=cfg.seed, root=key.root, val_size=5000, device=cfg.device,
+        progress=progress, train_config=tcfg, dataset=data,
+    )
+    return model, str(info.path)
+
+
+def _latency(model: torch.nn.Module, x: torch.Tensor, runs: int) -> float:
+    from autostruct.measure import measure_latency
+
+    return float(measure_latency(model, x, backend="onnxruntime", runs=runs, warmup=5, threads=1).median_ms)
+
+
+def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bool) -> dict[DataKey, dict[str, Any]]:
+    """Train (or load) each dataset's base model once and record its test accuracy, FLOPs and latency."""
+    from autostruct.measure import count_flops
+    from autostruct.models.train import evaluate
+
+    bases: dict[DataKey, dict[str, Any]] = {}
+    for key in keys:
+        rec_path = out / "base" / f"{key.label}.json"
+        if rec_path.is_file():
+            bases[key] = json.loads(rec_path.read_text())
+            continue
+        _say(progress, f"base model for {key.label}: loading or training ({cfg.base_training.epochs} epochs)")
+        data = _load_data(cfg, key)
+        model, ckpt = _base_model(cfg, key, data, progress)
+        x = _example(data)
+        cost = count_flops(model, x)
+        rec = {
+            "dataset": key.dataset,
+            "classes": list(key.classes) if key.classes else None,
+            "checkpoint": ckpt,
+            "base_accuracy": evaluate(model, data.test, device=cfg.device).accuracy,
+            "base_flops": int(cost.flops),
+            "base_params": int(cost.params),
+            "base_latency_ms": _latency(model, x, cfg.latency_runs),
+        }
+        write_json_atomic(rec_path, rec)
+        bases[key] = rec
+        _say(progress, f"  {key.label}: test accuracy {100 * rec['base_accuracy']:.2f}%, {rec['base_flops'] / 1e6:.2f} MFLOPs")
+    return bases
+
+
+def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
+    """The PruningEnv settings every task (and every baseline) shares."""
+    s = cfg.search
+    return {
+        "lbound": s.lbound,
+        "budget": s.budget,
+        "reward": s.reward,
+        "val_size": s.val_size,
+        "recal_batches": s.recal_batches,
+        "round_to": s.round_to,
+        "importance": s.importance,
+    }
+
+
+def make_factories(cfg: PruneConfig, tasks: list[TaskSpec], bases: dict[DataKey, dict[str, Any]]) -> list[Any]:
+    from autostruct.prune.env import PruningEnvFactory
+
+    num_datasets = len({t.data for t in tasks})
+    return [
+        PruningEnvFactory.create(
+            bases[t.data]["checkpoint"], t.data.dataset, t.ratio, classes=t.data.classes, width=cfg.width,
+            epochs=cfg.base_training.epochs, seed=cfg.seed, val_split=5000, data_root=t.data.root,
+            device=cfg.device, task_id=t.task_id, dataset_index=t.dataset_index, num_datasets=num_datasets,
+            **env_kwargs(cfg),
+        )
+        for t in tasks
+    ]
+
+
+def policy_spec(cfg: PruneConfig) -> Any:
+    from autostruct.prune.features import NUM_FEATURES
+    from autostruct.rl import BoxSpec, PolicySpec
+
+    return PolicySpec(observation_size=NUM_FEATURES, action_spec=BoxSpec(dim=1), use_lstm=cfg.rl.use_lstm)
+
+
+def _finish_task(
+    cfg: PruneConfig, out: Path, task: TaskSpec, factory: Any, best: Any, episodes: list[Any], base: dict[str, Any],
+    progress: bool,
+) -> dict[str, Any]:
+    """Rebuild the best pruned model, score it before/after fine-tune on the test split, export, measure."""
+    from autostruct.baselines.uniform import uniform_prune
+    from autostruct.export import export
+    from autostruct.measure import count_flops
+    from autostruct.models.train import evaluate, fine_tune
+    from autostruct.prune.bn import recalibrate_bn
+
+    task_dir = out / "tasks" / task.name
+    done = task_dir / "task.json"
+    if done.is_file():
+        rec = json.loads(done.read_text())
+        if rec.get("search_episodes") == len(episodes):  # else the search went on after it: redo
+            return rec
+    _say(progress, f"task {task.name}: rebuilding best strategy (reward {best.reward:.4f}), fine-tuning, exporting")
+    env = factory()
+    data = _load_data(cfg, task.data)
+    x = _example(data)
+
+    def recalibrated(counts: list[int]) -> torch.nn.Module:
+        model = env.prune(counts)
+        if cfg.search.recal_batches:
+            batches = [bx for bx, _ in data.train.batches(128, shuffle=True, seed=cfg.seed)][: cfg.search.recal_batches]
+            recalibrate_bn(model, batches, len(batches))
+        return model
+
+    pruned = recalibrated(best.info["channels"])
+    acc_before = evaluate(pruned, data.test, device=cfg.device).accuracy
+    uni = uniform_prune(env)
+    uni_model = recalibrated(uni.best_info["channels"])
+    uniform = {
+        "keep_ratio": uni.best_info.get("uniform_ratio"),
+        "flops": int(uni.best_info["flops"]),
+        "val_accuracy": uni.best_info["accuracy"],
+        "accuracy_before_finetune": evaluate(uni_model, data.test, device=cfg.device).accuracy,
+    }
+    acc_after = None
+    if cfg.finetune.epochs > 0:
+        fine_tune(pruned, data, cfg.finetune.epochs, lr=cfg.finetune.lr, batch_size=cfg.finetune.batch_size,
+                  seed=cfg.seed, device=cfg.device, progress=progress)
+        acc_after = evaluate(pruned, data.test, device=cfg.device).accuracy
+    pruned = pruned.cpu().eval()
+    cost = count_flops(pruned, x)
+    if cost.flops > task.ratio * base["base_flops"] * (1 + 1e-9):
+        raise RuntimeError(f"task {task.name}: pruned FLOPs {cost.flops} exceed the budget; this is a bug")
+    task_eps = [e for e in episodes if e.task_id == task.task_id]
+    best_index = next(i for i, e in enumerate(task_eps) if e.reward >= best.reward) + 1
+    rec = {
+        "task": task.name,
+        "task_id": task.task_id,
+        "dataset": task.data.dataset,
+        "classes": list(task.data.classes) if task.data.classes else None,
+        "ratio": task.ratio,
+        "base_accuracy": base["base_accuracy"],
+        "accuracy_before_finetune": acc_before,
+        "accuracy_after_finetune": acc_after,
+        "val_accuracy_in_search": best.info.get("accuracy"),
+        "best_reward": best.reward,
+        "base_flops": base["base_flops"],
+        "flops": int(cost.flops),
+        "flops_ratio": cost.flops / base["base_flops"],
+        "base_params": base["base_params"],
+        "params": int(cost.params),
+        "base_latency_ms": base["base_latency_ms"],
+        "latency_ms": _latency(pruned, x, cfg.latency_runs),
+        "keep_ratios": best.info["strategy"],
+        "channels": best.info["channels"],
+        "episodes_to_best": best_index,
+        "episodes": len(task_eps),
+        "search_episodes": len(episodes),
+        "search_seconds": float(best.wall_time),
+        "uniform": uniform,
+    }
+    paths = export(pruned, task_dir, x, metadata={k: rec[k] for k in ("task", "dataset", "classes", "ratio")})
+    rec["model_path"], rec["onnx_path"] = str(paths.model_pt), str(paths.onnx)
+    write_json_atomic(done, rec)
+    return rec
+
+
+def run_prune(
+    config: PruneConfig | dict[str, Any] | str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PruneRunResult:
+    """Run a multi-task pruning search end to end (see the module docstring for what lands where)."""
+    from autostruct.config import load_yaml, parse_config
+    from autostruct.report.prune_report import render_prune_report
+    from autostruct.rl import run_impala, save_policy
+
+    if isinstance(config, (str, Path)):
+        cfg = load_yaml(PruneConfig, config)
+    elif isinstance(config, dict):
+        cfg = parse_config(PruneConfig, config)
+    else:
+        cfg = config
+    t_start = time.monotonic()
+    keys, tasks = expand_tasks(cfg)
+    out = prepare_output_dir(cfg, resume=resume, overwrite=overwrite)
+    bases = prepare_bases(cfg, out, keys, progress)
+    factories = make_factories(cfg, tasks, bases)
+
+    _say(progress, f"search: {len(tasks)} tasks, {cfg.search.episodes} episodes, {cfg.rl.actors} actor(s) on "
+                   f"'{cfg.backend.name}'")
+    t_search = time.monotonic()
+    result = run_impala(
+        factories, policy_spec(cfg), total_episodes=cfg.search.episodes, run_dir=out / "search", rl=cfg.rl,
+        backend=cfg.backend, algorithm="vtrace", resume=True, seed=cfg.seed, progress=progress,
+    )
+    search_wall = time.monotonic() - t_search
+    meta = {
+        "model": cfg.model,
+        "width": cfg.width,
+        "base_training_epochs": cfg.base_training.epochs,
+        "seed": cfg.seed,
+        "env": env_kwargs(cfg),
+        "datasets": [{"dataset": k.dataset, "classes": list(k.classes) if k.classes else None, "root": k.root,
+                      "checkpoint": bases[k]["checkpoint"]} for k in keys],
+    }
+    policy_path = save_policy(result.policy, out / "policy.pt", metadata=meta)
+
+    records = []
+    for task, factory in zip(tasks, factories, strict=True):
+        best = result.best.get(task.task_id)
+        if best is None:
+            raise AutostructError(
+                f"Task {task.name} got no episode in {cfg.search.episodes} episodes. Raise search.episodes to at least "
+                f"{len(tasks)} (one per task)."
+            )
+        records.append(_finish_task(cfg, out, task, factory, best, result.episodes, bases[task.data], progress))
+
+    curves: dict[str, list[float]] = {t.name: [] for t in tasks}
+    for e in result.episodes:
+        curves[tasks[e.task_id].name].append(float(e.reward))
+    results = {
+        "format": "autostruct.prune-results/1",
+        "name": cfg.name,
+        "tasks": records,
+        "totals": {
+            "tasks": len(tasks),
+            "episodes": len(result.episodes),
+            "search_seconds": float(result.elapsed_s),
+            "search_wall_seconds_this_session": search_wall,
+            "wall_seconds_this_session": time.monotonic() - t_start,
+            "learner_updates": result.updates,
+            "env_steps": result.env_steps,
+            "actor_restarts": {str(k): v for k, v in result.actor_restarts.items()},
+            "mean_accuracy_before_finetune": sum(r["accuracy_before_finetune"] for r in records) / len(records),
+            "mean_accuracy_after_finetune": (
+                sum(r["accuracy_after_finetune"] for r in records) / len(records)
+                if all(r["accuracy_after_finetune"] is not None for r in records) else None
+            ),
+        },
+        "curves": curves,
+        "policy_path": str(policy_path),
+        "config": cfg.model_dump(mode="json"),
+        "versions": versions(),
+    }
+    write_json_atomic(out / "results.json", results)
+    report = render_prune_report(out)
+    _say(progress, f"done: {out / 'results.json'} and {report}")
+    return PruneRunResult(out, results, report, policy_path)

@@ -1,0 +1,191 @@
+"""FLOPs of a pruned model as a function of kept channels, and the action walls that keep an episode on budget.
+
+Pure math, no torch: :class:`FlopModel` is exact for Torch-Pruning's counter (what
+:func:`autostruct.measure.count_flops` reports) because every counted layer costs a bilinear function of the
+channel counts of its input and output, and each of those counts is an affine function of the kept channels
+of the pruning groups (one channel of a group appears ``m`` times in a tensor: once after a conv, ``h * w``
+times after a flatten, at an offset after a concat).
+
+The walls (issue 7): at step ``l`` of an episode the groups before ``l`` are decided and the later ones are
+not. AMC's cap ``hi_l`` is the most group ``l`` may keep so that the budget stays reachable if every later
+group drops to its floor (``lbound``). The lower wall ``lo_l`` is the least it may keep so that the budget can
+still be *filled* if every later group keeps everything. Mapping the policy's output onto ``[lo_l, hi_l]``
+makes every finished episode spend the whole budget (up to channel rounding, and never over it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from autostruct.errors import AutostructError
+
+
+@dataclass(frozen=True, eq=False)
+class FlopModel:
+    """FLOPs as a function of the kept channels ``k`` (one count per pruning group).
+
+    For every counted layer call ``c``: ``in_c = in_const[c] + in_coef[c] @ k`` and likewise ``out_c``; its
+    cost is ``p[c] * in_c * out_c + q[c] * out_c + r[c] * in_c + s[c]``. The total is the sum over calls.
+
+    >>> fm = FlopModel.from_lists(in_const=[3.0], in_coef=[[0.0]], out_const=[0.0], out_coef=[[1.0]],
+    ...                           p=[9.0], q=[0.0], r=[0.0], s=[0.0])  # a 3x3 conv, 3 -> k channels, 1x1 out
+    >>> float(fm(np.array([4])))
+    108.0
+    """
+
+    in_const: np.ndarray
+    in_coef: np.ndarray
+    out_const: np.ndarray
+    out_coef: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+    r: np.ndarray
+    s: np.ndarray
+
+    @classmethod
+    def from_lists(cls, **arrays) -> FlopModel:
+        return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
+
+    @property
+    def num_groups(self) -> int:
+        return self.in_coef.shape[1]
+
+    def __call__(self, counts: np.ndarray) -> np.ndarray:
+        """FLOPs for ``counts`` of shape ``(..., G)``; returns shape ``(...)``."""
+        counts = np.asarray(counts, dtype=np.float64)
+        c_in = self.in_const + counts @ self.in_coef.T
+        c_out = self.out_const + counts @ self.out_coef.T
+        per_call = self.p * c_in * c_out + self.q * c_out + self.r * c_in + self.s
+        return per_call.sum(axis=-1)
+
+    def flops(self, counts) -> int:
+        """FLOPs of one configuration, as the integer the counter reports."""
+        return int(round(float(self(np.asarray(counts)))))
+
+
+def allowed_counts(channels: int, step: int = 1, minimum: int = 1) -> np.ndarray:
+    """Channel counts a group of ``channels`` may keep: multiples of ``step`` (at least ``minimum``) and all.
+
+    >>> allowed_counts(20, step=8).tolist()
+    [8, 16, 20]
+    """
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}")
+    step = max(1, int(step))
+    first = max(step, math.ceil(max(1, minimum) / step) * step)
+    values = list(range(first, channels, step))
+    return np.asarray([*values, channels], dtype=np.int64)
+
+
+def ceil_to_allowed(ratio: float, channels: int, allowed: np.ndarray) -> int:
+    """The smallest allowed count keeping at least ``ratio * channels`` channels (``ceil`` as MTACP)."""
+    # The epsilon absorbs float noise so that ratio = k / channels maps back to exactly k.
+    want = math.ceil(ratio * channels - 1e-9)
+    idx = int(np.searchsorted(allowed, want, side="left"))
+    return int(allowed[min(idx, len(allowed) - 1)])
+
+
+def nearest_allowed(count: float, allowed: np.ndarray) -> int:
+    """The allowed count nearest to ``count`` (ties go down, which never costs budget)."""
+    idx = int(np.argmin(np.abs(allowed.astype(np.float64) - count + 1e-9)))
+    return int(allowed[idx])
+
+
+def _with(counts: np.ndarray, group: int, values: np.ndarray, later: np.ndarray, later_values: np.ndarray):
+    """Configurations (one row per value of ``group``) with ``later`` groups set to ``later_values``."""
+    rows = np.repeat(np.asarray(counts, dtype=np.float64)[None, :], len(values), axis=0)
+    rows[:, later] = np.asarray(later_values, dtype=np.float64)[later]
+    rows[:, group] = values
+    return rows
+
+
+def amc_cap(
+    flop_model: FlopModel,
+    counts: np.ndarray,
+    group: int,
+    allowed: np.ndarray,
+    later: np.ndarray,
+    floor: np.ndarray,
+    target: float,
+) -> int:
+    """AMC's action limit: the largest allowed count for ``group`` that keeps the target reachable.
+
+    ``counts`` holds the decided counts of earlier groups (and the fixed ones); ``later`` lists the groups still
+    to decide, which are assumed at their ``floor``. If even the smallest allowed count overshoots (only possible
+    when earlier decisions broke the rule), the smallest is returned.
+    """
+    flops = flop_model(_with(counts, group, allowed, later, floor))
+    ok = np.nonzero(flops <= target * (1 + 1e-12))[0]
+    return int(allowed[ok[-1]]) if len(ok) else int(allowed[0])
+
+
+def exact_wall(
+    flop_model: FlopModel,
+    counts: np.ndarray,
+    group: int,
+    allowed: np.ndarray,
+    later: np.ndarray,
+    floor: np.ndarray,
+    full: np.ndarray,
+    target: float,
+) -> tuple[int, int]:
+    """The two-sided wall ``(lo, hi)`` of issue 7 for ``group``, as allowed channel counts.
+
+    ``hi`` is :func:`amc_cap`. ``lo`` is the least allowed count from which the target can still be reached
+    if every ``later`` group keeps ``full``; for the last group (``later`` empty) that is the count landing on
+    the target. When channel granularity makes ``lo > hi``, the wall collapses to ``hi`` so the episode stays
+    under budget.
+    """
+    hi = amc_cap(flop_model, counts, group, allowed, later, floor, target)
+    flops_full = flop_model(_with(counts, group, allowed, later, full))
+    reach = np.nonzero(flops_full >= target * (1 - 1e-12))[0]
+    lo = int(allowed[reach[0]]) if len(reach) else int(allowed[-1])
+    return min(lo, hi), hi
+
+
+def check_reachable(flop_model: FlopModel, floor: np.ndarray, base_flops: float, ratio: float, lbound: float) -> None:
+    """Raise if the FLOPs target cannot be met even with every group at its floor, saying by how much."""
+    least = float(flop_model(floor))
+    target = ratio * base_flops
+    if least > target * (1 + 1e-12):
+        least_ratio = least / base_flops
+        raise AutostructError(
+            f"FLOPs target ratio {ratio:g} cannot be met: with every prunable group at lbound={lbound:g} the model "
+            f"still has {least_ratio:.3f} of its FLOPs ({least:,.0f} > target {target:,.0f}, "
+            f"{(least - target) / base_flops:.3f} of base FLOPs over). Use a ratio >= {math.ceil(least_ratio * 1000) / 1000:g} "
+            f"or a smaller lbound."
+        )
+
+
+def uniform_counts(
+    flop_model: FlopModel,
+    channels: np.ndarray,
+    allowed: list[np.ndarray],
+    decidable: np.ndarray,
+    target: float,
+    iters: int = 40,
+) -> tuple[float, np.ndarray]:
+    """The largest single keep ratio (applied to every decidable group) whose FLOPs stay within ``target``.
+
+    Returns ``(ratio, counts)``. Bisection on the ratio; counts are ``ceil``-rounded to allowed values.
+    """
+
+    def counts_for(ratio: float) -> np.ndarray:
+        out = channels.astype(np.int64).copy()
+        for g in decidable:
+            out[g] = ceil_to_allowed(ratio, int(channels[g]), allowed[g])
+        return out
+
+    lo, hi = 0.0, 1.0
+    if flop_model(counts_for(1.0)) <= target:
+        return 1.0, counts_for(1.0)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if flop_model(counts_for(mid)) <= target:
+            lo = mid
+        else:
+            hi = mid
+    return lo, counts_for(lo)

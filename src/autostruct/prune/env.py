@@ -1,0 +1,412 @@
+"""The channel-pruning MDP (MTACP / AMC), one step per pruning group.
+
+State: the 13 features of :mod:`autostruct.prune.features`. Action: a value in [0, 1] from the policy, mapped
+onto the keep-ratio range the budget mode allows at this step:
+
+- ``exact`` (default, issue 7): the two-sided wall ``[lo_l, hi_l]`` of :func:`~autostruct.prune.budget.exact_wall`,
+  so every episode ends on the FLOPs budget (within channel rounding, never over);
+- ``amc``: ``[lbound, hi_l]`` with AMC's cap ``hi_l`` (budget always reachable, usually undershot);
+- ``none``: ``[lbound, 1]``; an episode over budget gets :func:`~autostruct.prune.rewards.over_budget_penalty`.
+
+The reward is 0 until the last step; then the model is pruned, its batch norms recalibrated on a few fixed
+training batches, and it is evaluated on a fixed validation subset. Everything that does not depend on the
+actions (graph, FLOP model, importance, features, data subsets) is computed once in the constructor, so the
+env is deterministic: the same actions give the same reward.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from autostruct.errors import AutostructError, unknown_name
+from autostruct.prune import budget as B
+from autostruct.prune.bn import recalibrate_bn
+from autostruct.prune.features import NUM_FEATURES, normalized_dataset_id, observation, static_features
+from autostruct.prune.graph import analyze
+from autostruct.prune.rewards import (
+    REWARDS,
+    acc_flops_reward,
+    accuracy_reward,
+    latency_reward,
+    over_budget_penalty,
+)
+from autostruct.prune.surgery import (
+    IMPORTANCE_CRITERIA,
+    channel_importance,
+    counts_from_ratios,
+    group_allowed,
+    prune_counts,
+)
+from autostruct.rl.env import BoxSpec
+from autostruct.utils.device import resolve_device
+
+BUDGETS: tuple[str, ...] = ("exact", "amc", "none")
+
+
+def _xy(split: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tensors of a Split-like object (``.x``, ``.y``) or an ``(x, y)`` pair."""
+    if hasattr(split, "x") and hasattr(split, "y"):
+        return split.x, split.y
+    if isinstance(split, (tuple, list)) and len(split) == 2:
+        return split[0], split[1]
+    raise AutostructError(f"The {what} data must be a Split (with .x and .y) or an (x, y) pair of tensors.")
+
+
+def _splits(data: Any) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """(train, val) tensors from a Dataset (``.train``, ``.val``), a mapping, or a (train, val) pair."""
+    if hasattr(data, "train") and hasattr(data, "val"):
+        return _xy(data.train, "train"), _xy(data.val, "validation")
+    if isinstance(data, Mapping):
+        return _xy(data["train"], "train"), _xy(data["val"], "validation")
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return _xy(data[0], "train"), _xy(data[1], "validation")
+    raise AutostructError(
+        "PruningEnv needs data with a training and a validation split: an autostruct.data Dataset, "
+        "{'train': split, 'val': split}, or (train, val) where each is a Split or an (x, y) pair."
+    )
+
+
+class PruningEnv:
+    """Channel pruning of one model for one task (dataset, FLOPs ratio ``target_ratio``).
+
+    Implements :class:`autostruct.rl.env.Env` with ``BoxSpec(dim=1)``. See the module docstring for the MDP.
+
+    Args:
+        model: the trained base model (not modified).
+        data: training and validation data (Dataset, mapping or pair; see :func:`_splits`).
+        target_ratio: FLOPs budget as a fraction of the base model's FLOPs, in (0, 1].
+        lbound: the least keep ratio of any group, in (0, 1].
+        budget: ``exact`` | ``amc`` | ``none``.
+        reward: ``acc`` | ``acc_flops`` | ``latency``.
+        val_size: validation images scored per episode (a fixed, seeded subset).
+        recal_batches: training batches for batch-norm recalibration (0 turns it off).
+        batch_size: size of those batches.
+        round_to: kept channels are rounded to multiples of this.
+        importance: channel criterion, ``l1`` | ``l2`` | ``bn_scale`` | ``taylor``.
+        seed: picks the validation subset and the calibration batches.
+        task_id: which task of the run this env solves (tags trajectories).
+        dataset_index, num_datasets: the dataset's place in the run, for the ``beta`` feature; or pass ``beta``.
+        device: where the model runs.
+        latency_fn: ``latency_fn(model) -> ms`` for ``reward="latency"`` (e.g. a device lookup table); by default
+            the host latency of :func:`autostruct.measure.measure_latency`.
+        latency_weight: the exponent ``w`` of the latency reward.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Any,
+        target_ratio: float,
+        *,
+        lbound: float = 0.2,
+        budget: str = "exact",
+        reward: str = "acc",
+        val_size: int = 1000,
+        recal_batches: int = 10,
+        batch_size: int = 128,
+        round_to: int = 1,
+        importance: str = "l1",
+        seed: int = 0,
+        task_id: int = 0,
+        dataset_index: int = 0,
+        num_datasets: int = 1,
+        beta: float | None = None,
+        device: str | torch.device = "cpu",
+        latency_fn: Callable[[nn.Module], float] | None = None,
+        latency_weight: float = -0.07,
+        eval_batch_size: int = 1000,
+    ):
+        if not isinstance(target_ratio, numbers.Real) or not 0.0 < target_ratio <= 1.0:
+            raise AutostructError(f"FLOPs target ratio {target_ratio!r} is outside (0, 1]. Use e.g. 0.5 for half the FLOPs.")
+        if not isinstance(lbound, numbers.Real) or not 0.0 < lbound <= 1.0:
+            raise AutostructError(f"lbound {lbound!r} is outside (0, 1]. It is the least keep ratio per group; MTACP uses 0.2.")
+        if budget not in BUDGETS:
+            raise unknown_name("budget mode", budget, BUDGETS)
+        if reward not in REWARDS:
+            raise unknown_name("reward", reward, REWARDS)
+        if importance not in IMPORTANCE_CRITERIA:
+            raise unknown_name("importance criterion", importance, IMPORTANCE_CRITERIA)
+        for name, value, least in (("val_size", val_size, 1), ("recal_batches", recal_batches, 0),
+                                   ("batch_size", batch_size, 1), ("round_to", round_to, 1)):
+            if not isinstance(value, int) or value < least:
+                raise AutostructError(f"{name} must be an integer >= {least}, got {value!r}.")
+
+        self.target_ratio = float(target_ratio)
+        self.lbound = float(lbound)
+        self.budget = budget
+        self.reward_name = reward
+        self.task_id = int(task_id)
+        self.beta = float(beta) if beta is not None else normalized_dataset_id(dataset_index, num_datasets)
+        self.device = resolve_device(device)
+        self.round_to = round_to
+        self.importance = importance
+        self.eval_batch_size = eval_batch_size
+        self.latency_weight = latency_weight
+
+        (train_x, train_y), (val_x, val_y) = _splits(data)
+        gen = torch.Generator().manual_seed(seed)
+        pick = torch.randperm(len(val_x), generator=gen)[: min(val_size, len(val_x))]
+        self._val_x, self._val_y = val_x[pick].to(self.device), val_y[pick].to(self.device)
+        n_cal = min(recal_batches * batch_size, len(train_x))
+        cal = torch.randperm(len(train_x), generator=gen)[:n_cal]
+        self._calib = [
+            (train_x[cal[i : i + batch_size]].to(self.device), train_y[cal[i : i + batch_size]].to(self.device))
+            for i in range(0, n_cal, batch_size)
+        ]
+
+        self.model = model.to(self.device).eval()
+        self.example_inputs = self._val_x[:1]
+        self.graph = analyze(self.model, self.example_inputs)
+        self.scores = channel_importance(self.model, self.graph, importance, self._calib or None)
+
+        self.channels = self.graph.channels
+        self.allowed = [group_allowed(g, round_to) for g in self.graph.groups]
+        # Groups with a single allowed count (fewer channels than round_to) are not decisions.
+        self.decidable = np.asarray([i for i, a in enumerate(self.allowed) if len(a) > 1], dtype=np.int64)
+        if len(self.decidable) == 0:
+            raise AutostructError(
+                f"No pruning group of {type(model).__name__} has more than one channel count to choose with "
+                f"round_to={round_to}. Use a smaller round_to."
+            )
+        self.full = self.channels.copy()
+        self.floor = self.full.copy()
+        for g in self.decidable:
+            self.floor[g] = B.ceil_to_allowed(self.lbound, int(self.channels[g]), self.allowed[g])
+        self.base_flops = float(self.graph.flop_model(self.full))
+        self.target_flops = self.target_ratio * self.base_flops
+        B.check_reachable(self.graph.flop_model, self.floor, self.base_flops, self.target_ratio, self.lbound)
+
+        groups = [self.graph.groups[g] for g in self.decidable]
+        self._static = static_features(groups, self.base_flops)
+        self.observation_size = NUM_FEATURES
+        self.action_spec = BoxSpec(dim=1)
+        self.max_episode_steps = len(self.decidable)
+        self._latency_fn = latency_fn
+        self._target_latency: float | None = None
+        if reward == "latency":
+            self._target_latency = self.target_ratio * self._latency(self.model)
+        self.episodes = 0
+        self._step = 0
+        self._counts = self.full.copy()
+        self._prev = 0.0
+
+    # -- Env protocol ---------------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start an episode (the env has no randomness of its own; ``seed`` is accepted for the protocol)."""
+        self._step = 0
+        self._counts = self.full.copy()
+        self._prev = 0.0
+        return self._observe()
+
+    def action_mask(self) -> None:
+        return None
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        if self._step >= self.max_episode_steps:
+            raise RuntimeError("step() called after the episode ended; call reset() first")
+        a = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
+        g = int(self.decidable[self._step])
+        count = self._count_for(self._step, a, self._counts)
+        self._counts[g] = count
+        self._prev = count / float(self.channels[g])
+        self._step += 1
+        if self._step < self.max_episode_steps:
+            return self._observe(), 0.0, False, {}
+        reward, info = self.evaluate_counts(self._counts)
+        return np.zeros(self.observation_size, dtype=np.float32), reward, True, info
+
+    # -- budget -------------------------------------------------------------------------------------------
+    def wall(self, step: int, counts: np.ndarray | None = None) -> tuple[int, int]:
+        """Allowed channel range ``(lo, hi)`` of the group decided at ``step``, given the decided ``counts``."""
+        counts = self._counts if counts is None else counts
+        g = int(self.decidable[step])
+        later = self.decidable[step + 1 :]
+        allowed = self.allowed[g]
+        fm = self.graph.flop_model
+        if self.budget == "exact":
+            return B.exact_wall(fm, counts, g, allowed, later, self.floor, self.full, self.target_flops)
+        if self.budget == "amc":
+            return int(self.floor[g]), B.amc_cap(fm, counts, g, allowed, later, self.floor, self.target_flops)
+        return int(self.floor[g]), int(self.full[g])
+
+    def simulate(self, actions: Sequence[float]) -> np.ndarray:
+        """Kept channels per group that ``actions`` (one per step) lead to, without pruning or evaluating.
+
+        Uses the same walls and rounding as :meth:`step`; for budget studies and tests.
+        """
+        if len(actions) != self.max_episode_steps:
+            raise ValueError(f"need {self.max_episode_steps} actions, got {len(actions)}")
+        counts = self.full.copy()
+        for step, action in enumerate(actions):
+            counts[int(self.decidable[step])] = self._count_for(step, float(action), counts)
+        return counts
+
+    def _count_for(self, step: int, action: float, counts: np.ndarray) -> int:
+        g = int(self.decidable[step])
+        lo, hi = self.wall(step, counts)
+        allowed = self.allowed[g]
+        choices = allowed[(allowed >= lo) & (allowed <= hi)]
+        return B.nearest_allowed(lo + float(np.clip(action, 0.0, 1.0)) * (hi - lo), choices)
+
+    # -- scoring a strategy ---------------------------------------------------------------------------------
+    def evaluate_ratios(self, ratios: float | Sequence[float]) -> tuple[float, dict[str, Any]]:
+        """Score keep ratios (one per group of ``self.graph``, or one for all) exactly as an episode would."""
+        return self.evaluate_counts(counts_from_ratios(self.graph, ratios, self.round_to))
+
+    def evaluate_counts(self, counts: Sequence[int] | np.ndarray) -> tuple[float, dict[str, Any]]:
+        """Prune to ``counts`` kept channels per group, recalibrate, evaluate; return ``(reward, info)``."""
+        counts = np.asarray(counts, dtype=np.int64)
+        t0 = time.perf_counter()
+        pruned = prune_counts(self.model, self.graph, counts, self.scores)
+        t1 = time.perf_counter()
+        flops = self.graph.flop_model.flops(counts)
+        over = flops > self.target_flops * (1 + 1e-9)
+        accuracy: float | None = None
+        t2 = t3 = t1
+        latency = None
+        if over and self.budget == "none":
+            floor = -math.log(max(self.base_flops, 1.0)) if self.reward_name == "acc_flops" else 0.0
+            reward = over_budget_penalty(flops, self.target_flops, floor)
+        else:
+            if self._calib:
+                recalibrate_bn(pruned, [x for x, _ in self._calib], len(self._calib))
+            t2 = time.perf_counter()
+            accuracy = self._accuracy(pruned)
+            t3 = time.perf_counter()
+            if self.reward_name == "acc":
+                reward = accuracy_reward(accuracy)
+            elif self.reward_name == "acc_flops":
+                reward = acc_flops_reward(accuracy, flops)
+            else:
+                latency = self._latency(pruned)
+                reward = latency_reward(accuracy, latency, self._target_latency, self.latency_weight)
+        self.episodes += 1
+        info = {
+            "task_id": self.task_id,
+            "episode": self.episodes,
+            "reward": float(reward),
+            "accuracy": accuracy,
+            "strategy": [round(float(c) / float(n), 6) for c, n in zip(counts, self.channels, strict=True)],
+            "channels": [int(c) for c in counts],
+            "flops": int(flops),
+            "params": int(sum(p.numel() for p in pruned.parameters())),
+            "base_flops": int(round(self.base_flops)),
+            "target_flops": int(round(self.target_flops)),
+            "flops_ratio": flops / self.base_flops,
+            "flops_over_target": flops / self.target_flops,
+            "over_budget": bool(over),
+            "budget": self.budget,
+            "seconds": {"prune": t1 - t0, "recal": t2 - t1, "eval": t3 - t2},
+        }
+        if latency is not None:
+            info["latency_ms"] = latency
+        return float(reward), info
+
+    def base_accuracy(self) -> float:
+        """Accuracy of the unpruned model on the same validation subset (no recalibration)."""
+        return self._accuracy(self.model)
+
+    def prune(self, counts: Sequence[int] | np.ndarray) -> nn.Module:
+        """The pruned (not recalibrated) model for ``counts``, e.g. the best strategy of a search."""
+        return prune_counts(self.model, self.graph, np.asarray(counts, dtype=np.int64), self.scores)
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def _observe(self) -> np.ndarray:
+        reduced = 1.0 - float(self.graph.flop_model(self._counts)) / self.base_flops
+        return observation(self._static, self._step, self.target_ratio, self.beta, reduced, self._prev)
+
+    def _accuracy(self, model: nn.Module) -> float:
+        model.eval()
+        correct = 0
+        with torch.inference_mode():
+            for i in range(0, len(self._val_x), self.eval_batch_size):
+                out = model(self._val_x[i : i + self.eval_batch_size])
+                correct += int((out.argmax(1) == self._val_y[i : i + self.eval_batch_size]).sum())
+        return correct / len(self._val_x)
+
+    def _latency(self, model: nn.Module) -> float:
+        if self._latency_fn is not None:
+            return float(self._latency_fn(model))
+        from autostruct.measure import measure_latency
+
+        return float(measure_latency(model, self.example_inputs, backend="torch", threads=1).median_ms)
+
+
+@dataclass(frozen=True)
+class PruningEnvFactory:
+    """Builds a :class:`PruningEnv` inside an actor process (picklable under ``spawn``: plain fields only).
+
+    ``model`` is a zoo name (the trained base model comes from :func:`autostruct.models.cache.get_or_train`)
+    or the path of a saved model (``model.pt`` or its folder, loaded with :func:`autostruct.export.load_model`).
+    ``dataset``/``classes``/``data_root`` go to :func:`autostruct.data.load_dataset`. ``env`` holds the other
+    :class:`PruningEnv` keyword arguments (e.g. ``{"budget": "exact", "val_size": 1000}``).
+    """
+
+    model: str
+    dataset: str
+    target_ratio: float
+    classes: tuple[int, ...] | None = None
+    width: float = 1.0
+    epochs: int = 3
+    seed: int = 0
+    val_split: int = 5000  # images the dataset carves from its training set for validation
+    data_root: str | None = None
+    device: str = "cpu"
+    task_id: int = 0
+    dataset_index: int = 0
+    num_datasets: int = 1
+    env: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def create(cls, model: str, dataset: str, target_ratio: float, **kwargs: Any) -> PruningEnvFactory:
+        """Like the constructor, but extra keyword arguments go to :class:`PruningEnv`."""
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k in cls.__dataclass_fields__}
+        if "classes" in own and own["classes"] is not None:
+            own["classes"] = tuple(own["classes"])
+        return cls(model, dataset, target_ratio, env=tuple(sorted(kwargs.items())), **own)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["env"] = dict(self.env)
+        return d
+
+    def __call__(self) -> PruningEnv:
+        from autostruct.data import load_dataset
+
+        classes = list(self.classes) if self.classes is not None else None
+        dataset = load_dataset(self.dataset, root=self.data_root, val_size=self.val_split, seed=self.seed,
+                               classes=classes)
+        model = self._load_model(dataset)
+        kwargs = dict(self.env)
+        return PruningEnv(
+            model, dataset, self.target_ratio, seed=self.seed, device=self.device, task_id=self.task_id,
+            dataset_index=self.dataset_index, num_datasets=self.num_datasets, **kwargs,
+        )
+
+    def _load_model(self, dataset: Any) -> nn.Module:
+        path = Path(self.model)
+        if path.suffix == ".pt" or path.is_dir():
+            if not path.exists():
+                raise AutostructError(f"Model checkpoint '{path}' does not exist. Pass a zoo name or a saved model.pt.")
+            from autostruct.export import load_model
+
+            model, _ = load_model(path)
+            return model
+        from autostruct.models.cache import get_or_train
+
+        model, _ = get_or_train(
+            self.model, self.dataset, classes=list(self.classes) if self.classes is not None else None,
+            width=self.width, epochs=self.epochs, seed=self.seed, root=self.data_root, val_size=self.val_split,
+            device=self.device, progress=False, dataset=dataset,
+        )
+        return model

@@ -1,0 +1,501 @@
+"""Pruning groups of any model, from Torch-Pruning's dependency graph.
+
+A *group* is one independent channel decision: channels tied by a residual add, a depthwise conv, a concat
+or a squeeze-excitation multiply are removed together, so they get one keep ratio. :func:`analyze` traces the
+model once and records, per group, every layer slice to cut (``PruneOp``: a layer, its pruning function, and
+which channel of the group each index belongs to), the geometry MTACP's state needs, and an exact
+:class:`~autostruct.prune.budget.FlopModel`. Surgery then never rebuilds the graph: it replays the ops on a copy.
+
+The classifier's output and the network input are never pruned. A group the engine cannot handle (a layer
+type Torch-Pruning has no pruner for, an unwrapped parameter, a surgery that breaks the forward pass) is left
+unpruned and listed in :attr:`PruningGraph.skipped` with the reason, never a crash.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from autostruct.errors import AutostructError
+from autostruct.prune.budget import FlopModel
+
+log = logging.getLogger(__name__)
+
+ExampleInputs = torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]
+
+# Real layers whose channels the engine knows how to cut (Torch-Pruning pruners, exact FLOP formulas).
+_SUPPORTED = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.PReLU,
+              nn.modules.instancenorm._InstanceNorm)
+
+
+@dataclass(frozen=True, eq=False)
+class PruneOp:
+    """One slice of a group: cut ``positions`` of ``module`` with ``handler``; ``roots[i]`` is the group channel
+    that ``positions[i]`` carries (a channel can appear several times, e.g. after a flatten)."""
+
+    module: str
+    handler: Callable[[nn.Module, list[int]], Any]
+    positions: np.ndarray
+    roots: np.ndarray
+    kind: str  # "out", "in" or "io" (same function for both sides: BN, depthwise conv)
+
+
+@dataclass(frozen=True, eq=False)
+class PrunableGroup:
+    """One channel decision of the pruning MDP (fields are JSON-able except ``ops``)."""
+
+    index: int
+    name: str  # the leading layer (first producing conv/linear in forward order)
+    channels: int
+    channel_groups: int  # kept counts must be a multiple (grouped convs keep the same number per group)
+    leading: tuple[str, ...]  # layers whose output channels are cut
+    consumers: tuple[str, ...]  # layers whose input channels are cut
+    c_in: int
+    h: int
+    w: int
+    stride: int
+    kernel: int
+    flops: int  # base FLOPs that scale with this group (those that vanish if it kept nothing)
+    ops: tuple[PruneOp, ...] = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "channels": self.channels,
+            "channel_groups": self.channel_groups,
+            "leading": list(self.leading),
+            "consumers": list(self.consumers),
+            "c_in": self.c_in,
+            "h": self.h,
+            "w": self.w,
+            "stride": self.stride,
+            "kernel": self.kernel,
+            "flops": self.flops,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class PruningGraph:
+    """Everything surgery, the budget math and the MDP need, computed once per model."""
+
+    groups: tuple[PrunableGroup, ...]
+    skipped: tuple[tuple[str, str], ...]  # (layer, reason) of groups left unpruned
+    flop_model: FlopModel
+    base_flops: int
+    base_params: int
+    input_shape: tuple[int, ...]
+
+    @property
+    def channels(self) -> np.ndarray:
+        return np.asarray([g.channels for g in self.groups], dtype=np.int64)
+
+
+@dataclass
+class _Call:
+    name: str
+    module: nn.Module
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    out_grad_fn: Any
+    cost: int
+
+
+def first_example(example_inputs: ExampleInputs) -> ExampleInputs:
+    """Slice example inputs to batch 1 (costs are per example)."""
+    if isinstance(example_inputs, torch.Tensor):
+        return example_inputs[:1]
+    if isinstance(example_inputs, (tuple, list)):
+        return type(example_inputs)(first_example(x) for x in example_inputs)
+    raise AutostructError(
+        f"example_inputs must be a tensor or a tuple of tensors, got {type(example_inputs).__name__}. "
+        "Pass e.g. torch.zeros(1, C, H, W)."
+    )
+
+
+def run_model(model: nn.Module, inputs: ExampleInputs) -> Any:
+    if isinstance(inputs, torch.Tensor):
+        return model(inputs)
+    return model(*inputs)
+
+
+def describe_shape(inputs: ExampleInputs) -> str:
+    if isinstance(inputs, torch.Tensor):
+        return str(tuple(inputs.shape))
+    return "(" + ", ".join(describe_shape(x) for x in inputs) + ")"
+
+
+def check_example_inputs(model: nn.Module, inputs: ExampleInputs) -> Any:
+    """Run the model once on ``inputs``; a shape mismatch becomes an :class:`AutostructError`."""
+    try:
+        with torch.no_grad():
+            return run_model(model, inputs)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise AutostructError(
+            f"The model does not run on example inputs of shape {describe_shape(inputs)}: {exc}. Pass inputs "
+            "shaped like one batch of its data, e.g. torch.zeros(1, C, H, W) with the dataset's channels and size."
+        ) from None
+
+
+def _counted_cost(module: nn.Module, inputs: tuple, output: Any) -> int | None:
+    """What Torch-Pruning's counter adds for this call (None: a type it does not count)."""
+    from torch_pruning.utils.op_counter import MODULES_MAPPING
+
+    hook = MODULES_MAPPING.get(type(module))
+    if hook is None:
+        return None
+    had = hasattr(module, "__flops__")
+    old = getattr(module, "__flops__", 0)
+    module.__flops__ = 0
+    hook(module, inputs, output)
+    cost = int(module.__flops__)
+    if had:
+        module.__flops__ = old
+    else:
+        del module.__flops__
+    return cost
+
+
+def _is_depthwise(module: nn.Module) -> bool:
+    # Torch-Pruning's own test (ops.module2type): its depthwise pruner then cuts in, out and groups together.
+    return isinstance(module, nn.modules.conv._ConvNd) and module.groups == module.out_channels and module.out_channels > 1
+
+
+def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool = True) -> PruningGraph:
+    """Trace ``model`` and return its pruning groups (forward order), FLOP model and skipped layers.
+
+    ``example_inputs``: one batch shaped like the data (only the first example is used). The model is not
+    changed: tracing runs on a deep copy. With ``validate`` a trial surgery (every group at about half) must
+    keep the forward pass working; groups that break it are skipped with the error as reason.
+    """
+    import torch_pruning as tp
+
+    inputs = first_example(example_inputs)
+    work = copy.deepcopy(model).eval()
+    for p in work.parameters():
+        p.requires_grad_(True)
+    with torch.no_grad():
+        ref_out = check_example_inputs(work, inputs)
+    names = {m: n for n, m in work.named_modules()}
+
+    calls: list[_Call] = []
+    order: dict[str, int] = {}
+    outputs: list[Any] = []
+
+    def record(module, args, out):
+        if not isinstance(out, torch.Tensor) or not args or not isinstance(args[0], torch.Tensor):
+            return
+        name = names[module]
+        order.setdefault(name, len(order))
+        cost = _counted_cost(module, args, out)
+        calls.append(_Call(name, module, tuple(args[0].shape), tuple(out.shape), out.grad_fn, cost or 0))
+
+    def forward_fn(m, x):
+        hooks = [mod.register_forward_hook(record) for mod in m.modules() if not list(mod.children())]
+        try:
+            out = run_model(m, x)
+        finally:
+            for h in hooks:
+                h.remove()
+        outputs.extend(o for o in _flatten(out) if isinstance(o, torch.Tensor))
+        return out
+
+    with torch.enable_grad():
+        dg = tp.DependencyGraph().build_dependency(work, inputs, forward_fn=forward_fn, verbose=False)
+    out_grad_fns = {o.grad_fn for o in outputs if o.grad_fn is not None}
+
+    groups, skipped = [], []
+    for tp_group in dg.get_all_groups(root_module_types=(nn.modules.conv._ConvNd, nn.Linear)):
+        built = _build_group(dg, tp_group, names, out_grad_fns)
+        if isinstance(built, str):
+            root = names.get(tp_group[0].dep.target.module, str(tp_group[0].dep.target.module))
+            if built != "output":
+                log.info("layer %s left unpruned: %s", root, built)
+                skipped.append((root, built))
+            continue
+        groups.append(built)
+    if not groups:
+        raise AutostructError(
+            f"{type(model).__name__} has no prunable channel group: every conv/linear output is tied to the "
+            "model output or to a layer type that cannot be pruned"
+            + (f" ({'; '.join(f'{n}: {r}' for n, r in skipped)})." if skipped else ".")
+            + " Channel pruning needs at least one hidden conv or linear layer."
+        )
+    big = len(order) + 1
+    for g in groups:
+        g["leading"] = tuple(sorted(g["leading"], key=lambda n: order.get(n, big)))
+    groups.sort(key=lambda g: min((order.get(n, big) for n in g["leading"] or g["members"]), default=big))
+
+    base_flops = sum(c.cost for c in calls)
+    flop_model, spans = _flop_model(dg, calls, groups, names)
+    result = _finish(groups, calls, flop_model, spans, skipped, base_flops, work, inputs)
+    if validate:
+        result = _validate(model, result, inputs, ref_out)
+    return result
+
+
+def _flatten(out: Any) -> list[Any]:
+    if isinstance(out, (tuple, list)):
+        return [y for x in out for y in _flatten(x)]
+    if isinstance(out, dict):
+        return [y for x in out.values() for y in _flatten(x)]
+    return [out]
+
+
+def _build_group(dg, tp_group, names: dict, out_grad_fns: set) -> dict | str:
+    """Turn a Torch-Pruning group into our record, or a reason why it is left unpruned."""
+    from torch_pruning import ops
+
+    root_module = tp_group[0].dep.target.module
+    channels = dg.get_out_channels(root_module)
+    ops_, leading, consumers, members, ch_groups = [], [], [], [], 1
+    node_kinds: list[tuple[Any, str, np.ndarray, np.ndarray]] = []
+    for item in tp_group:
+        node = item.dep.target
+        module = node.module
+        idxs = np.asarray(item.idxs, dtype=np.int64)
+        roots = np.asarray(item.root_idxs, dtype=np.int64)
+        if node.type == ops.OPTYPE.OUTPUT:
+            return "output"
+        if isinstance(module, nn.Parameter):
+            return "an unwrapped nn.Parameter shares these channels"
+        if module not in names:  # a traced op (add, cat, relu, flatten ...): nothing to cut, but channels flow through
+            if node.type == ops.OPTYPE.CUSTOMIZED:
+                return f"customized op {module!r}"
+            if node.grad_fn in out_grad_fns:
+                return "output"
+            node_kinds.append((node, "io", idxs, roots))
+            continue
+        if not isinstance(module, _SUPPORTED):
+            return f"{type(module).__name__} '{names[module]}' shares these channels and has no supported pruner"
+        pruner = dg.get_pruner_of_module(module)
+        if pruner.prune_out_channels == pruner.prune_in_channels:
+            kind = "io"
+        elif item.dep.handler == pruner.prune_out_channels:
+            kind = "out"
+        else:
+            kind = "in"
+        if _is_depthwise(module):
+            kind = "io"
+        if kind != "in" and node.grad_fn in out_grad_fns:
+            return "output"  # these channels are the model's output (the classifier)
+        name = names[module]
+        ops_.append(PruneOp(name, item.dep.handler, idxs, roots, kind))
+        node_kinds.append((node, kind, idxs, roots))
+        members.append(name)
+        is_conv = isinstance(module, nn.modules.conv._ConvNd)
+        if is_conv and module.groups > 1 and not _is_depthwise(module):
+            ch_groups = max(ch_groups, module.groups)
+        if isinstance(module, nn.GroupNorm):
+            ch_groups = max(ch_groups, module.num_groups)
+        if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+            if kind == "out" or (kind == "io" and not _is_depthwise(module)):
+                leading.append(name)
+            elif kind == "in":
+                consumers.append(name)
+    if channels is None or channels < 2:
+        return "fewer than 2 channels"
+    if channels % ch_groups:
+        return f"{channels} channels do not split into {ch_groups} equal channel groups"
+    return {
+        "channels": int(channels),
+        "channel_groups": int(ch_groups),
+        "leading": tuple(dict.fromkeys(leading)),
+        "consumers": tuple(dict.fromkeys(consumers)),
+        "members": tuple(dict.fromkeys(members)),
+        "ops": tuple(ops_),
+        "nodes": node_kinds,
+    }
+
+
+def _flop_model(dg, calls: list[_Call], groups: list[dict], names: dict) -> tuple[FlopModel, list]:
+    """Exact FLOPs as a function of kept channels (see :class:`FlopModel`), call by counted call."""
+    n_groups = len(groups)
+    # Per traced node and side: how many times each group's channels appear there.
+    forms: dict[tuple[int, str], np.ndarray] = {}
+    for gi, g in enumerate(groups):
+        for node, kind, idxs, _roots in g["nodes"]:
+            mult = len(idxs) / g["channels"]
+            for side in (("in", "out") if kind == "io" else (kind,)):
+                key = (id(node), side)
+                forms.setdefault(key, np.zeros(n_groups))[gi] += mult
+    node_of_module = {m: n for m, n in dg.module2node.items() if m in names}
+    node_of_grad_fn = {n.grad_fn: n for n in dg.module2node.values() if n.grad_fn is not None}
+
+    zeros = np.zeros(n_groups)
+    rows = {k: [] for k in ("in_const", "in_coef", "out_const", "out_coef", "p", "q", "r", "s")}
+    spans = []  # per call: the groups its cost depends on (for the per-group FLOPs)
+    nominal = np.asarray([g["channels"] for g in groups], dtype=np.float64)
+
+    def add(in_c, in_coef, out_c, out_coef, p, q, r, s):
+        # The forms hold multiplicities m; a count C(k) = C - m @ (N - k) = (C - m @ N) + m @ k.
+        rows["in_const"].append(in_c - in_coef @ nominal)
+        rows["in_coef"].append(in_coef)
+        rows["out_const"].append(out_c - out_coef @ nominal)
+        rows["out_coef"].append(out_coef)
+        for k, v in zip("pqrs", (p, q, r, s), strict=True):
+            rows[k].append(float(v))
+        spans.append(set(np.nonzero(in_coef)[0]) | set(np.nonzero(out_coef)[0]))
+
+    for c in calls:
+        m = c.module
+        node = node_of_module.get(m) or node_of_grad_fn.get(c.out_grad_fn)
+        f_in = forms.get((id(node), "in"), zeros) if node is not None else zeros
+        f_out = forms.get((id(node), "out"), zeros) if node is not None else zeros
+        if c.cost == 0:
+            continue
+        if isinstance(m, nn.modules.conv._ConvNd):
+            spatial = math.prod(c.out_shape[2:])
+            kernel = math.prod(m.kernel_size)
+            bias = spatial if m.bias is not None else 0
+            if _is_depthwise(m):
+                add(0, zeros, m.out_channels, f_out, 0, kernel * spatial + bias, 0, 0)
+            else:
+                add(m.in_channels, f_in, m.out_channels, f_out, kernel * spatial / m.groups, bias, 0, 0)
+        elif isinstance(m, nn.Linear):
+            per_in = math.prod(c.in_shape) / m.in_features
+            add(m.in_features, f_in, m.out_features, f_out, per_in, 1 if m.bias is not None else 0, 0, 0)
+        elif len(c.out_shape) >= 2 and np.any(f_out):
+            # Counted elementwise layers (BN, activations, pooling): cost proportional to the channel count.
+            chans = c.out_shape[1]
+            add(chans, f_out, 0, zeros, 0, 0, c.cost / chans, 0)
+        else:
+            add(0, zeros, 0, zeros, 0, 0, 0, c.cost)
+    if not spans:
+        add(0, zeros, 0, zeros, 0, 0, 0, 0)
+    model = FlopModel.from_lists(**{k: np.asarray(v) for k, v in rows.items()})
+    return model, spans
+
+
+def _finish(groups, calls, flop_model, spans, skipped, base_flops, work, inputs) -> PruningGraph:
+    nominal = np.asarray([g["channels"] for g in groups], dtype=np.float64)
+    modules = dict(work.named_modules())
+    first_call = {}
+    for c in calls:
+        first_call.setdefault(c.name, c)
+    out = []
+    for gi, g in enumerate(groups):
+        without = nominal.copy()
+        without[gi] = 0
+        g_flops = float(flop_model(nominal) - flop_model(without))
+        lead = g["leading"][0] if g["leading"] else g["members"][0]
+        module, call = modules[lead], first_call.get(lead)
+        c_in, h, w, stride, kernel = 1, 1, 1, 1, 1
+        if isinstance(module, nn.modules.conv._ConvNd):
+            c_in, stride, kernel = module.in_channels, max(module.stride), max(module.kernel_size)
+            if call is not None and len(call.in_shape) >= 4:
+                h, w = call.in_shape[2], call.in_shape[3]
+        elif isinstance(module, nn.Linear):
+            c_in = module.in_features
+        out.append(
+            PrunableGroup(
+                index=gi, name=lead, channels=g["channels"], channel_groups=g["channel_groups"],
+                leading=g["leading"], consumers=g["consumers"], c_in=int(c_in), h=int(h), w=int(w),
+                stride=int(stride), kernel=int(kernel), flops=int(round(g_flops)), ops=g["ops"],
+            )
+        )
+    got = flop_model.flops(nominal)
+    if got != base_flops:  # a bug in the FLOP model, not a user error; the env reports measured FLOPs anyway
+        log.warning("FLOP model gives %d for the unpruned model, the counter %d", got, base_flops)
+    base_params = sum(p.numel() for p in work.parameters())
+    shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else tuple(inputs[0].shape)
+    return PruningGraph(tuple(out), tuple(skipped), flop_model, int(base_flops), int(base_params), shape)
+
+
+def trial_counts(graph: PruningGraph) -> np.ndarray:
+    """About half of every group, respecting channel groups (used to validate surgery)."""
+    counts = []
+    for g in graph.groups:
+        q = g.channel_groups
+        counts.append(max(q, (g.channels // 2) // q * q))
+    return np.asarray(counts, dtype=np.int64)
+
+
+def _validate(model: nn.Module, graph: PruningGraph, inputs, ref_out) -> PruningGraph:
+    """Drop groups whose surgery breaks the forward pass (checked all at once, then one by one on failure)."""
+    from autostruct.prune.surgery import prune_counts
+
+    def works(counts: np.ndarray) -> str | None:
+        try:
+            pruned = prune_counts(model, graph, counts, importance=None)
+            with torch.no_grad():
+                out = run_model(pruned.eval(), inputs)
+        except Exception as exc:  # any failure means this group cannot be cut safely
+            return f"surgery breaks the forward pass ({type(exc).__name__}: {exc})"
+        ref = [o.shape for o in _flatten(ref_out) if isinstance(o, torch.Tensor)]
+        got = [o.shape for o in _flatten(out) if isinstance(o, torch.Tensor)]
+        return None if ref == got else f"surgery changes the output shape {ref} -> {got}"
+
+    half = trial_counts(graph)
+    if works(half) is None:
+        _check_flop_model(model, graph, half, inputs)
+        return graph
+    full = graph.channels
+    keep, skipped = [], list(graph.skipped)
+    for i, g in enumerate(graph.groups):
+        counts = full.copy()
+        counts[i] = half[i]
+        reason = works(counts)
+        if reason is None:
+            keep.append(i)
+        else:
+            log.info("layer %s left unpruned: %s", g.name, reason)
+            skipped.append((g.name, reason))
+    if not keep:
+        raise AutostructError(
+            f"{type(model).__name__} has no prunable channel group: "
+            + "; ".join(f"{n}: {r}" for n, r in skipped)
+        )
+    return _subset(graph, keep, skipped)
+
+
+def _check_flop_model(model: nn.Module, graph: PruningGraph, counts: np.ndarray, inputs) -> None:
+    """Warn if the FLOP model disagrees with the counter on a pruned model (a layer pattern it misses)."""
+    from torch_pruning.utils import count_ops_and_params
+
+    from autostruct.prune.surgery import prune_counts
+
+    pruned = prune_counts(model, graph, counts, importance=None)
+    real = int(round(count_ops_and_params(pruned, inputs)[0]))
+    if real != graph.flop_model.flops(counts):
+        log.warning(
+            "FLOP model of %s is approximate (%d vs %d counted at half width); budgets use the model",
+            type(model).__name__, graph.flop_model.flops(counts), real,
+        )
+
+
+def _subset(graph: PruningGraph, keep: list[int], skipped: list) -> PruningGraph:
+    """The graph restricted to groups ``keep``; dropped groups are frozen at full width in the FLOP model."""
+    fm = graph.flop_model
+    drop = [i for i in range(len(graph.groups)) if i not in keep]
+    full = graph.channels.astype(np.float64)
+    sub = FlopModel(
+        in_const=fm.in_const + fm.in_coef[:, drop] @ full[drop],
+        in_coef=fm.in_coef[:, keep],
+        out_const=fm.out_const + fm.out_coef[:, drop] @ full[drop],
+        out_coef=fm.out_coef[:, keep],
+        p=fm.p, q=fm.q, r=fm.r, s=fm.s,
+    )
+    groups = tuple(
+        PrunableGroup(**{**{f: getattr(graph.groups[i], f) for f in PrunableGroup.__dataclass_fields__}, "index": j})
+        for j, i in enumerate(keep)
+    )
+    return PruningGraph(groups, tuple(skipped), sub, graph.base_flops, graph.base_params, graph.input_shape)
+
+
+def prunable_groups(model: nn.Module, example_inputs: ExampleInputs) -> list[PrunableGroup]:
+    """The independent channel decisions of ``model`` in forward order (see :func:`analyze`).
+
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+    >>> [(g.name, g.channels) for g in prunable_groups(net, torch.zeros(1, 3, 8, 8))]
+    [('0', 8)]
+    """
+    return list(analyze(model, example_inputs).groups)

@@ -1,0 +1,116 @@
+"""MTACP end to end on a tiny budget: real training, real pruning, real IMPALA search, real export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from autostruct.cli import app
+from autostruct.config import PruneConfig, parse_config
+from autostruct.errors import AutostructError
+from autostruct.export import load_model
+from autostruct.mtacp import run_prune, zero_shot_prune
+
+
+def tiny_config(out, **over):
+    cfg = {
+        "name": "tiny",
+        "output_dir": str(out),
+        "model": "resnet20",
+        "width": 0.5,
+        "tasks": [{"dataset": "digits", "ratios": [0.5]}, {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "ratios": [0.4]}],
+        "base_training": {"epochs": 3},
+        "search": {"episodes": 8, "val_size": 200, "recal_batches": 2},
+        "rl": {"actors": 1, "unroll_length": 5, "batch_size": 2},
+        "finetune": {"epochs": 1},
+        "backend": {"name": "inline"},
+        "latency_runs": 3,
+    }
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k] = {**cfg[k], **v}
+        else:
+            cfg[k] = v
+    return parse_config(PruneConfig, cfg)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    return run_prune(tiny_config(out), progress=False)
+
+
+def test_every_task_meets_its_budget_and_exports(finished_run):
+    out = finished_run.output_dir
+    for name in ("results.json", "report.html", "policy.pt", "config.yaml", "search/episodes.jsonl"):
+        assert (out / name).is_file(), name
+    res = json.loads((out / "results.json").read_text())
+    assert len(res["tasks"]) == 2
+    for t in res["tasks"]:
+        assert t["flops"] <= t["ratio"] * t["base_flops"]
+        assert t["flops"] >= 0.9 * t["ratio"] * t["base_flops"]  # budget: exact spends (almost) all of it
+        for key in ("base_accuracy", "accuracy_before_finetune", "accuracy_after_finetune", "params",
+                    "base_latency_ms", "latency_ms", "keep_ratios", "episodes_to_best", "search_seconds"):
+            assert t[key] is not None, key
+        model, _ = load_model(t["model_path"])
+        x = torch.randn(3, 1, 8, 8)
+        with torch.no_grad():
+            ref = model.eval()(x).numpy()
+        sess = ort.InferenceSession(t["onnx_path"], providers=["CPUExecutionProvider"])
+        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        np.testing.assert_allclose(got, ref, atol=1e-4)
+        assert sum(p.numel() for p in model.parameters()) == t["params"]
+    assert "<img" in (out / "report.html").read_text()
+
+
+def test_output_dir_with_a_run_is_refused(finished_run):
+    cfg = tiny_config(finished_run.output_dir)
+    with pytest.raises(AutostructError, match="--resume"):
+        run_prune(cfg, progress=False)
+    changed = tiny_config(finished_run.output_dir, tasks=[{"dataset": "digits", "ratios": [0.3]}])
+    with pytest.raises(AutostructError, match="different tasks"):
+        run_prune(changed, resume=True, progress=False)
+
+
+def test_resume_extends_the_search_without_gaps(finished_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(finished_run.output_dir, out)
+    res = run_prune(tiny_config(out, search={"episodes": 12}), resume=True, progress=False)
+    lines = [json.loads(x) for x in (out / "search" / "episodes.jsonl").read_text().splitlines()]
+    idx = [rec["episode_index"] for rec in lines]
+    assert idx == list(range(12))
+    assert res.results["totals"]["episodes"] == 12
+    assert sum(t["episodes"] for t in res.tasks) == 12
+
+
+def test_zero_shot_meets_budget(finished_run, tmp_path):
+    res = zero_shot_prune(finished_run.policy_path, "digits", 0.35, output_dir=tmp_path / "zs", progress=False)
+    assert res["flops"] <= 0.35 * res["base_flops"]
+    assert (tmp_path / "zs" / "model.onnx").is_file()
+
+
+def test_cli_report_and_bad_inputs(finished_run, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(finished_run.output_dir)])
+    assert res.exit_code == 0, res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: []\n")
+    res = runner.invoke(app, ["prune", str(bad)])
+    assert res.exit_code == 2 and "task list is empty" in res.output
+    bad.write_text("tasks: [{dataset: digits, ratios: [0.5, 1.5]}]\n")
+    res = runner.invoke(app, ["prune", str(bad)])
+    assert res.exit_code == 2 and "(0, 1]" in res.output
+    notckpt = tmp_path / "x.pt"
+    notckpt.write_bytes(b"junk")
+    bad.write_text(f"output_dir: {tmp_path / 'o'}\nmodel: {notckpt}\ntasks: [{{dataset: digits, ratios: [0.5]}}]\n")
+    res = runner.invoke(app, ["prune", str(bad)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    res = runner.invoke(app, ["prune", "--policy", str(tmp_path / "nope.pt"), "--dataset", "digits", "--ratio", "0.5"])
+    assert res.exit_code == 2 and "does not exist" in res.output

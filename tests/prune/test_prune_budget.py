@@ -1,0 +1,118 @@
+"""Budget math as pure functions: the FLOP model, allowed counts, AMC's cap and the two-sided wall."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autostruct.errors import AutostructError
+from autostruct.prune import budget as B
+
+
+def chain_model(channels: list[int], spatial: list[int]) -> B.FlopModel:
+    """A plain conv chain 3 -> c1 -> c2 ... -> 10 (the last layer a classifier), 3x3 kernels."""
+    g = len(channels)
+    rows = []
+    for i in range(g + 1):
+        in_coef, out_coef = np.zeros(g), np.zeros(g)
+        in_const = 3.0 if i == 0 else 0.0
+        if i > 0:
+            in_coef[i - 1] = 1.0
+        out_const = 10.0 if i == g else 0.0
+        if i < g:
+            out_coef[i] = 1.0
+        rows.append((in_const, in_coef, out_const, out_coef, 9.0 * spatial[min(i, g - 1)] ** 2))
+    return B.FlopModel.from_lists(
+        in_const=[r[0] for r in rows], in_coef=[r[1] for r in rows], out_const=[r[2] for r in rows],
+        out_coef=[r[3] for r in rows], p=[r[4] for r in rows], q=[0.0] * len(rows), r=[0.0] * len(rows),
+        s=[0.0] * len(rows),
+    )
+
+
+def test_flop_model_of_a_chain_is_the_sum_of_conv_macs():
+    fm = chain_model([4, 8], [4, 2])
+    expected = 9 * 16 * 3 * 4 + 9 * 4 * 4 * 8 + 9 * 4 * 8 * 10
+    assert fm.flops([4, 8]) == expected
+    assert fm.flops([2, 8]) == 9 * 16 * 3 * 2 + 9 * 4 * 2 * 8 + 9 * 4 * 8 * 10
+    assert fm(np.array([[4, 8], [2, 8]])).shape == (2,)
+
+
+def test_allowed_counts_round_to_multiples_and_keep_all():
+    assert B.allowed_counts(20, 8).tolist() == [8, 16, 20]
+    assert B.allowed_counts(16, 8).tolist() == [8, 16]
+    assert B.allowed_counts(5, 8).tolist() == [5]
+    assert B.allowed_counts(4).tolist() == [1, 2, 3, 4]
+    assert B.ceil_to_allowed(0.5, 20, B.allowed_counts(20, 8)) == 16
+    assert B.ceil_to_allowed(0.01, 20, B.allowed_counts(20, 8)) == 8
+    assert B.ceil_to_allowed(3 / 7, 7, B.allowed_counts(7)) == 3  # no float drift past an exact count
+
+
+def test_unreachable_budget_says_by_how_much():
+    fm = chain_model([8, 8], [4, 4])
+    floor = np.array([2, 2])
+    with pytest.raises(AutostructError, match=r"cannot be met.*over"):
+        B.check_reachable(fm, floor, fm.flops([8, 8]), 0.01, 0.2)
+    B.check_reachable(fm, floor, fm.flops([8, 8]), 0.5, 0.2)
+
+
+chains = st.lists(st.integers(4, 40), min_size=2, max_size=7).flatmap(
+    lambda cs: st.tuples(st.just(cs), st.lists(st.integers(1, 8), min_size=len(cs), max_size=len(cs)))
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(chain=chains, alpha=st.sampled_from([0.3, 0.5, 0.7]), seed=st.integers(0, 10_000))
+def test_walls_keep_every_random_episode_on_budget(chain, alpha, seed):
+    channels, spatial = chain
+    fm = chain_model(channels, sorted(spatial, reverse=True))
+    full = np.asarray(channels)
+    allowed = [B.allowed_counts(c) for c in channels]
+    floor = np.asarray([B.ceil_to_allowed(0.2, c, a) for c, a in zip(channels, allowed, strict=True)])
+    target = alpha * fm.flops(full)
+    if fm.flops(floor) > target:
+        return  # unreachable budgets are rejected up front (tested above)
+    rng = np.random.default_rng(seed)
+    order = np.arange(len(channels))
+    for mode in ("exact", "amc"):
+        counts = full.copy()
+        for step, g in enumerate(order):
+            later = order[step + 1 :]
+            if mode == "exact":
+                lo, hi = B.exact_wall(fm, counts, g, allowed[g], later, floor, full, target)
+            else:
+                lo, hi = int(floor[g]), B.amc_cap(fm, counts, g, allowed[g], later, floor, target)
+            assert lo <= hi
+            choices = allowed[g][(allowed[g] >= lo) & (allowed[g] <= hi)]
+            counts[g] = B.nearest_allowed(lo + rng.random() * (hi - lo), choices)
+        used = fm.flops(counts)
+        assert used <= target * (1 + 1e-9), (mode, used / target)
+        if mode == "exact":
+            # Never over; under only by what one channel of the last group costs.
+            last = order[-1]
+            one_more = counts.copy()
+            one_more[last] = min(counts[last] + 1, full[last])
+            assert used >= target - (fm.flops(one_more) - used) - 1e-6 or counts[last] == full[last]
+
+
+def test_uniform_counts_is_the_largest_ratio_within_budget():
+    fm = chain_model([16, 32, 64], [8, 4, 2])
+    full = np.array([16, 32, 64])
+    allowed = [B.allowed_counts(c) for c in full]
+    target = 0.5 * fm.flops(full)
+    ratio, counts = B.uniform_counts(fm, full, allowed, np.arange(3), target)
+    assert fm.flops(counts) <= target
+    bigger = np.asarray([B.ceil_to_allowed(ratio + 0.02, c, a) for c, a in zip(full, allowed, strict=True)])
+    assert fm.flops(bigger) > target
+
+
+def test_dataset_id_is_normalized_and_clipped_for_unseen_datasets():
+    from autostruct.prune.features import normalized_dataset_id
+
+    assert normalized_dataset_id(0, 1) == 0.0
+    assert normalized_dataset_id(1, 3) == 0.5
+    assert normalized_dataset_id(3, 3) == 1.0  # zero-shot: a dataset the run did not see
+    assert normalized_dataset_id(1, 1) == 1.0
+    with pytest.raises(ValueError):
+        normalized_dataset_id(-1, 2)
