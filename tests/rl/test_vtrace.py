@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from autostruct.rl.policy import PolicyOutput
-from autostruct.rl.vtrace import vtrace, vtrace_from_log_rhos
-
 from autostruct.rl.env import BoxSpec, CategoricalSpec
-from autostruct.rl.policy import Policy, PolicySpec
+from autostruct.rl.policy import Policy, PolicyOutput, PolicySpec
+from autostruct.rl.vtrace import vtrace, vtrace_from_log_rhos
 
 
 def vtrace_reference(log_rhos, discounts, rewards, values, bootstrap, rho_bar, c_bar, pg_rho_bar, lam):

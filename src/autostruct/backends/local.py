@@ -1,8 +1,9 @@
 """``local`` (the default): one spawned process per actor; the learner stays in the calling process.
 
-Weights travel through shared memory: the learner copies each new version into one set of shared tensors
-under a lock and bumps a version counter; an actor copies them into its policy between unrolls when the
-counter moved. Trajectories come back through a bounded queue that the learner reads with a timeout, so a
+Weights travel through shared memory guarded by a sequence counter (a seqlock, no lock that a killed process
+could leave held): the learner makes the counter odd, copies the new weights into one set of shared tensors,
+then sets it to ``2 * version``; between unrolls an actor whose version is stale copies the tensors and keeps
+the copy only if the counter was even and unchanged around it. Trajectories come back through a bounded queue that the learner reads with a timeout, so a
 slow actor only delays its own unrolls, and a full queue pauses the actors instead of growing without end.
 Actors ignore SIGINT (the learner decides when to stop) and exit on their own when the learner's process
 is gone (e.g. after SIGKILL), so no orphan keeps running.
@@ -14,6 +15,7 @@ import contextlib
 import os
 import queue as queue_mod
 import signal
+import sys
 import time
 import traceback
 from typing import Any
@@ -32,12 +34,26 @@ def _orphaned(parent_pid: int) -> bool:
     return os.getppid() != parent_pid
 
 
+def _sync_weights(actor: Actor, shared: dict[str, torch.Tensor], seq: Any) -> None:
+    """Load the published weights if they are newer; retry while the learner is writing them."""
+    while True:
+        s1 = seq.value
+        if s1 % 2 == 0 and s1 // 2 == actor.version:
+            return
+        if s1 % 2 == 1:  # the learner is mid-copy (a few ms at most)
+            time.sleep(0.001)
+            continue
+        actor.set_weights(shared, s1 // 2)
+        if seq.value == s1:
+            return
+        actor.version = -1  # torn read: the weights changed under us, load again
+
+
 def actor_process_main(
     spec: ActorSpec,
     generation: int,
     shared: dict[str, torch.Tensor],
-    version: Any,
-    lock: Any,
+    seq: Any,
     out: Any,
     stop: Any,
     parent_pid: int,
@@ -45,23 +61,31 @@ def actor_process_main(
     """Body of one actor process: refresh weights, unroll, send; until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(spec.threads)
+    code = 0
     try:
         actor = Actor(spec, generation)
         while not stop.is_set() and not _orphaned(parent_pid):
-            if version.value != actor.version:
-                with lock:
-                    actor.set_weights(shared, version.value)
+            _sync_weights(actor, shared, seq)
             traj = actor.unroll()
-            while True:
+            while not stop.is_set() and not _orphaned(parent_pid):
                 try:
                     out.put(traj, timeout=_CHECK_S)
                     break
                 except queue_mod.Full:
-                    if stop.is_set() or _orphaned(parent_pid):
-                        return
+                    pass
     except BaseException:
+        code = 1
         with contextlib.suppress(Exception):
             out.put(ActorFailure(spec.actor_id, generation, traceback.format_exc()), timeout=5)
+            out.close()
+            out.join_thread()  # the failure report must leave this process before it exits
+    finally:
+        if code == 0:
+            out.cancel_join_thread()  # stopping: unsent unrolls are dropped anyway
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Skip interpreter teardown, which takes seconds with torch loaded; there is nothing left to save.
+        os._exit(code)
 
 
 class LocalBackend:
@@ -79,8 +103,7 @@ class LocalBackend:
     def start(self, specs: list[ActorSpec], weights: dict[str, torch.Tensor], version: int) -> None:
         self.specs = list(specs)
         self.shared = {k: v.detach().clone().share_memory_() for k, v in weights.items()}
-        self.version = self.ctx.Value("q", version)
-        self.lock = self.ctx.Lock()
+        self.seq = self.ctx.RawValue("q", 2 * version)  # raw: no lock that a dying process could hold
         # Enough for one learner batch to be ready while the last one trains; more would only add policy lag.
         self.queue = self.ctx.Queue(maxsize=self.queue_size or max(self.batch_size, 2 * len(specs)))
         self.stop = self.ctx.Event()
@@ -91,8 +114,7 @@ class LocalBackend:
     def _spawn(self, i: int) -> Any:
         p = self.ctx.Process(
             target=actor_process_main,
-            args=(self.specs[i], self.generations[i], self.shared, self.version, self.lock, self.queue, self.stop,
-                  os.getpid()),
+            args=(self.specs[i], self.generations[i], self.shared, self.seq, self.queue, self.stop, os.getpid()),
             name=f"autostruct-actor-{i}",
             daemon=True,
         )
@@ -100,10 +122,10 @@ class LocalBackend:
         return p
 
     def publish(self, weights: dict[str, torch.Tensor], version: int) -> None:
-        with self.lock:
-            for k, v in weights.items():
-                self.shared[k].copy_(v)
-            self.version.value = version
+        self.seq.value = 2 * version - 1  # odd: writing
+        for k, v in weights.items():
+            self.shared[k].copy_(v)
+        self.seq.value = 2 * version
 
     def _drain(self, msgs: list[Message], limit: int = 256) -> None:
         for _ in range(limit):
@@ -153,7 +175,7 @@ class LocalBackend:
         if not self.procs:
             return
         self.stop.set()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 5
         # Keep draining: a process blocked on a full queue (or flushing its feeder thread) cannot exit otherwise.
         while any(p.is_alive() for p in self.procs) and time.monotonic() < deadline:
             self._drain([], limit=1024)

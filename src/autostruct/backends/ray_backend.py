@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import traceback
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,6 +36,15 @@ class RayActorWorker:
         if version != self.actor.version:
             self.actor.set_weights(weights, version)
         return self.actor.unroll()
+
+
+def package_pythonpath() -> str:
+    """PYTHONPATH for local Ray workers: the folder autostruct is imported from (works from a source checkout)."""
+    import autostruct
+
+    root = str(Path(autostruct.__file__).resolve().parents[1])
+    rest = os.environ.get("PYTHONPATH", "")
+    return os.pathsep.join([root, rest]) if rest else root
 
 
 def import_ray() -> Any:
@@ -65,6 +75,7 @@ class RayBackend:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
             if self.address is None:
                 kwargs["num_cpus"] = self.num_cpus or max(len(specs), os.cpu_count() or 1)
+                kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": package_pythonpath()}}
             ray.init(address=self.address, **kwargs)
             self.owns_ray = True
         self.remote_cls = ray.remote(num_cpus=1, max_restarts=0)(RayActorWorker)

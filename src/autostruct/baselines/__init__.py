@@ -16,6 +16,8 @@ _LAZY = {
     "SearchResult": "autostruct.baselines.common",
     "uniform_prune": "autostruct.baselines.uniform",
     "ddpg_search": "autostruct.baselines.ddpg",
+    "ppo_search": "autostruct.baselines.ppo",
+    "PPOConfig": "autostruct.baselines.ppo",
     "DDPGConfig": "autostruct.baselines.ddpg",
 }
 

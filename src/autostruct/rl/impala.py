@@ -212,21 +212,7 @@ def run_impala(
     stop_signal: list[int] = []
 
     if episode_log.count < total_episodes:
-        assignment = assign_tasks(len(env_factories), rl.actors)
-        specs = [
-            ActorSpec(
-                actor_id=a,
-                env_factories=tuple(env_factories[t] for t in tasks),
-                task_ids=tuple(tasks),
-                policy_spec=policy_spec,
-                algorithm=algorithm,
-                unroll_length=rl.unroll_length,
-                seed=seed,
-                threads=rl.threads_per_actor,
-                epoch=episode_log.count,
-            )
-            for a, tasks in enumerate(assignment)
-        ]
+        specs = _actor_specs(env_factories, policy_spec, rl, algorithm, seed, epoch=episode_log.count)
         from autostruct.backends import make_backend
 
         backend_obj = make_backend(backend_cfg, rl)
@@ -333,6 +319,25 @@ def run_impala(
         },
     )
     return result
+
+
+def _actor_specs(
+    env_factories: Sequence[EnvFactory], policy_spec: PolicySpec, rl: RLConfig, algorithm: str, seed: int, epoch: int
+) -> list[ActorSpec]:
+    return [
+        ActorSpec(
+            actor_id=a,
+            env_factories=tuple(env_factories[t] for t in tasks),
+            task_ids=tuple(tasks),
+            policy_spec=policy_spec,
+            algorithm=algorithm,
+            unroll_length=rl.unroll_length,
+            seed=seed,
+            threads=rl.threads_per_actor,
+            epoch=epoch,
+        )
+        for a, tasks in enumerate(assign_tasks(len(env_factories), rl.actors))
+    ]
 
 
 def _window_stats(w: _Window, episodes: int, env_steps: int, elapsed: float) -> dict[str, float]:

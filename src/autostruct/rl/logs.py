@@ -18,6 +18,7 @@ import numpy as np
 
 from autostruct.errors import AutostructError
 from autostruct.rl.trajectory import EpisodeRecord
+from autostruct.utils.io import write_text_atomic
 
 log = logging.getLogger("autostruct.rl")
 
@@ -100,7 +101,13 @@ class MetricsWriter:
     """
 
     def __init__(self, run_dir: Path, tensorboard: bool = True, purge_step: int | None = None) -> None:
-        self._fh = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        path = run_dir / "metrics.jsonl"
+        if purge_step is not None and path.exists():
+            # A resumed run redoes the updates after its checkpoint: drop their old lines so steps stay unique.
+            keep = [line for line in path.read_text().splitlines(keepends=True)
+                    if line.endswith("\n") and json.loads(line).get("update", 0) < purge_step]
+            write_text_atomic(path, "".join(keep))
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
