@@ -128,3 +128,10 @@ def zero_shot_prune(policy: str | Path, dataset: str, ratio: float, **kwargs: An
     from autostruct.mtacp import zero_shot_prune as _zero_shot
 
     return _zero_shot(policy, dataset, ratio, **kwargs)
+
+
+def search(config: Any, *, resume: bool = False, overwrite: bool = False, progress: bool = True, **kwargs: Any) -> Any:
+    """Run a multi-task NAS search (MTNAS). ``config``: a YAML path, a dict, or a :class:`NASConfig`."""
+    from autostruct.nas.search import search as _search
+
+    return _search(config, resume=resume, overwrite=overwrite, progress=progress, **kwargs)

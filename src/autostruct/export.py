@@ -185,6 +185,8 @@ def load_model(
     path = checkpoint_path(path)
     ckpt = _read_checkpoint(path, map_location)
     spec = ckpt["spec"]
+    if spec["name"] not in list_models() and spec["name"].startswith("nas-"):
+        import autostruct.nas.supernet  # noqa: F401  (registers the searched-architecture families)
     if spec["name"] not in list_models():
         raise AutostructError(
             f"Checkpoint '{path}' holds model '{spec['name']}', which is not registered. Import the module that "

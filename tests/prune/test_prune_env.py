@@ -18,7 +18,7 @@ from autostruct.baselines import ddpg_search, random_search, uniform_prune
 from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
 from autostruct.measure import count_flops
-from autostruct.models import create_model, list_models
+from autostruct.models import ZOO_MODELS, create_model
 from autostruct.prune.env import PruningEnv, PruningEnvFactory
 from autostruct.rl.env import Env
 
@@ -36,7 +36,7 @@ def digits16():
 @pytest.fixture(scope="module")
 def zoo_envs(digits16):
     envs = {}
-    for name in list_models():
+    for name in ZOO_MODELS:
         torch.manual_seed(0)
         model = create_model(name, num_classes=10, in_channels=1, image_size=SIZE, width=0.5)
         envs[name] = PruningEnv(model, digits16, 0.5, val_size=64, recal_batches=1, batch_size=32)

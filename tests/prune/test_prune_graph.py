@@ -12,7 +12,7 @@ from torch import nn
 
 from autostruct.errors import AutostructError
 from autostruct.measure import count_flops
-from autostruct.models import create_model, list_models
+from autostruct.models import ZOO_MODELS, create_model
 from autostruct.prune.graph import analyze, prunable_groups
 from autostruct.prune.surgery import apply_keep_ratios, channel_importance, counts_from_ratios, prune_counts
 
@@ -44,7 +44,7 @@ def check_surgery(model: nn.Module, x: torch.Tensor, seeds=(0, 1)) -> None:
     assert all(torch.equal(before[k], after[k]) for k in before)  # the original is untouched
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", ZOO_MODELS)
 def test_zoo_models_prune_exactly(name):
     model = create_model(name, num_classes=10, in_channels=1, image_size=SIZE, width=0.5).eval()
     check_surgery(model, torch.randn(2, 1, SIZE, SIZE), seeds=(0,))

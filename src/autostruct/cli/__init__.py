@@ -5,7 +5,7 @@ Each area registers its commands on the one typer app from its own module.
 
 from __future__ import annotations
 
-from autostruct.cli import foundation, prune  # noqa: F401  (each module registers its commands)
+from autostruct.cli import foundation, nas, prune  # noqa: F401  (each module registers its commands)
 from autostruct.cli._app import app
 
 
