@@ -155,6 +155,7 @@ class BaseTrainingConfig(StrictModel):
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(0.1, gt=0)
+    min_steps: int = Field(600, ge=0, description="Small datasets get more epochs until this many SGD steps.")
 
 
 class PruneSearchConfig(StrictModel):
@@ -171,9 +172,12 @@ class PruneSearchConfig(StrictModel):
 
 
 class FinetuneConfig(StrictModel):
+    """Fine-tuning of each task's best pruned model (0 epochs: export it as pruned)."""
+
     epochs: int = Field(2, ge=0)
     lr: float = Field(0.01, gt=0)
     batch_size: int = Field(128, ge=1)
+    min_steps: int = Field(300, ge=0, description="Small datasets get more epochs until this many SGD steps.")
 
 
 class PruneConfig(StrictModel):

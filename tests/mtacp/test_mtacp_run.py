@@ -24,10 +24,10 @@ def tiny_config(out, **over):
         "model": "resnet20",
         "width": 0.5,
         "tasks": [{"dataset": "digits", "ratios": [0.5]}, {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "ratios": [0.4]}],
-        "base_training": {"epochs": 3},
+        "base_training": {"epochs": 3, "min_steps": 60},
         "search": {"episodes": 8, "val_size": 200, "recal_batches": 2},
         "rl": {"actors": 1, "unroll_length": 5, "batch_size": 2},
-        "finetune": {"epochs": 1},
+        "finetune": {"epochs": 1, "min_steps": 0},
         "backend": {"name": "inline"},
         "latency_runs": 3,
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -132,13 +133,22 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
     from autostruct.models.cache import get_or_train
     from autostruct.models.train import TrainConfig
 
-    tcfg = TrainConfig(epochs=cfg.base_training.epochs, batch_size=cfg.base_training.batch_size, lr=cfg.base_training.lr)
+    bt = cfg.base_training
+    epochs = epochs_for(bt.epochs, bt.min_steps, len(data.train), bt.batch_size)
+    tcfg = TrainConfig(epochs=epochs, batch_size=bt.batch_size, lr=bt.lr)
     model, info = get_or_train(
         cfg.model, key.dataset, classes=list(key.classes) if key.classes else None, width=cfg.width,
-        epochs=cfg.base_training.epochs, seed=cfg.seed, root=key.root, val_size=5000, device=cfg.device,
+        epochs=epochs, seed=cfg.seed, root=key.root, val_size=5000, device=cfg.device,
         progress=progress, train_config=tcfg, dataset=data,
     )
     return model, str(info.path)
+
+
+def epochs_for(epochs: int, min_steps: int, n_train: int, batch_size: int) -> int:
+    """``epochs``, raised so that training takes at least ``min_steps`` SGD steps (digits has 6 batches/epoch)."""
+    if epochs <= 0:
+        return 0
+    return max(epochs, math.ceil(min_steps / max(1, math.ceil(n_train / batch_size))))
 
 
 def _latency(model: torch.nn.Module, x: torch.Tensor, runs: int) -> float:
@@ -254,8 +264,10 @@ def _finish_task(
         "accuracy_before_finetune": evaluate(uni_model, data.test, device=cfg.device).accuracy,
     }
     acc_after = None
-    if cfg.finetune.epochs > 0:
-        fine_tune(pruned, data, cfg.finetune.epochs, lr=cfg.finetune.lr, batch_size=cfg.finetune.batch_size,
+    ft = cfg.finetune
+    ft_epochs = epochs_for(ft.epochs, ft.min_steps, len(data.train), ft.batch_size)
+    if ft_epochs > 0:
+        fine_tune(pruned, data, ft_epochs, lr=cfg.finetune.lr, batch_size=cfg.finetune.batch_size,
                   seed=cfg.seed, device=cfg.device, progress=progress)
         acc_after = evaluate(pruned, data.test, device=cfg.device).accuracy
     pruned = pruned.cpu().eval()
@@ -273,6 +285,7 @@ def _finish_task(
         "base_accuracy": base["base_accuracy"],
         "accuracy_before_finetune": acc_before,
         "accuracy_after_finetune": acc_after,
+        "finetune_epochs": ft_epochs,
         "val_accuracy_in_search": best.info.get("accuracy"),
         "best_reward": best.reward,
         "base_flops": base["base_flops"],
