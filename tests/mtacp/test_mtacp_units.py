@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-import autostruct
 from autostruct.config import PruneConfig, parse_config
 from autostruct.errors import AutostructError
 from autostruct.mtacp.run import epochs_for
