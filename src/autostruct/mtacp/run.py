@@ -17,23 +17,21 @@ interrupted run loses at most the episode in flight or the task being fine-tuned
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from autostruct.config import PruneConfig
 from autostruct.errors import AutostructError
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
-from autostruct.utils.io import write_json_atomic, write_text_atomic
+from autostruct.utils.io import write_json_atomic
+from autostruct.utils.runs import prepare_run_dir, say
 from autostruct.utils.versions import versions
 
 log = logging.getLogger("autostruct.mtacp")
@@ -57,50 +55,16 @@ class PruneRunResult:
         return self.results["tasks"]
 
 
-def _fingerprint(cfg: PruneConfig) -> str:
-    d = cfg.model_dump(mode="json")
-    for k in _RESUMABLE_FIELDS:
-        d.pop(k, None)
-    d["search"].pop("episodes", None)  # a resumed run may extend its episode budget
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _say(progress: bool, msg: str) -> None:
-    log.info(msg)
-    if progress:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[bold cyan]autostruct[/] {msg}", highlight=False)
+    say(progress, msg)
 
 
 def prepare_output_dir(cfg: PruneConfig, *, resume: bool, overwrite: bool) -> Path:
     """Create or reuse ``output_dir``; refuse to mix runs unless told to resume or overwrite."""
-    out = Path(cfg.output_dir)
-    marker = out / "run.json"
-    if out.exists() and any(out.iterdir()):
-        if not marker.is_file():
-            raise AutostructError(
-                f"output_dir '{out}' exists and is not an autostruct run folder. Choose another output_dir."
-            )
-        info = json.loads(marker.read_text())
-        if overwrite:
-            shutil.rmtree(out)
-        elif not resume:
-            raise AutostructError(
-                f"output_dir '{out}' already holds a run ('{info.get('name')}'). Pass --resume to continue it or "
-                "--overwrite to start again."
-            )
-        elif info.get("format") != RUN_FORMAT or info.get("fingerprint") != _fingerprint(cfg):
-            raise AutostructError(
-                f"Cannot resume '{out}': it was started with different tasks, model or search settings. Only "
-                f"{', '.join(sorted(_RESUMABLE_FIELDS))} and search.episodes may change on --resume; use --overwrite "
-                "or another output_dir."
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    if not marker.is_file():
-        write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-        write_json_atomic(marker, {"format": RUN_FORMAT, "name": cfg.name, "fingerprint": _fingerprint(cfg)})
-    return out
+    return prepare_run_dir(
+        cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS, resume=resume,
+        overwrite=overwrite, what_changed="tasks, model or search settings",
+    )
 
 
 def _example(data: Any) -> torch.Tensor:

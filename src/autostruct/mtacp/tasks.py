@@ -5,19 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autostruct.config import PruneConfig
+from autostruct.utils.runs import DataKey
 
-
-@dataclass(frozen=True)
-class DataKey:
-    """A dataset (or class subset of one): the unit that gets its own trained base model."""
-
-    dataset: str
-    classes: tuple[int, ...] | None
-    root: str | None
-
-    @property
-    def label(self) -> str:
-        return self.dataset + (f"-c{'.'.join(map(str, self.classes))}" if self.classes else "")
+__all__ = ["DataKey", "TaskSpec", "expand_tasks"]
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,12 @@ import json
 import logging
 import math
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from autostruct.errors import AutostructError
 from autostruct.nas.config import NASConfig, NASTask
@@ -40,6 +38,7 @@ from autostruct.nas.env import NASEnvFactory, make_evaluator, observation_size
 from autostruct.nas.evaluate import TaskCosts
 from autostruct.nas.space import SearchSpace, get_space
 from autostruct.utils.io import write_json_atomic, write_text_atomic
+from autostruct.utils.runs import DataKey, prepare_run_dir, say
 
 log = logging.getLogger("autostruct.nas")
 
@@ -63,17 +62,6 @@ class NASRunResult:
         return self.results["tasks"]
 
 
-@dataclass(frozen=True)
-class DataKey:
-    dataset: str
-    classes: tuple[int, ...] | None
-    root: str | None
-
-    @property
-    def label(self) -> str:
-        return self.dataset + (f"-c{'_'.join(map(str, self.classes))}" if self.classes else "")
-
-
 def _data_key(task: NASTask) -> DataKey:
     return DataKey(task.dataset, tuple(task.classes) if task.classes else None, task.root)
 
@@ -85,55 +73,16 @@ def task_name(i: int, task: NASTask) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", raw)
 
 
-def _fingerprint(cfg: NASConfig) -> str:
-    d = cfg.model_dump(mode="json")
-    for k in _RESUMABLE_FIELDS:
-        d.pop(k, None)
-    d["search"].pop("episodes", None)  # a resumed run may extend its episode budget
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _say(progress: bool, msg: str) -> None:
-    log.info(msg)
-    if progress:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[bold cyan]autostruct nas[/] {msg}", highlight=False)
+    say(progress, msg, prefix="autostruct nas")
 
 
 def prepare_output_dir(cfg: NASConfig, *, resume: bool, overwrite: bool, dry_run: bool = False) -> Path:
-    """Create or reuse ``output_dir``; refuse to mix runs unless told to resume or overwrite.
-
-    ``dry_run`` only raises the errors, touching nothing.
-    """
-    out = Path(cfg.output_dir)
-    marker = out / "run.json"
-    if out.exists() and any(out.iterdir()):
-        if not marker.is_file():
-            raise AutostructError(f"output_dir '{out}' exists and is not an autostruct run folder. Choose another output_dir.")
-        info = json.loads(marker.read_text())
-        if overwrite:
-            if dry_run:
-                return out
-            shutil.rmtree(out)
-        elif not resume:
-            raise AutostructError(
-                f"output_dir '{out}' already holds a run ('{info.get('name')}'). Pass --resume to continue it or "
-                "--overwrite to start again."
-            )
-        elif info.get("format") != RUN_FORMAT or info.get("fingerprint") != _fingerprint(cfg):
-            raise AutostructError(
-                f"Cannot resume '{out}': it was started with different tasks, space, supernet or search settings. "
-                f"Only {', '.join(sorted(_RESUMABLE_FIELDS))} and search.episodes may change on --resume; use "
-                "--overwrite or another output_dir."
-            )
-    if dry_run:
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    if not marker.is_file():
-        write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-        write_json_atomic(marker, {"format": RUN_FORMAT, "name": cfg.name, "fingerprint": _fingerprint(cfg)})
-    return out
+    """Create or reuse ``output_dir``; refuse to mix runs unless told to resume or overwrite."""
+    return prepare_run_dir(
+        cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS, resume=resume,
+        overwrite=overwrite, what_changed="tasks, space, supernet or search settings", dry_run=dry_run,
+    )
 
 
 # ---------------------------------------------------------------------- phases

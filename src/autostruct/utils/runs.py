@@ -1,0 +1,103 @@
+"""What every search run folder shares: its marker file, resume/overwrite rules, and status lines.
+
+A run folder holds ``run.json`` (format, name, settings fingerprint) and ``config.yaml``. A folder that holds
+another run is refused unless the user resumes it (same fingerprint) or overwrites it; a non-empty folder that
+is not a run is never deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel
+
+from autostruct.errors import AutostructError
+from autostruct.utils.io import write_json_atomic, write_text_atomic
+
+log = logging.getLogger("autostruct")
+
+
+@dataclass(frozen=True)
+class DataKey:
+    """A dataset (or class subset of one): the unit that gets its own base model or supernet."""
+
+    dataset: str
+    classes: tuple[int, ...] | None
+    root: str | None
+
+    @property
+    def label(self) -> str:
+        return self.dataset + (f"-c{'.'.join(map(str, self.classes))}" if self.classes else "")
+
+
+def config_fingerprint(cfg: BaseModel, resumable: Iterable[str]) -> str:
+    """Hash of the settings that must not change on resume (``resumable`` fields and search.episodes may)."""
+    d = cfg.model_dump(mode="json")
+    for k in resumable:
+        d.pop(k, None)
+    if isinstance(d.get("search"), dict):
+        d["search"].pop("episodes", None)  # a resumed run may extend its episode budget
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def say(progress: bool, msg: str, prefix: str = "autostruct") -> None:
+    """A status line on stderr (and in the log)."""
+    log.info(msg)
+    if progress:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold cyan]{prefix}[/] {msg}", highlight=False)
+
+
+def prepare_run_dir(
+    cfg: BaseModel,
+    *,
+    output_dir: str | Path,
+    run_format: str,
+    resumable: Iterable[str],
+    resume: bool,
+    overwrite: bool,
+    what_changed: str = "tasks or search settings",
+    dry_run: bool = False,
+) -> Path:
+    """Create or reuse a run folder; ``dry_run`` only raises the errors, touching nothing."""
+    resumable = sorted(resumable)
+    out = Path(output_dir)
+    marker = out / "run.json"
+    fingerprint = config_fingerprint(cfg, resumable)
+    name = getattr(cfg, "name", "")
+    if out.exists() and any(out.iterdir()):
+        if not marker.is_file():
+            raise AutostructError(
+                f"output_dir '{out}' exists and is not an autostruct run folder. Choose another output_dir."
+            )
+        info = json.loads(marker.read_text())
+        if overwrite:
+            if dry_run:
+                return out
+            shutil.rmtree(out)
+        elif not resume:
+            raise AutostructError(
+                f"output_dir '{out}' already holds a run ('{info.get('name')}'). Pass --resume to continue it or "
+                "--overwrite to start again."
+            )
+        elif info.get("format") != run_format or info.get("fingerprint") != fingerprint:
+            raise AutostructError(
+                f"Cannot resume '{out}': it was started with different {what_changed}. Only "
+                f"{', '.join(resumable)} and search.episodes may change on --resume; use --overwrite or another "
+                "output_dir."
+            )
+    if dry_run:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        write_json_atomic(marker, {"format": run_format, "name": name, "fingerprint": fingerprint})
+    return out
