@@ -148,7 +148,8 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
         }
         write_json_atomic(rec_path, rec)
         bases[key] = rec
-        _say(progress, f"  {key.label}: test accuracy {100 * rec['base_accuracy']:.2f}%, {rec['base_flops'] / 1e6:.2f} MFLOPs")
+        _say(progress, f"  {key.label}: test accuracy {100 * rec['base_accuracy']:.2f}%, {rec['base_flops'] / 1e6:.2f} MFLOPs, "
+                       f"checkpoint {ckpt}")
     return bases
 
 
