@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from torch import nn
 from autostruct.config import StrictModel, parse_config
 from autostruct.errors import AutostructError
 from autostruct.utils.device import resolve_device
+from autostruct.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -183,20 +183,7 @@ def evaluate(
 
 
 def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    show = enabled and sys.stderr.isatty()
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=Console(stderr=True),
-        disable=not show,
-        transient=False,
-    )
+    return progress_bar(enabled)
 
 
 def train(

@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from autostruct.config import PruneConfig
 from autostruct.errors import AutostructError
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
 from autostruct.utils.io import write_json_atomic
-from autostruct.utils.runs import prepare_run_dir, say
+from autostruct.utils.runs import RunResult, prepare_run_dir, say
 from autostruct.utils.versions import versions
 
 log = logging.getLogger("autostruct.mtacp")
@@ -41,18 +40,8 @@ RUN_FORMAT = "autostruct.prune-run/1"
 _RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device"}
 
 
-@dataclass
-class PruneRunResult:
+class PruneRunResult(RunResult):
     """What :func:`run_prune` returns: the parsed ``results.json`` plus where things are."""
-
-    output_dir: Path
-    results: dict[str, Any]
-    report_path: Path
-    policy_path: Path
-
-    @property
-    def tasks(self) -> list[dict[str, Any]]:
-        return self.results["tasks"]
 
 
 def _say(progress: bool, msg: str) -> None:

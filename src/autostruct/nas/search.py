@@ -26,7 +26,6 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from autostruct.nas.env import NASEnvFactory, make_evaluator, observation_size
 from autostruct.nas.evaluate import TaskCosts
 from autostruct.nas.space import SearchSpace, get_space
 from autostruct.utils.io import write_json_atomic, write_text_atomic
-from autostruct.utils.runs import DataKey, prepare_run_dir, say
+from autostruct.utils.runs import DataKey, RunResult, prepare_run_dir, say
 
 log = logging.getLogger("autostruct.nas")
 
@@ -48,18 +47,8 @@ RESULTS_FORMAT = "autostruct.nas-results/1"
 _RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device", "lut"}
 
 
-@dataclass
-class NASRunResult:
+class NASRunResult(RunResult):
     """What :func:`search` returns: the parsed ``results.json`` plus where things are."""
-
-    output_dir: Path
-    results: dict[str, Any]
-    report_path: Path
-    policy_path: Path
-
-    @property
-    def tasks(self) -> list[dict[str, Any]]:
-        return self.results["tasks"]
 
 
 def _data_key(task: NASTask) -> DataKey:

@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from autostruct.nas.space import Architecture, SearchSpace
 from autostruct.nas.supernet import Supernet
 from autostruct.utils.device import resolve_device
 from autostruct.utils.io import torch_save_atomic
+from autostruct.utils.progress import progress_bar
 
 _KEY_VERSION = 1
 
@@ -107,18 +107,7 @@ def _paths(space: SearchSpace, sampling: str, rng: np.random.Generator) -> list[
 
 
 def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=Console(stderr=True),
-        disable=not (enabled and sys.stderr.isatty()),
-    )
+    return progress_bar(enabled)
 
 
 def train_supernet(

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -22,6 +23,20 @@ from autostruct.errors import AutostructError
 from autostruct.utils.io import write_json_atomic, write_text_atomic
 
 log = logging.getLogger("autostruct")
+
+
+@dataclass
+class RunResult:
+    """What a search returns: the parsed ``results.json`` plus where things are."""
+
+    output_dir: Path
+    results: dict[str, Any]
+    report_path: Path
+    policy_path: Path
+
+    @property
+    def tasks(self) -> list[dict[str, Any]]:
+        return self.results["tasks"]
 
 
 @dataclass(frozen=True)
