@@ -3,9 +3,10 @@ from __future__ import annotations
 import torch
 from nas_testdata import TINY_SUPERNET, VAL_SIZE
 
+from autostruct.models.bn import recalibrate_bn
 from autostruct.nas.config import SupernetConfig
 from autostruct.nas.space import mobilenetv2_space
-from autostruct.nas.train_supernet import get_or_train_supernet, load_supernet, recalibrate_bn, train_supernet
+from autostruct.nas.train_supernet import get_or_train_supernet, load_supernet, train_supernet
 
 
 def test_supernet_is_cached_and_reloads(digits, digits_supernet):

@@ -14,11 +14,11 @@ from typing import Any
 import torch
 
 from autostruct.errors import AutostructError
+from autostruct.models.bn import recalibrate_bn
 from autostruct.nas.costs import arch_cost
 from autostruct.nas.lut import LatencyProfile
 from autostruct.nas.space import Architecture, SearchSpace
 from autostruct.nas.supernet import NASNet, Supernet, extract
-from autostruct.nas.train_supernet import recalibrate_bn
 
 
 class ArchEvaluator:
@@ -57,7 +57,7 @@ class ArchEvaluator:
     def model(self, arch: Architecture) -> NASNet:
         """The standalone network of ``arch`` with inherited weights and recalibrated BN (eval mode)."""
         child = extract(self.supernet, arch, image_size=self.image_size).to(memory_format=torch.channels_last)
-        return recalibrate_bn(child, self.calib).eval()
+        return recalibrate_bn(child, self.calib, len(self.calib)).eval()
 
     @torch.no_grad()
     def accuracy(self, arch: Architecture) -> tuple[float, bool]:

@@ -10,7 +10,7 @@ Sampling (``SupernetConfig.sampling``):
 SGD with Nesterov momentum and a per-step cosine schedule; seeded (weights, batches and sampled paths), so
 the same settings give the same weights. Batch-norm statistics in the supernet are shared by all paths and
 therefore meaningless for any one of them: evaluation always recalibrates them per architecture
-(:func:`recalibrate_bn`).
+(:func:`autostruct.models.bn.recalibrate_bn`).
 """
 
 from __future__ import annotations
@@ -72,32 +72,6 @@ def supernet_key(space: SearchSpace, dataset: Any, config: SupernetConfig, seed:
     digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     classes = "-c" + "_".join(map(str, dataset.classes)) if dataset.classes else ""
     return f"{space.name}-{dataset.name}{classes}-e{config.epochs}-s{seed}-{digest}"
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: list[torch.Tensor]) -> nn.Module:
-    """Reset every batch norm's running statistics and re-estimate them (cumulative average) on ``batches``.
-
-    Runs forward passes in train mode under ``no_grad``; restores the model's mode. With no batches the
-    statistics are left as they are.
-    """
-    if not batches:
-        return model
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: every batch counts equally
-    was_training = model.training
-    model.train()
-    try:
-        for xb in batches:
-            model(xb)
-    finally:
-        for m, mom in zip(bns, saved, strict=True):
-            m.momentum = mom
-        model.train(was_training)
-    return model
 
 
 def _paths(space: SearchSpace, sampling: str, rng: np.random.Generator) -> list[Architecture]:
