@@ -52,14 +52,13 @@ def train(
     progress: bool = True,
 ) -> TrainSummary:
     """Train (or fetch from the cache) a zoo model on a dataset and evaluate it on the test split."""
-    from autostruct.data import load_dataset
     from autostruct.measure import count_flops
     from autostruct.models.cache import get_or_train
-    from autostruct.models.train import evaluate
 
     if epochs <= 0:
         raise AutostructError(f"epochs must be a positive integer, got {epochs}. Example: --epochs 3.")
-    data = load_dataset(dataset, root=root, val_size=val_size, seed=seed, classes=classes)
+    # The cache records the test and validation accuracy measured right after training, so a hit needs
+    # neither the dataset nor another evaluation.
     net, info = get_or_train(
         model,
         dataset,
@@ -71,11 +70,8 @@ def train(
         val_size=val_size,
         device=device,
         progress=progress,
-        dataset=data,
     )
-    test = evaluate(net, data.test, device=device)
-    val = evaluate(net, data.val, device=device).accuracy if len(data.val) else None
-    cost = count_flops(net, torch.zeros(1, data.in_channels, data.image_size, data.image_size))
+    cost = count_flops(net, example_input_for(net))
     return TrainSummary(
         model=model,
         dataset=dataset,
@@ -85,8 +81,8 @@ def train(
         seed=seed,
         checkpoint=str(info.path),
         cache_hit=bool(info.hit),
-        val_accuracy=val,
-        test_accuracy=test.accuracy,
+        val_accuracy=info.metrics.get("val_accuracy"),
+        test_accuracy=info.metrics["test_accuracy"],
         flops=int(cost.flops),
         params=int(cost.params),
     )
