@@ -30,7 +30,7 @@ from autostruct.config import PruneConfig
 from autostruct.errors import AutostructError
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
 from autostruct.utils.io import write_json_atomic
-from autostruct.utils.runs import RunResult, prepare_run_dir, say
+from autostruct.utils.runs import RunResult, engine_totals, mean_of, prepare_run_dir, say
 from autostruct.utils.versions import versions
 
 log = logging.getLogger("autostruct.mtacp")
@@ -326,17 +326,9 @@ def run_prune(
         "totals": {
             "tasks": len(tasks),
             "episodes": len(result.episodes),
-            "search_seconds": float(result.elapsed_s),
-            "search_wall_seconds_this_session": search_wall,
-            "wall_seconds_this_session": time.monotonic() - t_start,
-            "learner_updates": result.updates,
-            "env_steps": result.env_steps,
-            "actor_restarts": {str(k): v for k, v in result.actor_restarts.items()},
-            "mean_accuracy_before_finetune": sum(r["accuracy_before_finetune"] for r in records) / len(records),
-            "mean_accuracy_after_finetune": (
-                sum(r["accuracy_after_finetune"] for r in records) / len(records)
-                if all(r["accuracy_after_finetune"] is not None for r in records) else None
-            ),
+            **engine_totals(result, search_wall, t_start),
+            "mean_accuracy_before_finetune": mean_of(records, "accuracy_before_finetune"),
+            "mean_accuracy_after_finetune": mean_of(records, "accuracy_after_finetune"),
         },
         "curves": curves,
         "policy_path": str(policy_path),

@@ -37,7 +37,7 @@ from autostruct.nas.env import NASEnvFactory, make_evaluator, observation_size
 from autostruct.nas.evaluate import TaskCosts
 from autostruct.nas.space import SearchSpace, get_space
 from autostruct.utils.io import write_json_atomic, write_text_atomic
-from autostruct.utils.runs import DataKey, RunResult, prepare_run_dir, say
+from autostruct.utils.runs import DataKey, RunResult, engine_totals, mean_of, prepare_run_dir, say
 
 log = logging.getLogger("autostruct.nas")
 
@@ -468,16 +468,8 @@ def search(
             "episodes": len(result.episodes),
             "distinct_architectures": len({(e.task_id, tuple(e.info.get("arch", ()))) for e in result.episodes}),
             "supernet_training_seconds": supernet_seconds,
-            "search_seconds": float(result.elapsed_s),
-            "search_wall_seconds_this_session": search_wall,
-            "wall_seconds_this_session": time.monotonic() - t_start,
-            "learner_updates": result.updates,
-            "env_steps": result.env_steps,
-            "actor_restarts": {str(k): v for k, v in result.actor_restarts.items()},
-            "mean_accuracy_after_finetune": (
-                sum(r["accuracy_after_finetune"] for r in records) / len(records)
-                if all(r["accuracy_after_finetune"] is not None for r in records) else None
-            ),
+            **engine_totals(result, search_wall, t_start),
+            "mean_accuracy_after_finetune": mean_of(records, "accuracy_after_finetune"),
         },
         "space": space0.to_dict() if isinstance(cfg.space, dict) else cfg.space,
         "supernets": {k.label: supernets[k] for k in keys},

@@ -116,3 +116,25 @@ def prepare_run_dir(
         write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         write_json_atomic(marker, {"format": run_format, "name": name, "fingerprint": fingerprint})
     return out
+
+
+def mean_of(records: list[dict[str, Any]], key: str) -> float | None:
+    """Mean of ``key`` over per-task records; None when any task lacks it (e.g. no fine-tune)."""
+    values = [r.get(key) for r in records]
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)
+
+
+def engine_totals(result: Any, search_wall: float, t_start: float) -> dict[str, Any]:
+    """The search-engine part of a run's ``totals`` (an :class:`autostruct.rl.ImpalaResult`)."""
+    import time
+
+    return {
+        "search_seconds": float(result.elapsed_s),
+        "search_wall_seconds_this_session": search_wall,
+        "wall_seconds_this_session": time.monotonic() - t_start,
+        "learner_updates": result.updates,
+        "env_steps": result.env_steps,
+        "actor_restarts": {str(k): v for k, v in result.actor_restarts.items()},
+    }
