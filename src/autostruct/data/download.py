@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from autostruct.utils.cache import cache_root
 from autostruct.utils.io import atomic_path
 
 CHUNK = 1 << 20
@@ -31,7 +32,7 @@ def data_cache_dir() -> Path:
     """Where downloaded datasets live: ``$AUTOSTRUCT_CACHE/data``, else ``$XDG_CACHE_HOME/autostruct/data``,
     else ``~/.cache/autostruct/data``."""
     if os.environ.get("AUTOSTRUCT_CACHE"):
-        return Path(os.environ["AUTOSTRUCT_CACHE"]).expanduser() / "data"
+        return cache_root() / "data"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base).expanduser() / "autostruct" / "data"
 

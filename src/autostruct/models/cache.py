@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from autostruct.errors import AutostructError
+from autostruct.utils.cache import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,7 @@ class CacheInfo:
 
 def cache_dir() -> Path:
     """``$AUTOSTRUCT_CACHE/models`` if the variable is set, else ``~/.cache/autostruct/models``."""
-    env = os.environ.get("AUTOSTRUCT_CACHE")
-    return (Path(env).expanduser() if env else Path.home() / ".cache" / "autostruct") / "models"
+    return cache_root() / "models"
 
 
 def cache_key(

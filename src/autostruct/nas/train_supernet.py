@@ -32,6 +32,7 @@ from torch import nn
 from autostruct.nas.config import SupernetConfig
 from autostruct.nas.space import Architecture, SearchSpace
 from autostruct.nas.supernet import Supernet
+from autostruct.utils.cache import cache_root
 from autostruct.utils.device import resolve_device
 from autostruct.utils.io import torch_save_atomic
 from autostruct.utils.progress import progress_bar
@@ -52,9 +53,7 @@ def supernet_cache_dir(root: str | os.PathLike[str] | None = None) -> Path:
     """``root``, else ``$AUTOSTRUCT_CACHE/supernets``, else ``~/.cache/autostruct/supernets``."""
     if root is not None:
         return Path(root).expanduser()
-    env = os.environ.get("AUTOSTRUCT_CACHE")
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "autostruct"
-    return base / "supernets"
+    return cache_root() / "supernets"
 
 
 def supernet_key(space: SearchSpace, dataset: Any, config: SupernetConfig, seed: int, val_size: int) -> str:
