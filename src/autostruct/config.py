@@ -163,6 +163,10 @@ class PruneSearchConfig(StrictModel):
 
     episodes: int = Field(600, ge=1, description="Total episodes over all tasks.")
     val_size: int = Field(2000, ge=1, description="Validation images scored per episode (fixed subset).")
+    rescore_size: int = Field(
+        1000, ge=0, description="Validation images, disjoint from val_size's, that re-score the top_k strategies."
+    )
+    top_k: int = Field(5, ge=1, description="Distinct best strategies per task re-scored before one is selected.")
     lbound: float = Field(0.2, gt=0, le=1, description="Smallest keep ratio of a group.")
     reward: Literal["acc", "acc_flops", "latency"] = "acc"
     budget: Literal["exact", "amc", "none"] = Field("exact", description="Action wall (see docs/prune.md).")

@@ -150,6 +150,7 @@ def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
         "budget": s.budget,
         "reward": s.reward,
         "val_size": s.val_size,
+        "rescore_size": s.rescore_size,
         "recal_batches": s.recal_batches,
         "round_to": s.round_to,
         "importance": s.importance,

@@ -88,7 +88,9 @@ class PruningEnv:
         lbound: the least keep ratio of any group, in (0, 1].
         budget: ``exact`` | ``amc`` | ``none``.
         reward: ``acc`` | ``acc_flops`` | ``latency``.
-        val_size: validation images scored per episode (a fixed, seeded subset).
+        val_size: validation images scored per episode (a fixed, seeded subset: the search split).
+        rescore_size: validation images, disjoint from the search split, that re-score the top strategies
+            (:mod:`autostruct.prune.selection`); fewer when the hold-out is too small (0 turns it off).
         recal_batches: training batches for batch-norm recalibration (0 turns it off).
         batch_size: size of those batches.
         round_to: kept channels are rounded to multiples of this.
@@ -112,6 +114,7 @@ class PruningEnv:
         budget: str = "exact",
         reward: str = "acc",
         val_size: int = 1000,
+        rescore_size: int = 1000,
         recal_batches: int = 10,
         batch_size: int = 128,
         round_to: int = 1,
@@ -136,7 +139,8 @@ class PruningEnv:
             raise unknown_name("reward", reward, REWARDS)
         if importance not in IMPORTANCE_CRITERIA:
             raise unknown_name("importance criterion", importance, IMPORTANCE_CRITERIA)
-        for name, value, least in (("val_size", val_size, 1), ("recal_batches", recal_batches, 0),
+        for name, value, least in (("val_size", val_size, 1), ("rescore_size", rescore_size, 0),
+                                   ("recal_batches", recal_batches, 0),
                                    ("batch_size", batch_size, 1), ("round_to", round_to, 1)):
             if not isinstance(value, int) or value < least:
                 raise AutostructError(f"{name} must be an integer >= {least}, got {value!r}.")
@@ -155,8 +159,12 @@ class PruningEnv:
 
         (train_x, train_y), (val_x, val_y) = _splits(data)
         gen = torch.Generator().manual_seed(seed)
-        pick = torch.randperm(len(val_x), generator=gen)[: min(val_size, len(val_x))]
+        perm = torch.randperm(len(val_x), generator=gen)
+        n_search = min(val_size, len(val_x))
+        pick, rest = perm[:n_search], perm[n_search : n_search + rescore_size]
         self._val_x, self._val_y = val_x[pick].to(self.device), val_y[pick].to(self.device)
+        # The re-score split never scores an episode, so selecting on it is free of the search's winner's curse.
+        self._rescore_x, self._rescore_y = val_x[rest].to(self.device), val_y[rest].to(self.device)
         n_cal = min(recal_batches * batch_size, len(train_x))
         cal = torch.randperm(len(train_x), generator=gen)[:n_cal]
         self._calib = [
@@ -216,13 +224,16 @@ class PruningEnv:
             raise RuntimeError("step() called after the episode ended; call reset() first")
         a = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
         g = int(self.decidable[self._step])
-        count = self._count_for(self._step, a, self._counts)
+        count, forced = self._count_for(self._step, a, self._counts, with_forced=True)
         self._counts[g] = count
         self._prev = count / float(self.channels[g])
         self._step += 1
+        # ``forced``: the wall left one allowed count, so the action changed nothing; the learner keeps such
+        # steps out of the policy loss (they only add noise to the gradient).
         if self._step < self.max_episode_steps:
-            return self._observe(), 0.0, False, {}
+            return self._observe(), 0.0, False, {"forced": forced}
         reward, info = self.evaluate_counts(self._counts)
+        info["forced"] = forced
         return np.zeros(self.observation_size, dtype=np.float32), reward, True, info
 
     # -- budget -------------------------------------------------------------------------------------------
@@ -251,20 +262,32 @@ class PruningEnv:
             counts[int(self.decidable[step])] = self._count_for(step, float(action), counts)
         return counts
 
-    def _count_for(self, step: int, action: float, counts: np.ndarray) -> int:
+    def _count_for(self, step: int, action: float, counts: np.ndarray, with_forced: bool = False) -> Any:
         g = int(self.decidable[step])
         lo, hi = self.wall(step, counts)
         allowed = self.allowed[g]
         choices = allowed[(allowed >= lo) & (allowed <= hi)]
-        return B.nearest_allowed(lo + float(np.clip(action, 0.0, 1.0)) * (hi - lo), choices)
+        count = B.nearest_allowed(lo + float(np.clip(action, 0.0, 1.0)) * (hi - lo), choices)
+        return (count, len(choices) <= 1) if with_forced else count
 
     # -- scoring a strategy ---------------------------------------------------------------------------------
     def evaluate_ratios(self, ratios: float | Sequence[float]) -> tuple[float, dict[str, Any]]:
         """Score keep ratios (one per group of ``self.graph``, or one for all) exactly as an episode would."""
         return self.evaluate_counts(counts_from_ratios(self.graph, ratios, self.round_to))
 
-    def evaluate_counts(self, counts: Sequence[int] | np.ndarray) -> tuple[float, dict[str, Any]]:
-        """Prune to ``counts`` kept channels per group, recalibrate, evaluate; return ``(reward, info)``."""
+    def evaluate_counts(self, counts: Sequence[int] | np.ndarray, split: str = "search") -> tuple[float, dict[str, Any]]:
+        """Prune to ``counts`` kept channels per group, recalibrate, evaluate; return ``(reward, info)``.
+
+        ``split="search"`` scores on the images every episode is scored on (and counts as an episode);
+        ``split="rescore"`` on the disjoint re-score images (selection; not counted as an episode).
+        """
+        if split not in ("search", "rescore"):
+            raise AutostructError(f"split must be 'search' or 'rescore', got '{split}'.")
+        if split == "rescore" and len(self._rescore_y) == 0:
+            raise AutostructError(
+                "This env has no re-score images: its validation hold-out is used up by val_size. Lower "
+                "search.val_size or set search.rescore_size > 0 with a larger hold-out."
+            )
         counts = np.asarray(counts, dtype=np.int64)
         t0 = time.perf_counter()
         pruned = prune_counts(self.model, self.graph, counts, self.scores)
@@ -281,7 +304,7 @@ class PruningEnv:
             if self._calib:
                 recalibrate_bn(pruned, [x for x, _ in self._calib], len(self._calib))
             t2 = time.perf_counter()
-            accuracy = self._accuracy(pruned)
+            accuracy = self._accuracy(pruned, split)
             t3 = time.perf_counter()
             if self.reward_name == "acc":
                 reward = accuracy_reward(accuracy)
@@ -290,10 +313,12 @@ class PruningEnv:
             else:
                 latency = self._latency(pruned)
                 reward = latency_reward(accuracy, latency, self._target_latency, self.latency_weight)
-        self.episodes += 1
+        if split == "search":
+            self.episodes += 1
         info = {
             "task_id": self.task_id,
             "episode": self.episodes,
+            "split": split,
             "reward": float(reward),
             "accuracy": accuracy,
             "strategy": [round(float(c) / float(n), 6) for c, n in zip(counts, self.channels, strict=True)],
@@ -325,14 +350,20 @@ class PruningEnv:
         reduced = 1.0 - float(self.graph.flop_model(self._counts)) / self.base_flops
         return observation(self._static, self._step, self.target_ratio, self.beta, reduced, self._prev)
 
-    def _accuracy(self, model: nn.Module) -> float:
+    @property
+    def rescore_size(self) -> int:
+        """Images of the re-score split (0 when the hold-out had none left)."""
+        return int(len(self._rescore_y))
+
+    def _accuracy(self, model: nn.Module, split: str = "search") -> float:
+        xs, ys = (self._val_x, self._val_y) if split == "search" else (self._rescore_x, self._rescore_y)
         model.eval()
         correct = 0
         with torch.inference_mode():
-            for i in range(0, len(self._val_x), self.eval_batch_size):
-                out = model(self._val_x[i : i + self.eval_batch_size])
-                correct += int((out.argmax(1) == self._val_y[i : i + self.eval_batch_size]).sum())
-        return correct / len(self._val_x)
+            for i in range(0, len(xs), self.eval_batch_size):
+                out = model(xs[i : i + self.eval_batch_size])
+                correct += int((out.argmax(1) == ys[i : i + self.eval_batch_size]).sum())
+        return correct / len(xs)
 
     def _latency(self, model: nn.Module) -> float:
         if self._latency_fn is not None:
