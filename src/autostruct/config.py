@@ -167,6 +167,10 @@ class PruneSearchConfig(StrictModel):
         1000, ge=0, description="Validation images, disjoint from val_size's, that re-score the top_k strategies."
     )
     top_k: int = Field(5, ge=1, description="Distinct best strategies per task re-scored before one is selected.")
+    random_episodes: int = Field(
+        0, ge=0, description="Uniformly random episodes per task after the search, as the report's reference "
+        "(random search's expected best at equal episodes); 0 turns it off."
+    )
     lbound: float = Field(0.2, gt=0, le=1, description="Smallest keep ratio of a group.")
     reward: Literal["acc", "acc_flops", "latency"] = "acc"
     budget: Literal["exact", "amc", "none"] = Field("exact", description="Action wall (see docs/prune.md).")

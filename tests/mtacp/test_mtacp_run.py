@@ -25,7 +25,8 @@ def tiny_config(out, **over):
         "width": 0.5,
         "tasks": [{"dataset": "digits", "ratios": [0.5]}, {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "ratios": [0.4]}],
         "base_training": {"epochs": 3, "min_steps": 60},
-        "search": {"episodes": 8, "val_size": 200, "recal_batches": 2},
+        "search": {"episodes": 8, "val_size": 200, "rescore_size": 100, "top_k": 3, "random_episodes": 5,
+                   "recal_batches": 2},
         "rl": {"actors": 1, "unroll_length": 5, "batch_size": 2},
         "finetune": {"epochs": 1, "min_steps": 0},
         "backend": {"name": "inline"},
@@ -68,6 +69,34 @@ def test_every_task_meets_its_budget_and_exports(finished_run):
     assert "<img" in (out / "report.html").read_text()
 
 
+def test_results_record_selection_naive_best_greedy_and_random_reference(finished_run):
+    res = finished_run.results
+    for t in res["tasks"]:
+        sel = t["selection"]
+        assert sel["top_k"] == 3 and 1 <= sel["selected_rank"] <= len(sel["candidates"]) <= 3
+        chosen = sel["candidates"][sel["selected_rank"] - 1]
+        assert chosen["channels"] == t["channels"]
+        assert t["search_score"] == chosen["search_score"] and t["rescore"] == chosen["rescore"]
+        assert t["rescore"] == max(c["rescore"] for c in sel["candidates"])
+        assert t["test_accuracy"] == t["accuracy_before_finetune"]
+        naive = t["naive_best"]
+        assert naive["search_score"] == t["best_reward"] == max(c["search_score"] for c in sel["candidates"])
+        assert naive["search_score"] >= t["search_score"]
+        for k in ("rescore", "test_accuracy"):
+            assert 0 <= naive[k] <= 1, k
+        greedy = t["greedy"]
+        assert len(greedy["keep_ratios"]) == len(greedy["channels"]) == len(t["channels"])
+        for k in ("search_score", "rescore", "test_accuracy"):
+            assert 0 <= greedy[k] <= 1, k
+        ref = t["random_baseline"]
+        assert ref["episodes"] == 5 and len(ref["rewards"]) == 5
+        assert len(ref["expected_best_of_n"]) == t["episodes"]
+        assert ref["expected_best_of_n"][0] == pytest.approx(sum(ref["rewards"]) / 5)
+        assert (finished_run.output_dir / "random" / f"{t['task']}.json").is_file()
+    html = finished_run.report_path.read_text()
+    assert "Is the agent learning?" in html
+
+
 def test_output_dir_with_a_run_is_refused(finished_run):
     cfg = tiny_config(finished_run.output_dir)
     with pytest.raises(AutostructError, match="--resume"):
@@ -82,7 +111,11 @@ def test_resume_extends_the_search_without_gaps(finished_run, tmp_path):
 
     out = tmp_path / "copy"
     shutil.copytree(finished_run.output_dir, out)
+    random_files = {p.name: p.read_text() for p in (out / "random").iterdir()}
     res = run_prune(tiny_config(out, search={"episodes": 12}), resume=True, progress=False)
+    assert {p.name: p.read_text() for p in (out / "random").iterdir()} == random_files  # not played again
+    for t in res.tasks:
+        assert len(t["random_baseline"]["expected_best_of_n"]) == t["episodes"]
     lines = [json.loads(x) for x in (out / "search" / "episodes.jsonl").read_text().splitlines()]
     idx = [rec["episode_index"] for rec in lines]
     assert idx == list(range(12))

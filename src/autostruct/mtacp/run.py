@@ -7,6 +7,7 @@ A run owns one folder (``output_dir``)::
     base/<data>.json    base model checkpoint path and its test accuracy, FLOPs, params, latency
     search/             the engine's run: checkpoint.pt, episodes.jsonl, metrics, TensorBoard events
     tasks/<task>/       model.pt, model.onnx, task.json (one folder per finished task)
+    random/<task>.json  rewards of ``search.random_episodes`` random episodes (the report's reference), if > 0
     policy.pt           the trained agent (zero-shot pruning: ``autostruct prune --policy``)
     results.json        everything per task + totals, config and versions
     report.html         rendered from results.json
@@ -180,15 +181,22 @@ def policy_spec(cfg: PruneConfig) -> Any:
 
 
 def _finish_task(
-    cfg: PruneConfig, out: Path, task: TaskSpec, factory: Any, best: Any, episodes: list[Any], base: dict[str, Any],
-    progress: bool,
+    cfg: PruneConfig, out: Path, task: TaskSpec, factory: Any, episodes: list[Any], base: dict[str, Any],
+    policy: Any, progress: bool,
 ) -> dict[str, Any]:
-    """Rebuild the best pruned model, score it before/after fine-tune on the test split, export, measure."""
+    """Select this task's strategy, rebuild it, score it before/after fine-tune on the test split, export, measure.
+
+    The selected strategy is the best re-score among the ``search.top_k`` best distinct search scores
+    (:func:`~autostruct.prune.selection.select_strategy`); the highest search score (``naive_best``) and the
+    trained policy's greedy strategy (``greedy``) are scored on the test split too, without fine-tune.
+    """
     from autostruct.baselines.uniform import uniform_prune
     from autostruct.export import export
     from autostruct.measure import count_flops
     from autostruct.models.train import evaluate, fine_tune
     from autostruct.prune.bn import recalibrate_bn
+    from autostruct.prune.selection import env_rescore, select_strategy
+    from autostruct.rl import rollout
 
     task_dir = out / "tasks" / task.name
     done = task_dir / "task.json"
@@ -196,8 +204,14 @@ def _finish_task(
         rec = json.loads(done.read_text())
         if rec.get("search_episodes") == len(episodes):  # else the search went on after it: redo
             return rec
-    _say(progress, f"task {task.name}: rebuilding best strategy (reward {best.reward:.4f}), fine-tuning, exporting")
+    task_eps = [e for e in episodes if e.task_id == task.task_id]
     env = factory()
+    rescore_fn = env_rescore(env)
+    selection = select_strategy([(e.reward, e.info) for e in task_eps], rescore_fn, cfg.search.top_k)
+    chosen, naive = selection.selected, selection.candidates[0]
+    _say(progress, f"task {task.name}: selected rank {selection.candidates.index(chosen) + 1} of "
+                   f"{len(selection.candidates)} (search {chosen.search_score:.4f}, re-score {chosen.rescore:.4f}); "
+                   "fine-tuning, exporting")
     data = _load_data(cfg, task.data)
     x = _example(data)
 
@@ -208,15 +222,38 @@ def _finish_task(
             recalibrate_bn(model, batches, len(batches))
         return model
 
-    pruned = recalibrated(best.info["channels"])
+    def test_accuracy(counts: list[int]) -> float:
+        return evaluate(recalibrated(counts), data.test, device=cfg.device).accuracy
+
+    def rescored(channels: list[int], cand: Any = None) -> float | None:
+        """The re-score of a strategy (None when the env has no re-score split)."""
+        if cand is not None and cand.rescore_info:
+            return cand.rescore
+        return None if rescore_fn is None else float(rescore_fn(channels)[0])
+
+    pruned = recalibrated(chosen.channels)
     acc_before = evaluate(pruned, data.test, device=cfg.device).accuracy
+    naive_best = {
+        "search_score": naive.search_score,
+        "rescore": rescored(naive.channels, naive),
+        "test_accuracy": acc_before if naive is chosen else test_accuracy(naive.channels),
+        "val_accuracy_in_search": naive.info.get("accuracy"),
+        "channels": naive.channels,
+    }
+    g = rollout(policy, env, greedy=True)
+    greedy = {
+        "keep_ratios": g.info.get("strategy"),
+        "channels": g.info.get("channels"),
+        "search_score": float(g.reward),
+        "rescore": rescored(g.info["channels"]) if "channels" in g.info else None,
+        "test_accuracy": test_accuracy(g.info["channels"]) if "channels" in g.info else None,
+    }
     uni = uniform_prune(env)
-    uni_model = recalibrated(uni.best_info["channels"])
     uniform = {
         "keep_ratio": uni.best_info.get("uniform_ratio"),
         "flops": int(uni.best_info["flops"]),
         "val_accuracy": uni.best_info["accuracy"],
-        "accuracy_before_finetune": evaluate(uni_model, data.test, device=cfg.device).accuracy,
+        "accuracy_before_finetune": test_accuracy(uni.best_info["channels"]),
     }
     acc_after = None
     ft = cfg.finetune
@@ -229,8 +266,8 @@ def _finish_task(
     cost = count_flops(pruned, x)
     if cost.flops > task.ratio * base["base_flops"] * (1 + 1e-9):
         raise RuntimeError(f"task {task.name}: pruned FLOPs {cost.flops} exceed the budget; this is a bug")
-    task_eps = [e for e in episodes if e.task_id == task.task_id]
-    best_index = next(i for i, e in enumerate(task_eps) if e.reward >= best.reward) + 1
+    # The first episode of this task that played the selected strategy.
+    first = next(i for i, e in enumerate(task_eps) if e.info.get("channels") == chosen.channels)
     rec = {
         "task": task.name,
         "task_id": task.task_id,
@@ -241,8 +278,11 @@ def _finish_task(
         "accuracy_before_finetune": acc_before,
         "accuracy_after_finetune": acc_after,
         "finetune_epochs": ft_epochs,
-        "val_accuracy_in_search": best.info.get("accuracy"),
-        "best_reward": best.reward,
+        "val_accuracy_in_search": chosen.info.get("accuracy"),
+        "best_reward": naive.search_score,
+        "search_score": chosen.search_score,
+        "rescore": rescored(chosen.channels, chosen),
+        "test_accuracy": acc_before,
         "base_flops": base["base_flops"],
         "flops": int(cost.flops),
         "flops_ratio": cost.flops / base["base_flops"],
@@ -250,18 +290,47 @@ def _finish_task(
         "params": int(cost.params),
         "base_latency_ms": base["base_latency_ms"],
         "latency_ms": _latency(pruned, x, cfg.latency_runs),
-        "keep_ratios": best.info["strategy"],
-        "channels": best.info["channels"],
-        "episodes_to_best": best_index,
+        "keep_ratios": chosen.info["strategy"],
+        "channels": chosen.channels,
+        "episodes_to_best": first + 1,
         "episodes": len(task_eps),
         "search_episodes": len(episodes),
-        "search_seconds": float(best.wall_time),
+        "search_seconds": float(task_eps[first].wall_time),
+        "selection": selection.to_json(),
+        "naive_best": naive_best,
+        "greedy": greedy,
         "uniform": uniform,
     }
     paths = export(pruned, task_dir, x, metadata={k: rec[k] for k in ("task", "dataset", "classes", "ratio")})
     rec["model_path"], rec["onnx_path"] = str(paths.model_pt), str(paths.onnx)
     write_json_atomic(done, rec)
     return rec
+
+
+def random_reference(
+    cfg: PruneConfig, out: Path, task: TaskSpec, factory: Any, n_search: int, progress: bool
+) -> dict[str, Any] | None:
+    """``search.random_episodes`` uniformly random episodes on a fresh env of ``task`` (None when 0).
+
+    The rewards are kept in ``random/<task>.json`` so a resume does not play them again;
+    ``expected_best_of_n[n - 1]`` is random search's expected best after ``n`` episodes, for
+    ``n = 1 .. n_search`` (this task's search episodes), from :func:`~autostruct.utils.stats.expected_best_of_n`.
+    """
+    from autostruct.baselines.random_search import random_search
+    from autostruct.utils.stats import expected_best_of_n
+
+    episodes = cfg.search.random_episodes
+    if episodes <= 0:
+        return None
+    path = out / "random" / f"{task.name}.json"
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    if stored.get("episodes") == episodes and stored.get("seed") == cfg.seed:
+        rewards = stored["rewards"]
+    else:
+        _say(progress, f"task {task.name}: {episodes} random episodes (the report's reference)")
+        rewards = [float(r) for r in random_search(factory(), episodes, seed=cfg.seed).rewards_per_episode]
+        write_json_atomic(path, {"task": task.name, "episodes": episodes, "seed": cfg.seed, "rewards": rewards})
+    return {"episodes": episodes, "rewards": rewards, "expected_best_of_n": expected_best_of_n(rewards, n_search)}
 
 
 def run_prune(
@@ -309,13 +378,14 @@ def run_prune(
 
     records = []
     for task, factory in zip(tasks, factories, strict=True):
-        best = result.best.get(task.task_id)
-        if best is None:
+        if task.task_id not in result.best:
             raise AutostructError(
                 f"Task {task.name} got no episode in {cfg.search.episodes} episodes. Raise search.episodes to at least "
                 f"{len(tasks)} (one per task)."
             )
-        records.append(_finish_task(cfg, out, task, factory, best, result.episodes, bases[task.data], progress))
+        rec = _finish_task(cfg, out, task, factory, result.episodes, bases[task.data], result.policy, progress)
+        reference = random_reference(cfg, out, task, factory, rec["episodes"], progress)
+        records.append(rec if reference is None else {**rec, "random_baseline": reference})
 
     curves: dict[str, list[float]] = {t.name: [] for t in tasks}
     for e in result.episodes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,8 @@ def _reward_curves(curves: dict[str, list[float]]) -> str:
     ax.set_xlabel("episode of the task")
     ax.set_ylabel("reward")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if any(curves.values()):
+        ax.legend(fontsize=8)
     return figure_to_img(fig, "reward curves")
 
 
@@ -83,6 +85,167 @@ def _keep_ratios(tasks: list[dict[str, Any]]) -> str:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return figure_to_img(fig, "per-layer keep ratios")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file; [] when it is missing; a torn or bad line is skipped."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def learning_window(n: int) -> int:
+    """Episodes per window of the sampled-reward curve: about 10% of the task's episodes, at least 5."""
+    return max(5, round(0.1 * n))
+
+
+def window_means(rewards: list[float], window: int) -> tuple[list[int], list[float]]:
+    """Means of consecutive, non-overlapping windows (the last may be shorter), at their last episode count."""
+    xs, ys = [], []
+    for i in range(0, len(rewards), window):
+        chunk = rewards[i : i + window]
+        xs.append(i + len(chunk))
+        ys.append(sum(chunk) / len(chunk))
+    return xs, ys
+
+
+def _learning_data(run_dir: Path, res: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Per task id: sampled rewards in order, greedy points ``(task episodes, reward)`` and where they came from."""
+    search = run_dir / "search"
+    data: dict[int, dict[str, Any]] = {
+        t["task_id"]: {"rewards": [], "greedy": [], "greedy_source": None} for t in tasks if "task_id" in t
+    }
+    episodes = _read_jsonl(search / "episodes.jsonl")
+    for e in sorted(episodes, key=lambda e: e.get("episode_index", 0)):
+        if e.get("task_id") in data and e.get("reward") is not None:
+            data[e["task_id"]]["rewards"].append(float(e["reward"]))
+    curves = res.get("curves") or {}
+    for t in tasks:
+        d = data.get(t.get("task_id"))
+        if d is not None and not d["rewards"] and curves.get(t["task"]):
+            d["rewards"] = [float(r) for r in curves[t["task"]]]
+    for g in _read_jsonl(search / "greedy.jsonl"):
+        n = (g.get("info") or {}).get("task_episodes")
+        if g.get("task_id") in data and n is not None and g.get("reward") is not None:
+            data[g["task_id"]]["greedy"].append((int(n), float(g["reward"])))
+            data[g["task_id"]]["greedy_source"] = "search/greedy.jsonl"
+    num_tasks = max(len(tasks), 1)
+    for m in _read_jsonl(search / "metrics.jsonl"):
+        for tid, d in data.items():
+            v = m.get(f"greedy/task_{tid}")
+            if d["greedy_source"] != "search/greedy.jsonl" and v is not None and m.get("episodes") is not None:
+                # metrics count episodes over all tasks; the engine gives every task the same share
+                d["greedy"].append((round(float(m["episodes"]) / num_tasks), float(v)))
+                d["greedy_source"] = "search/metrics.jsonl (x: all episodes / tasks)"
+    for d in data.values():
+        d["greedy"].sort()
+    return data
+
+
+def _learning_figure(t: dict[str, Any], d: dict[str, Any], window: int) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rewards = d["rewards"]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    xs, ys = window_means(rewards, window)
+    ax.plot(xs, ys, "o-", c="tab:blue", label=f"mean sampled reward (windows of {window})")
+    running = [max(rewards[: i + 1]) for i in range(len(rewards))]
+    ax.plot(range(1, len(rewards) + 1), running, c="tab:green", lw=1.8, label="search: best so far")
+    if d["greedy"]:
+        gx, gy = zip(*d["greedy"], strict=True)
+        ax.plot(gx, gy, "s-", c="tab:purple", ms=4, label="greedy policy")
+    final = (t.get("greedy") or {}).get("search_score")
+    if final is not None:
+        ax.plot([len(rewards)], [final], "*", c="tab:purple", ms=12, label="greedy policy after the search")
+    ref = (t.get("random_baseline") or {}).get("expected_best_of_n") or []
+    if ref:
+        ax.plot(range(1, len(ref) + 1), ref, "--", c="tab:orange",
+                label=f"random search: expected best of n ({t['random_baseline'].get('episodes')} samples)")
+    ax.set_title(t["task"])
+    ax.set_xlabel("episodes of the task")
+    ax.set_ylabel("reward (search split)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure_to_img(fig, f"learning curves of {t['task']}")
+
+
+def _learning_table(t: dict[str, Any], d: dict[str, Any], window: int) -> str:
+    def num(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    def pct(v: Any) -> str:
+        return "n/a" if v is None else f"{100 * v:.2f}%"
+
+    rewards = d["rewards"]
+    n = len(rewards)
+    first = sum(rewards[:window]) / len(rewards[:window])
+    last = sum(rewards[-window:]) / len(rewards[-window:])
+    greedy_end = (t.get("greedy") or {}).get("search_score")
+    greedy_note = "after the search (results.json)"
+    if greedy_end is None and d["greedy"]:
+        greedy_end, greedy_note = d["greedy"][-1][1], f"last point of {d['greedy_source']}"
+    ref = (t.get("random_baseline") or {}).get("expected_best_of_n") or []
+    random_at_n = ref[n - 1] if len(ref) >= n else None
+    random_note = (f"E[best of {n}] from {t['random_baseline'].get('episodes')} random episodes" if random_at_n is not None
+                   else "not run (set search.random_episodes > 0)")
+    naive = t.get("naive_best") or {}
+    rows = [
+        ["episodes of this task", str(n), f"windows of {window}"],
+        ["mean sampled reward: first / last window", f"{num(first)} / {num(last)}", f"change {last - first:+.4f}"],
+        ["greedy policy's reward at the end", num(greedy_end), greedy_note if greedy_end is not None else
+         "not recorded"],
+        ["search best vs random search at equal n", f"{num(max(rewards))} / {num(random_at_n)}", random_note],
+        ["selected strategy: search score / re-score / test accuracy",
+         f"{num(t.get('search_score'))} / {num(t.get('rescore'))} / {pct(t.get('test_accuracy'))}",
+         "rank {} of top {}".format((t.get("selection") or {}).get("selected_rank", "?"),
+                                    (t.get("selection") or {}).get("top_k", "?"))],
+        ["naive best (highest search score): search score / re-score / test accuracy",
+         f"{num(naive.get('search_score'))} / {num(naive.get('rescore'))} / {pct(naive.get('test_accuracy'))}",
+         "test accuracies without fine-tune"],
+        ["greedy strategy: test accuracy", pct((t.get("greedy") or {}).get("test_accuracy")), "without fine-tune"],
+    ]
+    return table(["", "value", "note"], rows)
+
+
+_LEARNING_INTRO = (
+    "<p>Per task: the mean reward of the sampled episodes per window (rising if the policy learns), the greedy "
+    "policy's reward during the search (when the engine logged it), the search's best so far, and what random "
+    "search is expected to reach after as many episodes (from <code>search.random_episodes</code> random "
+    "episodes). The selected strategy is the best re-score among the top-k search scores; the naive best "
+    "(highest search score) shows how much the search score overstates its test accuracy.</p>"
+)
+
+
+def learning_section(run_dir: str | Path, res: dict[str, Any]) -> str:
+    """The "Is the agent learning?" section: one figure and one table per task (missing metrics are said so)."""
+    tasks = res.get("tasks", [])
+    data = _learning_data(Path(run_dir), res, tasks)
+    parts = [_LEARNING_INTRO]
+    for t in tasks:
+        parts.append(f"<h3>{html.escape(t['task'])}</h3>")
+        d = data.get(t.get("task_id"))
+        if d is None or not d["rewards"]:
+            parts.append("<p>No learning metrics for this task: search/episodes.jsonl and the curves in "
+                         "results.json hold none of its episodes.</p>")
+            continue
+        window = learning_window(len(d["rewards"]))
+        parts.append(_learning_figure(t, d, window))
+        if not d["greedy"]:
+            parts.append("<p>No greedy rollouts were logged during the search (no search/greedy.jsonl, no "
+                         "greedy/task_* metrics): the greedy curve is missing.</p>")
+        parts.append(_learning_table(t, d, window))
+    return "\n".join(parts)
 
 
 def render_prune_report(run_dir: str | Path) -> Path:
@@ -116,6 +279,7 @@ def render_prune_report(run_dir: str | Path) -> Path:
         ("Results per task (test split)", results_table),
         ("Accuracy vs FLOPs", _acc_vs_flops(tasks)),
         ("Reward curves", _reward_curves(res.get("curves", {}))),
+        ("Is the agent learning?", learning_section(run_dir, res)),
         ("Per-layer keep ratios", _keep_ratios(tasks)),
         ("Totals", "<pre>" + json.dumps(totals, indent=2) + "</pre>"),
         ("Config", "<pre>" + json.dumps(res.get("config", {}), indent=2) + "</pre>"),
