@@ -243,7 +243,7 @@ def learning_section(run_dir: str | Path, res: dict[str, Any]) -> str:
         parts.append(_learning_figure(t, d, window))
         if not d["greedy"]:
             parts.append("<p>No greedy rollouts were logged during the search (no search/greedy.jsonl, no "
-                         "greedy/task_* metrics): the greedy curve is missing.</p>")
+                         "greedy/task_* metrics): the greedy curve during the search is missing.</p>")
         parts.append(_learning_table(t, d, window))
     return "\n".join(parts)
 
