@@ -263,6 +263,7 @@ def select_and_measure(search: Search, env: Any, key: Any, top_k: int, rescore: 
     rec["test_accuracy"] = rec["test_accuracy_finetuned"] if scorer.args.finetune_steps > 0 \
         else rec["test_accuracy_no_finetune"]
     rec["val_minus_test"] = rec["search_score"] - rec["test_accuracy_no_finetune"]
+    rec["rescore_minus_test"] = None if rec["rescore"] is None else rec["rescore"] - rec["test_accuracy_no_finetune"]
     return rec
 
 
@@ -471,6 +472,9 @@ def _run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                  f"{100 * np.mean([r['test_accuracy'] for r in recs.values()]):.2f}%")
 
     check = episodes_check(curves, args.methods, e)
+    if "mtacp" in args.methods:
+        check["mtacp_episodes_run"] = {str(s): {t: r["episodes_run"] for t, r in runs[s]["mtacp"]["tasks"].items()}
+                                       for s in args.seeds}
     result: dict[str, Any] = {
         "benchmark": "mtacp_vs_baselines",
         "regime": args.regime,
@@ -524,7 +528,7 @@ def episodes_check(curves: dict[int, dict[str, dict[str, list[float]]]], methods
 def summarize(runs: dict[int, dict[str, Any]], methods: list[str], tasks: list[TaskSpec]) -> dict[str, Any]:
     """Means per method, paired differences (MTACP minus each other method) with CIs, wall times and ratios."""
     fields = ("test_accuracy", "test_accuracy_no_finetune", "test_accuracy_finetuned", "search_score", "rescore",
-              "val_minus_test")
+              "val_minus_test", "rescore_minus_test")
     summary: dict[str, Any] = {}
     for m in methods:
         recs = [runs[s][m]["tasks"][t.name] for s in runs for t in tasks]
