@@ -211,17 +211,20 @@ class TestScorer:
             self.data[key] = (data, test)
         return self.data[key]
 
-    def __call__(self, env: Any, key: Any, channels: list[int]) -> dict[str, float | None]:
+    def __call__(self, env: Any, key: Any, channels: list[int], finetune: bool = True) -> dict[str, float | None]:
+        """``finetune=False``: only the accuracy without fine-tune (``test_accuracy_finetuned`` is None)."""
         ck = (key, tuple(int(c) for c in channels))
-        if ck not in self.cache:
-            self.cache[ck] = self._measure(env, key, channels)
-        return self.cache[ck]
+        steps = self.args.finetune_steps if finetune else 0
+        cached = self.cache.get(ck)
+        if cached is None or (steps > 0 and cached["test_accuracy_finetuned"] is None):
+            self.cache[ck] = cached = self._measure(env, key, channels, steps)
+        return cached if finetune else {**cached, "test_accuracy_finetuned": None}
 
-    def _measure(self, env: Any, key: Any, channels: list[int]) -> dict[str, float | None]:
+    def _measure(self, env: Any, key: Any, channels: list[int], steps: int) -> dict[str, float | None]:
         from autostruct.models.train import evaluate, fine_tune
         from autostruct.prune.bn import recalibrate_bn
 
-        cfg, steps = self.cfg, self.args.finetune_steps
+        cfg = self.cfg
         data, test = self._data(key)
         model = env.prune(channels)
         if cfg.search.recal_batches:
@@ -254,7 +257,9 @@ def select_and_measure(search: Search, env: Any, key: Any, top_k: int, rescore: 
         "keep_ratios": chosen.info.get("strategy"),
         "channels": chosen.channels,
         "selection": sel.to_json(),
-        "naive": {"search_score": best.search_score, **scorer(env, key, best.channels)},
+        "naive": {"search_score": best.search_score, "channels": best.channels,
+                  "test_accuracy_no_finetune": scorer(env, key, best.channels, finetune=False)[
+                      "test_accuracy_no_finetune"]},
         "episodes": len(search.scored),
         "best_search_episode": search.rewards.index(max(search.rewards)) + 1,
         "search_seconds": search.seconds,
@@ -431,6 +436,8 @@ def _run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     factories = make_factories(cfg, tasks, bases)
     _log(f"regime {args.regime}: {len(tasks)} tasks ({', '.join(t.name for t in tasks)}), {e} episodes per task, "
          f"seeds {args.seeds}; building envs")
+    searches_dir = workdir / "searches"  # the engine's run folders; base/ (the base model records) is kept
+    shutil.rmtree(searches_dir, ignore_errors=True)
     envs = [f() for f in factories]  # one env per task, shared by every method (same scored images)
     rescorers = [CachedRescore(env) for env in envs]
     if not all(r.enabled for r in rescorers):
@@ -449,7 +456,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             t0 = time.perf_counter()
             if method == "mtacp":
                 searches, seconds, policies[seed] = run_mtacp(cfg, mtacp_factories, tasks, e, seed,
-                                                               workdir / f"seed{seed}" / "mtacp")
+                                                               searches_dir / f"seed{seed}" / "mtacp")
             else:
                 searches = {}
                 for t in tasks:
@@ -457,7 +464,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                         searches[t.task_id] = uniform_cache[t.task_id]  # no seed in it: computed once
                         continue
                     searches[t.task_id] = run_single_task(method, envs[t.task_id], t.task_id, e, seed, args, cfg,
-                                                          workdir / f"seed{seed}" / method / t.name)
+                                                          searches_dir / f"seed{seed}" / method / t.name)
                     if method == "uniform":
                         uniform_cache[t.task_id] = searches[t.task_id]
                 seconds = float(sum(s.seconds or 0.0 for s in searches.values()))
@@ -577,9 +584,9 @@ def zero_shot(args: argparse.Namespace, cfg: PruneConfig, workdir: Path, bases: 
             rs = resc if resc.enabled else None
             rec = rollout(policy, env, greedy=True)
             zs = select_and_measure(Search([(float(rec.reward), rec.info)], None), env, t.data, 1, None, scorer)
-            uni = run_single_task("uniform", env, t.task_id, 1, seed, args, cfg, workdir)
+            uni = run_single_task("uniform", env, t.task_id, 1, seed, args, cfg, workdir / "searches")
             un = select_and_measure(uni, env, t.data, 1, None, scorer)
-            rnd = run_single_task("random", env, t.task_id, args.zero_shot_random, seed, args, cfg, workdir)
+            rnd = run_single_task("random", env, t.task_id, args.zero_shot_random, seed, args, cfg, workdir / "searches")
             rn = select_and_measure(rnd, env, t.data, args.top_k, rs, scorer)
             per_task[t.name] = {"zero_shot": zs, "uniform": un, f"random_best_of_{args.zero_shot_random}": rn}
             for name, r in (("zero_shot", zs), ("uniform", un), ("random", rn)):
