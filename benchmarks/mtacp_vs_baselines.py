@@ -26,7 +26,8 @@ learning curves, and (``--zero-shot``) MTACP's policy pruning unseen ratios with
 Prints one JSON document on stdout (``--out`` also writes it), progress and a summary table on stderr.
 See docs/benchmark-mtacp.md.
 
-    python benchmarks/mtacp_vs_baselines.py --preset session --zero-shot --out bench.json  # ~1 h on one core
+    python benchmarks/mtacp_vs_baselines.py --preset session --out bench.json   # regime a, 3 seeds, zero-shot: ~1 h
+    python benchmarks/mtacp_vs_baselines.py --out bench.json                    # regime a at full size: hours
     python benchmarks/mtacp_vs_baselines.py --quick                                       # smoke run, ~1 min
 """
 
@@ -382,7 +383,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cem-elite-frac", type=float, default=0.3)
     p.add_argument("--mtacp-backend", default="inline", choices=["inline", "local", "ray"])
     p.add_argument("--actors", type=int, default=None, help="MTACP actors (default: PruneConfig's rl.actors)")
-    p.add_argument("--zero-shot", action="store_true", help="after the search: MTACP's policy on unseen ratios")
+    p.add_argument("--zero-shot", action=argparse.BooleanOptionalAction, default=False,
+                   help="after the search: MTACP's policy on unseen ratios (on in the session preset)")
     p.add_argument("--zero-shot-ratios", nargs="+", type=float, default=[0.4, 0.6])
     p.add_argument("--zero-shot-random", type=int, default=10, help="random search episodes to compare with")
     p.add_argument("--curve-window", type=int, default=10, help="episodes per window of the mean-reward curves")
