@@ -445,8 +445,10 @@ def _run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if not all(r.enabled for r in rescorers):
         _log("warning: no re-score split left (validation hold-out too small): selection falls back to the search score")
     scorer = TestScorer(cfg, args)
-    # In-process backends reuse the built envs; process backends build their own from the factories.
-    mtacp_factories = [(lambda env=env: env) for env in envs] if args.mtacp_backend == "inline" else factories
+    # The inline backend reuses the built envs (when no two actors share a task, so no env is stepped by two
+    # actors); process backends build their own from the factories.
+    share = args.mtacp_backend == "inline" and cfg.rl.actors <= len(tasks)
+    mtacp_factories = [(lambda env=env: env) for env in envs] if share else factories
 
     runs: dict[int, dict[str, Any]] = {}
     curves: dict[int, dict[str, dict[str, list[float]]]] = {}
