@@ -1,99 +1,116 @@
-"""MTACP against the single-task searchers and the paper's ablations, side by side on the same tasks (issue 5).
+"""A fair benchmark of the multi-task pruning search (MTACP) against baselines (issue 10, item 7).
 
-Tasks (default): ResNet-20 on Fashion-MNIST at FLOPs ratios 0.3 / 0.5 / 0.7, and on a Fashion-MNIST class
-subset (footwear: sandal, sneaker, ankle boot) at the same ratios: 6 tasks, 2 base models. Every method
-searches the same MDP (the envs of ``autostruct.mtacp.run.make_factories``: same base models, pruning
-settings, calibration batches and scored validation images), with the same episode budget per task:
+Every method searches the same envs (``autostruct.mtacp.run.make_factories``: same base models, scored
+validation images, calibration batches and pruning settings) with the same number of episodes per task, and
+every method's strategy is chosen the same way: its (search reward, info) of every episode goes through
+``autostruct.prune.selection.select_strategy`` (top-k distinct strategies re-scored on a validation split that
+never scored an episode). The selected strategy is then measured on the test split, BN recalibrated, without
+and after the same fine-tune.
 
-=============== ===========================================================================================
-mtacp           one multi-task IMPALA search over all tasks (V-trace, MTACP's LSTM agent, budget ``exact``),
-                ``episodes_per_task x tasks`` episodes in total, actors on ``--mtacp-backend`` (local: 2)
-ddpg            AMC's DDPG, one search per task, one after the other
-impala          IMPALA with the same agent and settings as mtacp, but one run per task
-random          uniformly random actions through the budget wall, per task
-uniform         the same keep ratio in every layer (no search; one evaluation)
-plain-impala    ablation: mtacp without the LSTM and without action limiting (budget ``--plain-budget``,
-                default ``none``: over-budget episodes get a penalty reward), multi-task
-ppo             ablation: single-task PPO with MTACP's agent minus the LSTM, budget ``exact``
-=============== ===========================================================================================
+======== ===================================================================================================
+mtacp    one multi-task ``run_impala`` over all tasks (V-trace, ``PruneConfig().rl`` defaults), backend
+         ``--mtacp-backend`` (inline by default: one core, like the baselines)
+random   uniformly random actions through the budget wall, per task
+ddpg     AMC's DDPG, one search per task, one after the other (sequential AMC)
+cem      cross-entropy method over the per-step actions, per task
+single   the same IMPALA agent and RL settings as mtacp, one run per task (inline, 1 actor)
+uniform  one keep ratio for every layer (no search)
+======== ===================================================================================================
 
-Per task and method: the best validation accuracy found (no fine-tune, BN recalibrated; what the search
-optimizes), optionally the test accuracy of that strategy after ``--finetune-epochs`` of fine-tuning, the
-search's wall time, the episodes (and seconds) until the method first came within 0.5 pt of its own final
-best, and the episodes it needed to beat uniform pruning. Totals per method, and the headline ratios MTACP
-time / AMC-DDPG time and MTACP - AMC-DDPG mean accuracy. Issue 7's figure: the episodes random search,
-DDPG and MTACP need to beat uniform under budget ``exact`` and under AMC's one-sided ``amc`` wall.
+A seed changes the search seeds only (RL, random, DDPG, CEM); base models, scored images and calibration
+batches stay those of seed 0, so paired differences compare methods on identical envs. Over ``--seeds`` the
+script reports MTACP minus each method in mean test accuracy with 95% Student-t intervals (over the
+per-(seed, task) differences and over per-seed means), wall times and their ratios to sequential DDPG, the
+learning curves, and (``--zero-shot``) MTACP's policy pruning unseen ratios without search.
 
-Prints one JSON document on stdout (progress on stderr); ``--out`` also writes it, ``--figure`` draws the
-issue 7 figure. See docs/benchmark-mtacp.md for the columns and the commands.
+Prints one JSON document on stdout (``--out`` also writes it), progress and a summary table on stderr.
+See docs/benchmark-mtacp.md.
 
-    python benchmarks/mtacp_vs_baselines.py --out bench.json          # full: 6 tasks, hours on 2 CPU cores
-    python benchmarks/mtacp_vs_baselines.py --quick                   # smoke run on digits, under a minute
+    python benchmarks/mtacp_vs_baselines.py --preset session --out bench.json   # regime a, 3 seeds, zero-shot: ~1 h
+    python benchmarks/mtacp_vs_baselines.py --out bench.json                    # regime a at full size: hours
+    python benchmarks/mtacp_vs_baselines.py --quick                                       # smoke run, ~1 min
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 
-from autostruct.baselines import ddpg_search, random_search, uniform_prune
-from autostruct.baselines.ppo import ppo_search
+from autostruct.baselines import cem_search, ddpg_search, random_search, uniform_prune
 from autostruct.config import BackendConfig, PruneConfig, RLConfig, parse_config
 from autostruct.errors import AutostructError
 from autostruct.measure import host_info
 from autostruct.mtacp.run import make_factories, policy_spec, prepare_bases
 from autostruct.mtacp.tasks import TaskSpec, expand_tasks
-from autostruct.rl import run_impala
+from autostruct.prune.selection import env_rescore, select_strategy
+from autostruct.rl import rollout, run_impala
 from autostruct.utils.io import write_json_atomic
 
-METHODS = ("mtacp", "ddpg", "impala", "random", "uniform", "plain-impala", "ppo")
-MULTI_TASK = ("mtacp", "plain-impala")
-#: Searchers of issue 7's figure (episodes to beat uniform under each budget mode).
-BEAT_UNIFORM_METHODS = ("random", "ddpg", "mtacp")
-#: "Within 0.5 pt of the final best": rewards are accuracies in [0, 1].
-NEAR_BEST_TOL = 0.005
+METHODS = ("mtacp", "random", "ddpg", "cem", "single", "uniform")
+SEARCHERS = ("mtacp", "random", "ddpg", "cem", "single")  # methods with an episode budget
+
+#: Regimes of issue 10: data tasks (dataset, classes) x ratios, and episodes per task.
+REGIMES: dict[str, dict[str, Any]] = {
+    "a": {"data": [("fashion-mnist", None), ("fashion-mnist", [5, 7, 9])], "ratios": [0.3, 0.5, 0.7],
+          "episodes_per_task": 100},
+    "b": {"data": [("fashion-mnist", None), ("fashion-mnist", [5, 7, 9]), ("fashion-mnist", [0, 2, 4, 6]),
+                   ("digits", None)], "ratios": [0.3, 0.5, 0.7], "episodes_per_task": 25},
+    "quick": {"data": [("digits", None)], "ratios": [0.5, 0.7], "episodes_per_task": 4},
+}
+
+#: Sizes of each preset (explicit flags still win). ``session``: regime a, 3 seeds and zero-shot in about an
+#: hour on one core; ``full``: the defaults; ``quick``: the smoke run.
+PRESETS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "session": {"regime": "a", "width": 0.25, "val_size": 500, "rescore_size": 500, "recal_batches": 3,
+                "test_size": 2000, "finetune_steps": 0, "seeds": [0, 1, 2], "zero_shot": True},
+    "quick": {"regime": "quick", "width": 0.5, "val_size": 100, "rescore_size": 100, "recal_batches": 2,
+              "test_size": 0, "finetune_steps": 2, "seeds": [0, 1], "top_k": 2, "zero_shot_ratios": [0.6],
+              "zero_shot_random": 3},
+}
 
 
 def _log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-# -- what a search leaves behind ---------------------------------------------------------------------------------
+# -- what a search leaves behind -----------------------------------------------------------------------------
 @dataclass
-class Trace:
-    """One method's search on one task: reward and time (since its start) of every episode, and the best one."""
+class Search:
+    """One method's search on one task: (reward, info) of every episode in order, and its wall time."""
 
-    rewards: list[float]
-    times: list[float]
-    best_info: dict[str, Any]
-    seconds: float  # this task's search time; for multi-task methods the whole run's (shared by all tasks)
-    shared: bool = False
+    scored: list[tuple[float, dict[str, Any]]]
+    seconds: float | None  # None: shared by all tasks (multi-task run; see the method's total)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rewards(self) -> list[float]:
+        return [r for r, _ in self.scored]
 
 
-class TimedEnv:
-    """Passes an env through, recording each episode's final reward and its end time since construction.
-
-    ``task_id`` may be overridden: a single-task IMPALA run needs its one env to be task 0.
-    """
+class RecordingEnv:
+    """Passes an env through and records each episode's final (reward, info); ``task_id`` may be overridden."""
 
     def __init__(self, env: Any, task_id: int | None = None) -> None:
         self.env = env
         self.observation_size, self.action_spec = env.observation_size, env.action_spec
         self.max_episode_steps = env.max_episode_steps
         self.task_id = env.task_id if task_id is None else task_id
-        self.rewards: list[float] = []
-        self.times: list[float] = []
-        self.t0 = time.perf_counter()
+        self.scored: list[tuple[float, dict[str, Any]]] = []
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         return self.env.reset(seed)
@@ -101,207 +118,292 @@ class TimedEnv:
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
         obs, reward, done, info = self.env.step(action)
         if done:
-            self.rewards.append(float(reward))
-            self.times.append(time.perf_counter() - self.t0)
+            self.scored.append((float(reward), info))
         return obs, reward, done, info
 
     def action_mask(self) -> None:
         return None
 
 
-def first_beat(rewards: list[float], bar: float) -> int | None:
-    """1-based episode at which ``rewards`` first exceed ``bar`` (None if never)."""
-    return next((i + 1 for i, r in enumerate(rewards) if r > bar), None)
+def _search_seed(seed: int, task_id: int) -> int:
+    return 1000 * seed + task_id  # distinct streams per task, same ones for every single-task method
 
 
-def near_best(rewards: list[float], tol: float = NEAR_BEST_TOL) -> int:
-    """1-based episode at which ``rewards`` first come within ``tol`` of their maximum."""
-    best = max(rewards)
-    return next(i + 1 for i, r in enumerate(rewards) if r >= best - tol)
-
-
-# -- the methods -----------------------------------------------------------------------------------------------
-def run_single(method: str, env: Any, args: argparse.Namespace, cfg: PruneConfig, run_dir: Path) -> Trace:
-    """One single-task search of ``method`` in ``env`` (already built), timed per episode."""
-    e = args.episodes_per_task
+def run_single_task(method: str, env: Any, task_id: int, episodes: int, seed: int, args: argparse.Namespace,
+                    cfg: PruneConfig, run_dir: Path) -> Search:
+    """One single-task search of ``method`` in ``env`` (already built)."""
     if method == "uniform":
+        t0 = time.perf_counter()
         res = uniform_prune(env)
-        return Trace([res.best_reward], [res.seconds], res.best_info, res.seconds)
-    timed = TimedEnv(env, task_id=0 if method == "impala" else None)
+        return Search([(res.best_reward, res.best_info)], time.perf_counter() - t0)
+    rec = RecordingEnv(env, task_id=0 if method == "single" else None)
+    s = _search_seed(seed, task_id)
+    t0 = time.perf_counter()
     if method == "random":
-        res = random_search(timed, e, seed=args.seed)
+        random_search(rec, episodes, seed=s)
     elif method == "ddpg":
-        res = ddpg_search(timed, e, warmup=args.ddpg_warmup, seed=args.seed)
-    elif method == "ppo":
-        res = ppo_search(timed, e, seed=args.seed)
-    elif method == "impala":
-        out = run_impala([lambda: timed], policy_spec(cfg), total_episodes=e, run_dir=run_dir,
-                         rl=RLConfig(**{**cfg.rl.model_dump(), "actors": 1}), backend=BackendConfig(name="inline"),
-                         algorithm="vtrace", seed=args.seed, progress=False, tensorboard=False)
-        return Trace(timed.rewards, timed.times, out.best[0].info, float(out.elapsed_s))
+        ddpg_search(rec, episodes, warmup=args.ddpg_warmup or max(1, episodes // 4), seed=s)
+    elif method == "cem":
+        cem_search(rec, episodes, seed=s, population=args.cem_population, elite_frac=args.cem_elite_frac)
+    elif method == "single":
+        # The logged episodes: an actor may finish one past the budget, which the engine drops.
+        out = run_impala([lambda: rec], policy_spec(cfg), total_episodes=episodes, run_dir=run_dir,
+                   rl=RLConfig(**{**cfg.rl.model_dump(), "actors": 1}), backend=BackendConfig(name="inline"),
+                   algorithm="vtrace", seed=s, progress=False, tensorboard=False)
+        return Search([(float(ep.reward), ep.info) for ep in out.episodes], time.perf_counter() - t0)
     else:
         raise ValueError(method)
-    return Trace(timed.rewards, timed.times, res.best_info, res.seconds)
+    return Search(rec.scored, time.perf_counter() - t0)
 
 
-def run_multi(cfg: PruneConfig, factories: list[Any], tasks: list[TaskSpec], run_dir: Path,
-              args: argparse.Namespace) -> dict[int, Trace]:
-    """One IMPALA run over all tasks with ``cfg``'s agent and backend; a Trace per task."""
-    out = run_impala(factories, policy_spec(cfg), total_episodes=args.episodes_per_task * len(tasks),
-                     run_dir=run_dir, rl=cfg.rl, backend=cfg.backend, algorithm="vtrace", seed=args.seed,
-                     progress=False, tensorboard=False)
-    traces = {}
+def run_mtacp(cfg: PruneConfig, factories: list[Any], tasks: list[TaskSpec], episodes: int, seed: int,
+              run_dir: Path) -> tuple[dict[int, Search], float, Any]:
+    """One IMPALA run over all tasks; the first ``episodes`` episodes of each task, the wall time, the policy.
+
+    The engine decides which task each episode goes to. Should a task end up short of ``episodes`` (an engine
+    without an equal-per-task scheduler), the run is resumed for the missing episodes until every task has
+    them; episodes beyond ``episodes`` of a task are not used (their time is still charged to MTACP), and
+    ``episodes_run`` / ``top_up_resumes`` in the task's record say how many ran.
+    """
+    total = episodes * len(tasks)
+    t0 = time.perf_counter()
+    out, resumes = None, 0
+    for _ in range(20):
+        out = run_impala(factories, policy_spec(cfg), total_episodes=total, run_dir=run_dir, rl=cfg.rl,
+                         backend=cfg.backend, algorithm="vtrace", seed=seed, resume=out is not None,
+                         progress=False, tensorboard=False)
+        counts = {t.task_id: sum(ep.task_id == t.task_id for ep in out.episodes) for t in tasks}
+        missing = sum(max(0, episodes - n) for n in counts.values())
+        if not missing:
+            break
+        resumes += 1
+        total += missing * len(tasks)  # the engine shares new episodes among tasks; every task must advance
+    else:
+        raise AutostructError(f"MTACP could not give every task {episodes} episodes (per task: {counts}).")
+    seconds = time.perf_counter() - t0
+    per_task = {}
     for t in tasks:
         eps = [ep for ep in out.episodes if ep.task_id == t.task_id]
-        if not eps:
-            raise AutostructError(f"task {t.name} got no episode; raise --episodes-per-task")
-        traces[t.task_id] = Trace([float(ep.reward) for ep in eps], [float(ep.wall_time) for ep in eps],
-                                  out.best[t.task_id].info, float(out.elapsed_s), shared=True)
-    return traces
+        per_task[t.task_id] = Search([(float(ep.reward), ep.info) for ep in eps[:episodes]], None,
+                                     {"episodes_run": len(eps), "top_up_resumes": resumes})
+    return per_task, seconds, out.policy
 
 
-# -- scoring ---------------------------------------------------------------------------------------------------
-def _valid(info: dict[str, Any]) -> bool:
-    """A strategy within budget that was scored (budget ``none`` leaves over-budget episodes unscored)."""
-    return info.get("accuracy") is not None and not info.get("over_budget", False)
+# -- measuring a strategy on the test split ------------------------------------------------------------------
+class TestScorer:
+    """Test accuracy of a strategy (BN recalibrated as in ``autostruct prune``), before and after a fine-tune.
+
+    Cached per (data, channels): the same strategy found by two methods or seeds is measured once (the
+    measurement is deterministic).
+    """
+
+    def __init__(self, cfg: PruneConfig, args: argparse.Namespace) -> None:
+        self.cfg, self.args = cfg, args
+        self.data: dict[Any, Any] = {}
+        self.cache: dict[tuple[Any, tuple[int, ...]], dict[str, float | None]] = {}
+
+    def _data(self, key: Any) -> Any:
+        if key not in self.data:
+            from autostruct.data import load_dataset
+
+            data = load_dataset(key.dataset, root=key.root, val_size=5000, seed=self.cfg.seed,
+                                classes=list(key.classes) if key.classes else None)
+            test = data.test.subset(self.args.test_size, seed=self.cfg.seed) if self.args.test_size else data.test
+            self.data[key] = (data, test)
+        return self.data[key]
+
+    def __call__(self, env: Any, key: Any, channels: list[int], finetune: bool = True) -> dict[str, float | None]:
+        """``finetune=False``: only the accuracy without fine-tune (``test_accuracy_finetuned`` is None)."""
+        ck = (key, tuple(int(c) for c in channels))
+        steps = self.args.finetune_steps if finetune else 0
+        cached = self.cache.get(ck)
+        if cached is None or (steps > 0 and cached["test_accuracy_finetuned"] is None):
+            self.cache[ck] = cached = self._measure(env, key, channels, steps)
+        return cached if finetune else {**cached, "test_accuracy_finetuned": None}
+
+    def _measure(self, env: Any, key: Any, channels: list[int], steps: int) -> dict[str, float | None]:
+        from autostruct.models.train import evaluate, fine_tune
+        from autostruct.prune.bn import recalibrate_bn
+
+        cfg = self.cfg
+        data, test = self._data(key)
+        model = env.prune(channels)
+        if cfg.search.recal_batches:
+            batches = [x for x, _ in itertools.islice(data.train.batches(128, shuffle=True, seed=cfg.seed),
+                                                      cfg.search.recal_batches)]
+            recalibrate_bn(model, batches, len(batches))
+        before = evaluate(model, test, device=cfg.device).accuracy
+        after = None
+        if steps > 0:
+            bs = cfg.finetune.batch_size
+            subset = SimpleNamespace(train=data.train.subset(min(steps * bs, len(data.train)), seed=cfg.seed),
+                                     val=None)
+            fine_tune(model, subset, 1, lr=cfg.finetune.lr, batch_size=bs, seed=cfg.seed, device=cfg.device,
+                      progress=False)
+            after = evaluate(model, test, device=cfg.device).accuracy
+        return {"test_accuracy_no_finetune": before, "test_accuracy_finetuned": after}
 
 
-def finetuned_accuracy(env: Any, data: Any, counts: list[int], cfg: PruneConfig, args: argparse.Namespace
-                       ) -> dict[str, float]:
-    """Test accuracy of the pruned model for ``counts`` (BN recalibrated), before and after a short fine-tune."""
-    from autostruct.models.train import evaluate, fine_tune
-    from autostruct.prune.bn import recalibrate_bn
-
-    model = env.prune(counts)
-    if cfg.search.recal_batches:
-        batches = [x for x, _ in data.train.batches(128, shuffle=True, seed=cfg.seed)][: cfg.search.recal_batches]
-        recalibrate_bn(model, batches, len(batches))
-    before = evaluate(model, data.test, device=cfg.device).accuracy
-    fine_tune(model, data, args.finetune_epochs, lr=cfg.finetune.lr, batch_size=cfg.finetune.batch_size,
-              seed=cfg.seed, device=cfg.device, progress=False)
-    return {"test_accuracy_before_finetune": before,
-            "test_accuracy_after_finetune": evaluate(model, data.test, device=cfg.device).accuracy}
-
-
-def task_record(trace: Trace, uniform_reward: float) -> dict[str, Any]:
-    info = trace.best_info
-    valid = _valid(info)
-    i_near = near_best(trace.rewards)
-    return {
-        "val_accuracy": info.get("accuracy") if valid else None,
-        "best_reward": max(trace.rewards),
-        "flops_ratio": info.get("flops_ratio"),
-        "keep_ratios": info.get("strategy"),
-        "episodes": len(trace.rewards),
-        "episodes_to_best": trace.rewards.index(max(trace.rewards)) + 1,
-        "episodes_to_near_best": i_near,
-        "seconds_to_near_best": trace.times[i_near - 1],
-        "search_seconds": None if trace.shared else trace.seconds,
-        "episodes_to_beat_uniform": first_beat(trace.rewards, uniform_reward),
-        "valid_episodes": None,  # filled for budget "none" below
+def select_and_measure(search: Search, env: Any, key: Any, top_k: int, rescore: Callable[..., Any] | None,
+                       scorer: TestScorer) -> dict[str, Any]:
+    """The common selection (top-k re-scored) and, for contrast, the naive best search score; both tested."""
+    sel = select_strategy(search.scored, rescore, top_k)
+    naive = select_strategy(search.scored, None, 1)
+    chosen, best = sel.selected, naive.selected
+    rec = {
+        "search_score": chosen.search_score,
+        "rescore": chosen.rescore if rescore is not None else None,
+        **scorer(env, key, chosen.channels),
+        "flops_ratio": chosen.info.get("flops_ratio"),
+        "keep_ratios": chosen.info.get("strategy"),
+        "channels": chosen.channels,
+        "selection": sel.to_json(),
+        "naive": {"search_score": best.search_score, "channels": best.channels,
+                  "test_accuracy_no_finetune": scorer(env, key, best.channels, finetune=False)[
+                      "test_accuracy_no_finetune"]},
+        "episodes": len(search.scored),
+        "best_search_episode": search.rewards.index(max(search.rewards)) + 1,
+        "search_seconds": search.seconds,
+        **search.extra,
     }
+    rec["test_accuracy"] = rec["test_accuracy_finetuned"] if scorer.args.finetune_steps > 0 \
+        else rec["test_accuracy_no_finetune"]
+    rec["val_minus_test"] = rec["search_score"] - rec["test_accuracy_no_finetune"]
+    rec["rescore_minus_test"] = None if rec["rescore"] is None else rec["rescore"] - rec["test_accuracy_no_finetune"]
+    return rec
 
 
-def _mean(values: list[float | None]) -> float | None:
-    """Mean over tasks; a task without a valid strategy counts as 0 accuracy (the search gave no usable model)."""
-    return None if not values else float(np.mean([v if v is not None else 0.0 for v in values]))
+class CachedRescore:
+    """``env_rescore(env)`` cached per strategy (re-scoring is deterministic; methods often share strategies)."""
+
+    def __init__(self, env: Any) -> None:
+        self.fn = env_rescore(env)
+        self.cache: dict[tuple[int, ...], tuple[float, dict[str, Any]]] = {}
+
+    def __call__(self, channels: Any) -> tuple[float, dict[str, Any]]:
+        key = tuple(int(c) for c in channels)
+        if key not in self.cache:
+            assert self.fn is not None
+            self.cache[key] = self.fn(channels)
+        return self.cache[key]
+
+    @property
+    def enabled(self) -> bool:
+        return self.fn is not None
 
 
-def totals(per_task: dict[str, dict[str, Any]], shared_seconds: float | None) -> dict[str, Any]:
-    recs = list(per_task.values())
-    after = [r.get("test_accuracy_after_finetune") for r in recs]
-    seconds = shared_seconds if shared_seconds is not None else float(sum(r["search_seconds"] for r in recs))
-    episodes = sum(r["episodes"] for r in recs)
-    return {
-        "search_seconds": seconds,
-        "episodes": episodes,
-        "episodes_per_second": episodes / seconds if seconds > 0 else None,
-        "mean_val_accuracy": _mean([r["val_accuracy"] for r in recs]),
-        "mean_test_accuracy_after_finetune": _mean(after) if all("test_accuracy_after_finetune" in r for r in recs)
-        else None,
-        "tasks_without_valid_strategy": sum(r["val_accuracy"] is None for r in recs),
-        "mean_episodes_to_near_best": float(np.mean([r["episodes_to_near_best"] for r in recs])),
-    }
+# -- statistics ------------------------------------------------------------------------------------------------
+def mean_ci(values: list[float], level: float = 0.95) -> dict[str, Any]:
+    """Mean and Student-t confidence interval of ``values`` (no interval for fewer than 2 values)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    out: dict[str, Any] = {"mean": float(x.mean()) if n else None, "n": n, "ci95": None, "sd": None}
+    if n >= 2:
+        sd = float(x.std(ddof=1))
+        half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+        out.update(sd=sd, ci95=[out["mean"] - half, out["mean"] + half])
+    return out
 
 
-def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Method ``a`` against ``b``: time ratio and mean accuracy differences in points."""
-    def diff(key: str) -> float | None:
-        return None if a[key] is None or b[key] is None else 100.0 * (a[key] - b[key])
-
-    return {
-        "time_ratio": a["search_seconds"] / b["search_seconds"] if b["search_seconds"] > 0 else None,
-        "mean_val_accuracy_diff_pt": diff("mean_val_accuracy"),
-        "mean_test_accuracy_after_finetune_diff_pt": diff("mean_test_accuracy_after_finetune"),
-    }
+def paired(acc: dict[int, dict[str, dict[str, float]]], a: str, b: str) -> dict[str, Any]:
+    """``a`` minus ``b`` in points: over per-(seed, task) differences and over per-seed mean differences."""
+    diffs, per_seed = [], []
+    for by_method in acc.values():
+        d = [100.0 * (by_method[a][t] - by_method[b][t]) for t in by_method[a]]
+        diffs.extend(d)
+        per_seed.append(float(np.mean(d)))
+    return {"per_seed_task": mean_ci(diffs), "per_seed": mean_ci(per_seed)}
 
 
-# -- the run ---------------------------------------------------------------------------------------------------
-def build_config(args: argparse.Namespace, workdir: Path, *, budget: str, use_lstm: bool) -> PruneConfig:
+def expected_best_of_n(rewards: list[float]) -> list[float]:
+    """E[max of n episodes drawn without replacement from ``rewards``], n = 1..len (random search's curve)."""
+    r = np.sort(np.asarray(rewards, dtype=np.float64))
+    big_n = len(r)
+    out = []
+    for n in range(1, big_n + 1):
+        # P(the i-th smallest, 1-based, is the max of n draws) = C(i-1, n-1) / C(N, n)
+        w = np.array([math.comb(i - 1, n - 1) for i in range(1, big_n + 1)], dtype=np.float64) / math.comb(big_n, n)
+        out.append(float(w @ r))
+    return out
+
+
+def window_means(rewards: list[float], window: int) -> list[float]:
+    return [float(np.mean(rewards[i : i + window])) for i in range(0, len(rewards), window)]
+
+
+# -- settings ----------------------------------------------------------------------------------------------------
+def build_config(args: argparse.Namespace, workdir: Path, data: list[tuple[str, list[int] | None]],
+                 ratios: list[float]) -> PruneConfig:
     """The PruneConfig all methods share (so the envs are those of a real ``autostruct prune`` run)."""
-    data_tasks: list[dict[str, Any]] = [{"dataset": args.dataset, "ratios": args.ratios}]
-    if args.classes:
-        data_tasks.append({"dataset": args.dataset, "classes": args.classes, "ratios": args.ratios})
-    n_tasks = len(data_tasks) * len(args.ratios)
+    tasks = [{"dataset": d, "classes": c, "ratios": ratios} for d, c in data]
+    rl: dict[str, Any] = {"threads_per_actor": 1}
+    if args.actors:
+        rl["actors"] = args.actors
     return parse_config(PruneConfig, {
         "name": "bench-mtacp-vs-baselines",
         "output_dir": str(workdir),
         "model": args.model,
         "width": args.width,
-        "tasks": data_tasks,
+        "tasks": tasks,
         "base_training": {"epochs": args.base_epochs},
-        "search": {"episodes": args.episodes_per_task * n_tasks, "val_size": args.val_size, "budget": budget,
+        "search": {"episodes": args.episodes_per_task * len(tasks) * len(ratios), "val_size": args.val_size,
+                   "rescore_size": args.rescore_size, "top_k": args.top_k, "budget": "exact",
                    "recal_batches": args.recal_batches, "round_to": args.round_to, "reward": "acc"},
-        "rl": {"actors": args.actors, "unroll_length": args.unroll_length, "batch_size": args.rl_batch_size,
-               "use_lstm": use_lstm, "threads_per_actor": 1},
-        "finetune": {"epochs": args.finetune_epochs},
+        "rl": rl,
+        "finetune": {"epochs": 0},
         "backend": {"name": args.mtacp_backend},
         "latency_runs": 3,
         "device": args.device,
-        "seed": args.seed,
+        "seed": 0,
     }, source="benchmark settings")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="resnet20")
-    p.add_argument("--width", type=float, default=1.0)
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--classes", nargs="*", type=int, default=[5, 7, 9],
-                   help="class subset for the second base model (none: only the full dataset)")
-    p.add_argument("--ratios", nargs="+", type=float, default=[0.3, 0.5, 0.7])
-    p.add_argument("--episodes-per-task", type=int, default=100, help="episode budget of every searcher per task")
+    p.add_argument("--preset", default="full", choices=sorted(PRESETS), help="sizes (see PRESETS); flags win")
+    p.add_argument("--quick", action="store_true", help="same as --preset quick: digits, 2 tasks, 2 seeds")
+    p.add_argument("--regime", default="a", choices=sorted(REGIMES), help="a: 6 tasks x 100; b: 12 tasks x 25")
+    p.add_argument("--episodes-per-task", type=int, default=None, help="override the regime's episodes per task")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    p.add_argument("--beat-uniform-budgets", nargs="*", default=["exact", "amc"], choices=["exact", "amc"],
-                   help="issue 7 figure: budget modes for random/ddpg/mtacp (amc reruns them)")
-    p.add_argument("--plain-budget", default="none", choices=["none", "amc"], help="budget of plain-impala")
-    p.add_argument("--val-size", type=int, default=2000, help="validation images scored per episode")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="search seeds (envs stay seed 0's)")
+    p.add_argument("--model", default="resnet20")
+    p.add_argument("--width", type=float, default=0.5)
+    p.add_argument("--val-size", type=int, default=1000, help="validation images that score an episode")
+    p.add_argument("--rescore-size", type=int, default=1000, help="disjoint validation images for re-scoring")
+    p.add_argument("--top-k", type=int, default=5, help="distinct strategies re-scored per task and method")
     p.add_argument("--recal-batches", type=int, default=10)
     p.add_argument("--round-to", type=int, default=1)
     p.add_argument("--base-epochs", type=int, default=3)
-    p.add_argument("--finetune-epochs", type=int, default=1, help="0: no fine-tune, no test accuracy")
+    p.add_argument("--test-size", type=int, default=0, help="test images (seeded subset; 0: the whole split)")
+    p.add_argument("--finetune-steps", type=int, default=300, help="SGD steps (batch 128) after pruning; 0: off")
     p.add_argument("--ddpg-warmup", type=int, default=None, help="DDPG random episodes (default: a quarter)")
-    p.add_argument("--mtacp-backend", default="local", choices=["inline", "local", "ray"])
-    p.add_argument("--actors", type=int, default=2, help="actors of the multi-task runs (1 thread each)")
-    p.add_argument("--unroll-length", type=int, default=20)
-    p.add_argument("--rl-batch-size", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cem-population", type=int, default=10)
+    p.add_argument("--cem-elite-frac", type=float, default=0.3)
+    p.add_argument("--mtacp-backend", default="inline", choices=["inline", "local", "ray"])
+    p.add_argument("--actors", type=int, default=None, help="MTACP actors (default: PruneConfig's rl.actors)")
+    p.add_argument("--zero-shot", action=argparse.BooleanOptionalAction, default=False,
+                   help="after the search: MTACP's policy on unseen ratios (on in the session preset)")
+    p.add_argument("--zero-shot-ratios", nargs="+", type=float, default=[0.4, 0.6])
+    p.add_argument("--zero-shot-random", type=int, default=10, help="random search episodes to compare with")
+    p.add_argument("--curve-window", type=int, default=10, help="episodes per window of the mean-reward curves")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     p.add_argument("--workdir", default=None, help="run folders (default: a temporary folder, removed after)")
-    p.add_argument("--quick", action="store_true", help="smoke run: digits, 2 tasks, 6 episodes each")
     p.add_argument("--out", default=None, help="also write the JSON here")
-    p.add_argument("--figure", default=None, help="draw issue 7's figure (PNG) here")
-    # --quick changes the defaults; flags given explicitly still win.
-    if p.parse_known_args(argv)[0].quick:
-        p.set_defaults(dataset="digits", classes=[0, 1, 2, 3, 4], ratios=[0.5], width=0.5, episodes_per_task=6,
-                       val_size=200, recal_batches=2, base_epochs=3, finetune_epochs=1, unroll_length=10,
-                       rl_batch_size=2)
+    known = p.parse_known_args(argv)[0]
+    preset = "quick" if known.quick else known.preset
+    p.set_defaults(**PRESETS[preset])
     args = p.parse_args(argv)
-    if args.ddpg_warmup is None:
-        args.ddpg_warmup = max(1, args.episodes_per_task // 4)
+    args.preset = preset
+    if args.episodes_per_task is None:
+        args.episodes_per_task = REGIMES[args.regime]["episodes_per_task"]
     if args.episodes_per_task < 1:
         p.error("--episodes-per-task must be >= 1")
+    if args.zero_shot and "mtacp" not in args.methods:
+        p.error("--zero-shot needs mtacp among --methods")
+    args.seeds = list(dict.fromkeys(args.seeds))
     return args
 
 
@@ -318,147 +420,230 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["command"] = " ".join(["python", "benchmarks/mtacp_vs_baselines.py",
                                   *(sys.argv[1:] if argv is None else argv)])
     result["seconds"] = time.perf_counter() - start
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json.dumps(result, indent=2))
     if args.out:
         write_json_atomic(args.out, result)
-    if args.figure:
-        draw_beat_uniform(result, args.figure)
+    print_table(result)
     return result
 
 
+# -- the run -----------------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from autostruct.data import load_dataset
-
-    cfg = build_config(args, workdir / "exact", budget="exact", use_lstm=True)
+    regime = REGIMES[args.regime]
+    e = args.episodes_per_task
+    cfg = build_config(args, workdir, regime["data"], regime["ratios"])
     keys, tasks = expand_tasks(cfg)
-    (workdir / "exact").mkdir(parents=True, exist_ok=True)
-    bases = prepare_bases(cfg, workdir / "exact", keys, progress=False)
+    workdir.mkdir(parents=True, exist_ok=True)
+    bases = prepare_bases(cfg, workdir, keys, progress=False)
     factories = make_factories(cfg, tasks, bases)
-    _log(f"{len(tasks)} tasks: {', '.join(t.name for t in tasks)}; building envs")
-    envs = [f() for f in factories]  # one env per task, shared by every single-task method (same scored images)
-    steps = {t.name: int(env.max_episode_steps) for t, env in zip(tasks, envs, strict=True)}
+    _log(f"regime {args.regime}: {len(tasks)} tasks ({', '.join(t.name for t in tasks)}), {e} episodes per task, "
+         f"seeds {args.seeds}; building envs")
+    searches_dir = workdir / "searches"  # the engine's run folders; base/ (the base model records) is kept
+    shutil.rmtree(searches_dir, ignore_errors=True)
+    envs = [f() for f in factories]  # one env per task, shared by every method (same scored images)
+    rescorers = [CachedRescore(env) for env in envs]
+    if not all(r.enabled for r in rescorers):
+        _log("warning: no re-score split left (validation hold-out too small): selection falls back to the search score")
+    scorer = TestScorer(cfg, args)
+    # The inline backend reuses the built envs (when no two actors share a task, so no env is stepped by two
+    # actors); process backends build their own from the factories.
+    share = args.mtacp_backend == "inline" and cfg.rl.actors <= len(tasks)
+    mtacp_factories = [(lambda env=env: env) for env in envs] if share else factories
 
-    uniform = {t.task_id: run_single("uniform", envs[t.task_id], args, cfg, workdir) for t in tasks}
-    traces: dict[str, dict[int, Trace]] = {}
-    for method in args.methods:
-        t0 = time.perf_counter()
-        if method == "uniform":
-            traces[method] = uniform
-        elif method in MULTI_TASK:
-            mcfg = cfg if method == "mtacp" else build_config(args, workdir / method, budget=args.plain_budget,
-                                                             use_lstm=False)
-            mfact = factories if method == "mtacp" else make_factories(mcfg, tasks, bases)
-            traces[method] = run_multi(mcfg, mfact, tasks, workdir / method / "search", args)
-        else:
-            traces[method] = {t.task_id: run_single(method, envs[t.task_id], args, cfg,
-                                                    workdir / method / t.name) for t in tasks}
-        _log(f"{method}: {time.perf_counter() - t0:.1f} s")
-
-    data = {}
-    if args.finetune_epochs > 0:
-        data = {k: load_dataset(k.dataset, root=k.root, val_size=5000, seed=cfg.seed,
-                                classes=list(k.classes) if k.classes else None) for k in keys}
-    methods: dict[str, Any] = {}
-    for method, per_task in traces.items():
-        recs: dict[str, Any] = {}
-        for t in tasks:
-            trace = per_task[t.task_id]
-            rec = task_record(trace, uniform[t.task_id].rewards[0])
-            if method == "plain-impala":
-                rec["valid_episodes"] = sum(r >= 0 for r in trace.rewards)  # over budget: a penalty <= -1
+    runs: dict[int, dict[str, Any]] = {}
+    curves: dict[int, dict[str, dict[str, list[float]]]] = {}
+    policies: dict[int, Any] = {}
+    uniform_cache: dict[int, Search] = {}
+    for seed in args.seeds:
+        runs[seed], curves[seed] = {}, {}
+        for method in args.methods:
+            t0 = time.perf_counter()
+            if method == "mtacp":
+                searches, seconds, policies[seed] = run_mtacp(cfg, mtacp_factories, tasks, e, seed,
+                                                               searches_dir / f"seed{seed}" / "mtacp")
             else:
-                rec.pop("valid_episodes")
-            if data and _valid(trace.best_info):
-                _log(f"fine-tuning {method} / {t.name}")
-                rec.update(finetuned_accuracy(envs[t.task_id], data[t.data], trace.best_info["channels"], cfg, args))
-            elif data:
-                rec.update(test_accuracy_before_finetune=None, test_accuracy_after_finetune=None)
-            recs[t.name] = rec
-        shared = next(iter(per_task.values())).seconds if method in MULTI_TASK else None
-        methods[method] = {"tasks": recs, "totals": totals(recs, shared)}
+                searches = {}
+                for t in tasks:
+                    if method == "uniform" and t.task_id in uniform_cache:
+                        searches[t.task_id] = uniform_cache[t.task_id]  # no seed in it: computed once
+                        continue
+                    searches[t.task_id] = run_single_task(method, envs[t.task_id], t.task_id, e, seed, args, cfg,
+                                                          searches_dir / f"seed{seed}" / method / t.name)
+                    if method == "uniform":
+                        uniform_cache[t.task_id] = searches[t.task_id]
+                seconds = float(sum(s.seconds or 0.0 for s in searches.values()))
+            _log(f"seed {seed} {method}: search {seconds:.1f} s; selecting and testing")
+            recs = {t.name: select_and_measure(searches[t.task_id], envs[t.task_id], t.data, args.top_k,
+                                               rescorers[t.task_id] if rescorers[t.task_id].enabled else None, scorer)
+                    for t in tasks}
+            runs[seed][method] = {"search_seconds": seconds, "seconds_with_selection": time.perf_counter() - t0,
+                                  "tasks": recs}
+            curves[seed][method] = {t.name: searches[t.task_id].rewards for t in tasks}
+            _log(f"seed {seed} {method}: mean test accuracy "
+                 f"{100 * np.mean([r['test_accuracy'] for r in recs.values()]):.2f}%")
 
-    headline = {}
-    if "ddpg" in methods:
-        for m in methods:
-            if m != "ddpg":
-                headline[f"{m}_vs_ddpg"] = compare(methods[m]["totals"], methods["ddpg"]["totals"])
-
-    beat: dict[str, Any] = {}
-    for budget in args.beat_uniform_budgets:
-        chosen = [m for m in BEAT_UNIFORM_METHODS if m in args.methods]
-        if budget == "exact":
-            beat[budget] = {m: {t.name: {"episodes": methods[m]["tasks"][t.name]["episodes_to_beat_uniform"],
-                                         "best_val_accuracy": methods[m]["tasks"][t.name]["val_accuracy"]}
-                                for t in tasks} for m in chosen}
-            continue
-        acfg = build_config(args, workdir / budget, budget=budget, use_lstm=True)
-        afact = make_factories(acfg, tasks, bases)
-        aenvs = [f() for f in afact] if set(chosen) - {"mtacp"} else []
-        beat[budget] = {}
-        for m in chosen:
-            _log(f"budget {budget}: {m}")
-            if m == "mtacp":
-                tr = run_multi(acfg, afact, tasks, workdir / budget / "mtacp", args)
-            else:
-                tr = {t.task_id: run_single(m, aenvs[t.task_id], args, acfg, workdir / budget / m / t.name)
-                      for t in tasks}
-            beat[budget][m] = {t.name: {"episodes": first_beat(tr[t.task_id].rewards, uniform[t.task_id].rewards[0]),
-                                        "best_val_accuracy": tr[t.task_id].best_info.get("accuracy")} for t in tasks}
-
-    return {
+    check = episodes_check(curves, args.methods, e)
+    if "mtacp" in args.methods:
+        check["mtacp_episodes_run"] = {str(s): {t: r["episodes_run"] for t, r in runs[s]["mtacp"]["tasks"].items()}
+                                       for s in args.seeds}
+    result: dict[str, Any] = {
         "benchmark": "mtacp_vs_baselines",
-        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "figure")},
-        "env": {"budget": "exact", "lbound": cfg.search.lbound, "val_size": cfg.search.val_size,
-                "recal_batches": cfg.search.recal_batches, "importance": cfg.search.importance,
-                "steps_per_episode": steps},
+        "regime": args.regime,
+        "preset": args.preset,
+        "sizes": {"model": args.model, "width": args.width, "tasks": len(tasks), "episodes_per_task": e,
+                  "seeds": args.seeds, "val_size": cfg.search.val_size, "rescore_size": min(env.rescore_size for env in envs),
+                  "top_k": args.top_k, "recal_batches": cfg.search.recal_batches, "base_epochs": args.base_epochs,
+                  "test_size": args.test_size or "full", "finetune_steps": args.finetune_steps,
+                  "finetune_batch_size": cfg.finetune.batch_size, "finetune_lr": cfg.finetune.lr},
+        "seeding": "A seed sets the search seeds (IMPALA, random, DDPG, CEM; per task 1000 * seed + task id for the "
+                   "single-task searchers). Base models (trained with seed 0, cached), scored images, re-score "
+                   "images, calibration batches and the test subset are seed 0's for every seed.",
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "env": {"budget": cfg.search.budget, "lbound": cfg.search.lbound, "importance": cfg.search.importance,
+                "steps_per_episode": {t.name: int(env.max_episode_steps) for t, env in zip(tasks, envs, strict=True)}},
         "rl": cfg.rl.model_dump(),
+        "mtacp_backend": cfg.backend.name,
         "host": host_info(),
-        "tasks": [{"task": t.name, "dataset": t.data.dataset, "classes": list(t.data.classes) if t.data.classes else None,
-                   "ratio": t.ratio, **_base(bases[t.data])} for t in tasks],
-        "uniform_val_accuracy": {t.name: uniform[t.task_id].best_info["accuracy"] for t in tasks},
-        "methods": methods,
-        "headline": headline,
-        "episodes_to_beat_uniform": beat,
+        "tasks": [{"task": t.name, "dataset": t.data.dataset, "classes": list(t.data.classes) if t.data.classes
+                   else None, "ratio": t.ratio, **{k: bases[t.data][k] for k in ("base_accuracy", "base_flops",
+                                                                                  "base_params")}} for t in tasks],
+        "episodes_check": check,
+        "runs": {str(s): r for s, r in runs.items()},
+    }
+    result.update(summarize(runs, args.methods, tasks))
+    result["curves"] = {
+        "rewards": {str(s): c for s, c in curves.items()},
+        "window": args.curve_window,
+        "window_mean_reward": {m: {t.name: np.mean([window_means(curves[s][m][t.name], args.curve_window)
+                                                     for s in args.seeds], axis=0).tolist() for t in tasks}
+                               for m in args.methods if m in SEARCHERS},
+    }
+    if "random" in args.methods:
+        result["curves"]["random_expected_best_of_n"] = {
+            t.name: np.mean([expected_best_of_n(curves[s]["random"][t.name]) for s in args.seeds], axis=0).tolist()
+            for t in tasks}
+    if args.zero_shot:
+        result["zero_shot"] = zero_shot(args, cfg, workdir, bases, policies, scorer)
+    return result
+
+
+def episodes_check(curves: dict[int, dict[str, dict[str, list[float]]]], methods: list[str], e: int) -> dict[str, Any]:
+    """Episodes per task of every searcher and seed; raises unless all equal ``e`` (uniform: 1, no search)."""
+    per = {m: sorted({len(r) for c in curves.values() for r in c[m].values()}) for m in methods}
+    bad = {m: v for m, v in per.items() if m in SEARCHERS and v != [e]}
+    if bad:
+        raise AutostructError(f"Episodes per task differ from {e}: {bad}. The comparison would not be fair.")
+    return {"episodes_per_task": e, "observed": per, "equal": True}
+
+
+def summarize(runs: dict[int, dict[str, Any]], methods: list[str], tasks: list[TaskSpec]) -> dict[str, Any]:
+    """Means per method, paired differences (MTACP minus each other method) with CIs, wall times and ratios."""
+    fields = ("test_accuracy", "test_accuracy_no_finetune", "test_accuracy_finetuned", "search_score", "rescore",
+              "val_minus_test", "rescore_minus_test")
+    summary: dict[str, Any] = {}
+    for m in methods:
+        recs = [runs[s][m]["tasks"][t.name] for s in runs for t in tasks]
+        row: dict[str, Any] = {}
+        for f in fields:
+            vals = [r[f] for r in recs if r[f] is not None]
+            row[f"mean_{f}"] = float(np.mean(vals)) if len(vals) == len(recs) else None
+        row["mean_naive_test_accuracy_no_finetune"] = float(np.mean([r["naive"]["test_accuracy_no_finetune"]
+                                                                     for r in recs]))
+        secs = [runs[s][m]["search_seconds"] for s in runs]
+        row["search_seconds_per_seed"] = float(np.mean(secs))
+        row["search_seconds_total"] = float(np.sum(secs))
+        summary[m] = row
+    if "ddpg" in summary:
+        for row in summary.values():
+            d = summary["ddpg"]["search_seconds_per_seed"]
+            row["time_ratio_to_ddpg"] = row["search_seconds_per_seed"] / d if d > 0 else None
+
+    def acc(key: str) -> dict[int, dict[str, dict[str, float]]]:
+        return {s: {m: {t.name: runs[s][m]["tasks"][t.name][key] for t in tasks} for m in methods} for s in runs}
+
+    diffs: dict[str, Any] = {}
+    if "mtacp" in methods:
+        test, raw = acc("test_accuracy"), acc("test_accuracy_no_finetune")
+        for m in methods:
+            if m != "mtacp":
+                diffs[f"mtacp-{m}"] = {"test_accuracy_pt": paired(test, "mtacp", m),
+                                       "test_accuracy_no_finetune_pt": paired(raw, "mtacp", m)}
+    return {"summary": summary, "paired_differences": diffs}
+
+
+def zero_shot(args: argparse.Namespace, cfg: PruneConfig, workdir: Path, bases: dict[Any, Any],
+              policies: dict[int, Any], scorer: TestScorer) -> dict[str, Any]:
+    """MTACP's policy (greedy, no search) on unseen ratios, against uniform and random search's best of n."""
+    zcfg = cfg.model_copy(update={"tasks": [t.model_copy(update={"ratios": args.zero_shot_ratios})
+                                            for t in cfg.tasks]})
+    _, ztasks = expand_tasks(zcfg)  # same datasets in the same order: the same beta feature as in training
+    envs = [f() for f in make_factories(zcfg, ztasks, bases)]
+    per_seed: dict[str, Any] = {}
+    acc: dict[int, dict[str, dict[str, float]]] = {}
+    for seed, policy in policies.items():
+        per_task: dict[str, Any] = {}
+        acc[seed] = {"zero_shot": {}, "uniform": {}, "random": {}}
+        for t, env in zip(ztasks, envs, strict=True):
+            resc = CachedRescore(env)
+            rs = resc if resc.enabled else None
+            rec = rollout(policy, env, greedy=True)
+            zs = select_and_measure(Search([(float(rec.reward), rec.info)], None), env, t.data, 1, None, scorer)
+            uni = run_single_task("uniform", env, t.task_id, 1, seed, args, cfg, workdir / "searches")
+            un = select_and_measure(uni, env, t.data, 1, None, scorer)
+            rnd = run_single_task("random", env, t.task_id, args.zero_shot_random, seed, args, cfg, workdir / "searches")
+            rn = select_and_measure(rnd, env, t.data, args.top_k, rs, scorer)
+            per_task[t.name] = {"zero_shot": zs, "uniform": un, f"random_best_of_{args.zero_shot_random}": rn}
+            for name, r in (("zero_shot", zs), ("uniform", un), ("random", rn)):
+                acc[seed][name][t.name] = r["test_accuracy"]
+        per_seed[str(seed)] = per_task
+        _log(f"zero-shot seed {seed}: mean test accuracy {100 * np.mean(list(acc[seed]['zero_shot'].values())):.2f}%")
+    return {
+        "ratios": args.zero_shot_ratios,
+        "random_episodes": args.zero_shot_random,
+        "tasks": [t.name for t in ztasks],
+        "runs": per_seed,
+        "mean_test_accuracy": {m: float(np.mean([v for s in acc for v in acc[s][m].values()]))
+                               for m in ("zero_shot", "uniform", "random")},
+        "paired_differences": {"zero_shot-uniform": paired(acc, "zero_shot", "uniform"),
+                               "zero_shot-random": paired(acc, "zero_shot", "random")},
     }
 
 
-def _base(rec: dict[str, Any]) -> dict[str, Any]:
-    return {k: rec[k] for k in ("base_accuracy", "base_flops", "base_params")}
+def _ci(p: dict[str, Any]) -> str:
+    if p["mean"] is None:
+        return "-"
+    if p["ci95"] is None:
+        return f"{p['mean']:+.2f}"
+    return f"{p['mean']:+.2f} [{p['ci95'][0]:+.2f}, {p['ci95'][1]:+.2f}]"
 
 
-def draw_beat_uniform(result: dict[str, Any], path: str) -> Path:
-    """Issue 7's figure: episodes to beat uniform pruning, per task, searcher and budget mode (bars)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    beat = result["episodes_to_beat_uniform"]
-    budget_cap = result["settings"]["episodes_per_task"]
-    tasks = [t["task"] for t in result["tasks"]]
-    series = [(b, m) for b in beat for m in BEAT_UNIFORM_METHODS if m in beat[b]]
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(tasks)), 4))
-    width = 0.8 / max(1, len(series))
-    for j, (b, m) in enumerate(series):
-        xs = np.arange(len(tasks)) + j * width
-        vals = [beat[b][m][t]["episodes"] for t in tasks]
-        heights = [v if v is not None else budget_cap + 1 for v in vals]
-        bars = ax.bar(xs, heights, width, label=f"{m} ({b})", hatch="//" if b == "amc" else None)
-        for bar, v in zip(bars, vals, strict=True):
-            if v is None:
-                ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), "never", ha="center", va="bottom",
-                        fontsize=7, rotation=90)
-    ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks, rotation=20, ha="right")
-    ax.set_ylabel("episodes to beat uniform pruning")
-    ax.set_title(f"Episodes to beat uniform pruning (budget {budget_cap} per task)", fontsize=10)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+def print_table(result: dict[str, Any]) -> None:
+    """The headline on stderr: mean test accuracy per method, paired differences with CIs, times and ratios."""
+    s, d = result["summary"], result["paired_differences"]
+    ft = result["sizes"]["finetune_steps"] > 0
+    lines = [f"regime {result['regime']}, preset {result['preset']}: {result['sizes']['tasks']} tasks x "
+             f"{result['sizes']['episodes_per_task']} episodes, seeds {result['sizes']['seeds']}; accuracies in %, "
+             f"differences in points (95% CI over (seed, task) pairs | over seeds)",
+             f"{'method':<8} {'test' + (' (ft)' if ft else ''):>10} {'test raw':>9} {'naive raw':>9} {'val':>7} "
+             f"{'val-test':>8} {'s/seed':>8} {'x ddpg':>7}   mtacp minus method"]
+    for m, row in s.items():
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{100 * v:.2f}"
+        ratio = row.get("time_ratio_to_ddpg")
+        diff = d.get(f"mtacp-{m}", {}).get("test_accuracy_pt")
+        dtxt = "" if diff is None else f"{_ci(diff['per_seed_task'])} | {_ci(diff['per_seed'])}"
+        lines.append(f"{m:<8} {pct(row['mean_test_accuracy']):>10} {pct(row['mean_test_accuracy_no_finetune']):>9} "
+                     f"{pct(row['mean_naive_test_accuracy_no_finetune']):>9} {pct(row['mean_search_score']):>7} "
+                     f"{pct(row['mean_val_minus_test']):>8} {row['search_seconds_per_seed']:>8.1f} "
+                     f"{'-' if ratio is None else f'{ratio:.2f}':>7}   {dtxt}")
+    if "zero_shot" in result:
+        z = result["zero_shot"]
+        m = z["mean_test_accuracy"]
+        lines.append(f"zero-shot ratios {z['ratios']}: test {100 * m['zero_shot']:.2f} vs uniform {100 * m['uniform']:.2f} "
+                     f"vs random best-of-{z['random_episodes']} {100 * m['random']:.2f}; zero-shot minus uniform "
+                     f"{_ci(z['paired_differences']['zero_shot-uniform']['per_seed_task'])}, minus random "
+                     f"{_ci(z['paired_differences']['zero_shot-random']['per_seed_task'])}")
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

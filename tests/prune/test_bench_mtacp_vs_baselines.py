@@ -1,13 +1,19 @@
-"""Smoke test of benchmarks/mtacp_vs_baselines.py: one digits task, two episodes per searcher, inline backend."""
+"""Smoke test of benchmarks/mtacp_vs_baselines.py (--quick through a subprocess) and its statistics helpers."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mtacp_vs_baselines.py"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "mtacp_vs_baselines.py"
 
 
 def _load_script():
@@ -18,27 +24,45 @@ def _load_script():
     return module
 
 
-def test_helpers():
+def test_statistics_helpers():
     bench = _load_script()
-    assert bench.first_beat([0.1, 0.3, 0.5], 0.2) == 2 and bench.first_beat([0.1], 0.2) is None
-    assert bench.near_best([0.1, 0.796, 0.8, 0.5]) == 2  # within 0.5 pt of 0.8
+    assert bench.expected_best_of_n([0.1, 0.3, 0.2]) == pytest.approx([0.2, (0.2 + 0.3 + 0.3) / 3, 0.3])
+    ci = bench.mean_ci([1.0, 2.0, 3.0])
+    assert ci["mean"] == 2.0 and ci["ci95"] == pytest.approx([2.0 - 4.302653 / math.sqrt(3), 2.0 + 4.302653 / math.sqrt(3)])
+    assert bench.mean_ci([1.0])["ci95"] is None
+    acc = {0: {"a": {"t1": 0.9, "t2": 0.8}, "b": {"t1": 0.85, "t2": 0.8}},
+           1: {"a": {"t1": 0.9, "t2": 0.7}, "b": {"t1": 0.8, "t2": 0.7}}}
+    p = bench.paired(acc, "a", "b")
+    assert p["per_seed_task"]["n"] == 4 and p["per_seed"]["n"] == 2
+    assert p["per_seed_task"]["mean"] == pytest.approx(3.75) and p["per_seed"]["mean"] == pytest.approx(3.75)
+    assert bench.window_means([1, 2, 3, 4, 5], 2) == [1.5, 3.5, 5.0]
 
 
-def test_quick_run_on_one_task(tmp_path, capsys):
-    bench = _load_script()
-    out, fig = tmp_path / "bench.json", tmp_path / "fig.png"
-    argv = ["--quick", "--classes", "--episodes-per-task", "2", "--methods", "mtacp", "ddpg", "ppo", "uniform",
-            "--mtacp-backend", "inline", "--actors", "1", "--finetune-epochs", "0", "--beat-uniform-budgets", "exact",
-            "--val-size", "100", "--out", str(out), "--figure", str(fig)]
-    result = bench.main(argv)
-    assert json.loads(capsys.readouterr().out) == json.loads(out.read_text()) == json.loads(json.dumps(result))
-    assert fig.stat().st_size > 0
-    (task,) = result["tasks"]
-    for method in ("mtacp", "ddpg", "ppo", "uniform"):
-        rec = result["methods"][method]["tasks"][task["task"]]
-        assert rec["flops_ratio"] <= task["ratio"] + 1e-9
-        assert rec["episodes"] == (1 if method == "uniform" else 2)
-        assert 0.0 <= rec["val_accuracy"] <= 1.0 and 1 <= rec["episodes_to_near_best"] <= rec["episodes"]
-    assert set(result["headline"]) == {"mtacp_vs_ddpg", "ppo_vs_ddpg", "uniform_vs_ddpg"}
-    assert result["headline"]["mtacp_vs_ddpg"]["time_ratio"] > 0
-    assert set(result["episodes_to_beat_uniform"]["exact"]) == {"ddpg", "mtacp"}
+def test_quick_run(tmp_path):
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--zero-shot", "--zero-shot-random", "2", "--episodes-per-task", "3",
+         "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result == json.loads(out.read_text())
+    assert "mtacp minus method" in proc.stderr  # the summary table
+    methods = ("mtacp", "random", "ddpg", "cem", "single", "uniform")
+    check = result["episodes_check"]
+    assert check["equal"] and all(check["observed"][m] == [3] for m in methods if m != "uniform")
+    assert set(result["runs"]) == {"0", "1"} and len(result["tasks"]) == 2
+    for task in result["tasks"]:
+        for m in methods:
+            rec = result["runs"]["0"][m]["tasks"][task["task"]]
+            assert rec["flops_ratio"] <= task["ratio"] + 1e-9
+            assert 0.0 <= rec["test_accuracy_no_finetune"] <= 1.0 and 0.0 <= rec["test_accuracy_finetuned"] <= 1.0
+            assert rec["rescore"] is not None and rec["selection"]["candidates"]
+    assert set(result["paired_differences"]) == {f"mtacp-{m}" for m in methods if m != "mtacp"}
+    diff = result["paired_differences"]["mtacp-ddpg"]["test_accuracy_pt"]
+    assert diff["per_seed_task"]["n"] == 4 and diff["per_seed"]["n"] == 2 and diff["per_seed_task"]["ci95"]
+    assert result["summary"]["ddpg"]["time_ratio_to_ddpg"] == pytest.approx(1.0)
+    assert all(len(r) == 3 for r in result["curves"]["rewards"]["1"]["cem"].values())
+    assert set(result["zero_shot"]["mean_test_accuracy"]) == {"zero_shot", "uniform", "random"}

@@ -1,6 +1,7 @@
 """What the searches are compared against, run through the same envs.
 
-Pruning: :func:`uniform_prune`, :func:`random_search`, :func:`ddpg_search` (AMC). NAS baselines live in
+Pruning: :func:`uniform_prune`, :func:`random_search`, :func:`ddpg_search` (AMC), :func:`cem_search`
+(cross-entropy method). NAS baselines live in
 ``nas_*.py``. Names are imported lazily so that importing this package pulls in neither search.
 """
 
@@ -16,6 +17,8 @@ _LAZY = {
     "SearchResult": "autostruct.baselines.common",
     "uniform_prune": "autostruct.baselines.uniform",
     "ddpg_search": "autostruct.baselines.ddpg",
+    "cem_search": "autostruct.baselines.cem",
+    "CEMConfig": "autostruct.baselines.cem",
     "ppo_search": "autostruct.baselines.ppo",
     "PPOConfig": "autostruct.baselines.ppo",
     "DDPGConfig": "autostruct.baselines.ddpg",
