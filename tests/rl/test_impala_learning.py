@@ -52,9 +52,15 @@ def test_learns_inline(case, tmp_path):
             "result.json", "tb"} <= files
     assert any((tmp_path / "tb").iterdir())
     metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert len(metrics) == result.updates
-    for key in ("loss", "entropy", "policy_lag_mean", "episodes_per_s", "actor_utilization", "rewards/task_0"):
+    # One line per fresh batch; the replayed updates that followed it are summarized in the same line.
+    assert metrics[-1]["update"] == result.updates
+    assert sum(1 + m.get("replay_updates", 0) for m in metrics) == result.updates
+    keys = ["loss", "entropy", "policy_lag_mean", "episodes_per_s", "actor_utilization", "rewards/task_0"]
+    if case["algorithm"] == "vtrace":
+        keys += ["action_mean/task_0", "action_std/task_1", "greedy/task_0", "replay_updates", "policy_sigma2"]
+    for key in keys:
         assert any(key in m for m in metrics), key
+    assert result.greedy and all("task_episodes" in g.info for g in result.greedy)
 
 
 def test_lstm_continuous_learns_inline(tmp_path):

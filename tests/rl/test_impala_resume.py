@@ -121,8 +121,11 @@ def test_resume_inline_continues_counters(tmp_path):
     assert second.resumed_at_episode == 20 and second.updates > first.updates
     assert [e.episode_index for e in second.episodes] == list(range(40))
     assert second.env_steps > first.env_steps
-    updates = [json.loads(line)["update"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert updates == list(range(1, second.updates + 1))
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    # One line per fresh batch, numbered by the learner version after its replayed updates: no gap, no repeat.
+    versions = [0] + [m["update"] for m in lines]
+    assert all(b - a == 1 + m.get("replay_updates", 0) for a, b, m in zip(versions, versions[1:], lines, strict=False))
+    assert versions[-1] == second.updates
     # Resuming a finished run does nothing but return its result.
     again = run_impala(FACTORIES, SPEC, total_episodes=40, resume=True, **kw)
     assert len(again.episodes) == 40 and again.updates == second.updates

@@ -43,14 +43,30 @@ def test_gaussian_head_ranges_and_squash():
     p = make_policy(spec, seed=0)
     out, core = p(_inputs(spec, 4, 3))
     assert out.mu.shape == (4, 3, 2) and out.value.shape == (4, 3) and core[0].shape == (3, 8)
-    assert (out.mu > 0).all() and (out.mu < 1).all() and (out.var > 0).all()
+    # Linear mean head, initialized near 0 (executed action 0.5); bounded variance starting at init_variance.
+    assert out.mu.abs().max() < 0.2
+    assert (out.var > spec.min_variance).all() and (out.var < spec.max_variance).all()
+    torch.testing.assert_close(out.var, torch.full_like(out.var, spec.init_variance), atol=0.02, rtol=0)
     a = p.sample(out, torch.Generator().manual_seed(1))
     env_a = p.to_env_action(a[0, 0])
     assert env_a.shape == (2,) and ((env_a >= 0) & (env_a <= 1)).all()
     # Log-prob is the pre-squash Gaussian's: check against torch.distributions.
     ref = torch.distributions.Normal(out.mu, out.var.sqrt()).log_prob(a).sum(-1)
     torch.testing.assert_close(p.log_prob(out, a), ref)
-    torch.testing.assert_close(p.entropy(out), torch.distributions.Normal(out.mu, out.var.sqrt()).entropy().sum(-1))
+    # Entropy is the executed action's, y = (tanh(u) + 1) / 2: H(u) + E[log dy/du], checked by Monte Carlo.
+    u = out.mu + out.var.sqrt() * torch.randn((20000, *out.mu.shape), generator=torch.Generator().manual_seed(2))
+    log_jac = torch.log((1 - torch.tanh(u) ** 2) / 2)
+    mc = (torch.distributions.Normal(out.mu, out.var.sqrt()).entropy() + log_jac.mean(0)).sum(-1)
+    torch.testing.assert_close(p.entropy(out).detach(), mc.detach(), atol=0.02, rtol=0)
+
+
+def test_mtacp_heads_still_available():
+    """MTACP's sigmoid mean and unbounded softplus variance stay selectable (and old policy files load so)."""
+    spec = PolicySpec(6, BoxSpec(dim=1), hidden_sizes=(8,), lstm_size=4, mu_activation="sigmoid", max_variance=None)
+    out, _ = make_policy(spec, seed=0)(_inputs(spec, 3, 2))
+    assert (out.mu > 0).all() and (out.mu < 1).all() and (out.var > spec.min_variance).all()
+    old = {k: v for k, v in spec.to_dict().items() if k not in ("max_variance", "init_variance")}
+    assert PolicySpec.from_dict(old).max_variance is None
 
 
 def test_categorical_heads_respect_step_choices_and_masks():

@@ -131,6 +131,14 @@ class NASRLConfig(RLConfig):
 
     learning_rate: float = Field(3e-3, gt=0)
     entropy_cost: float = Field(1e-3, ge=0)
+    # The NAS controller keeps the settings it was measured with until its own tuning (issue 11).
+    optimizer: Literal["adam", "rmsprop"] = "rmsprop"
+    rmsprop_eps: float = Field(0.01, gt=0)
+    reward_norm: Literal["task", "none"] = "none"
+    replay_ratio: float = Field(0.0, ge=0)
+    greedy_every: int = Field(0, ge=0)
+    batch_size: int = Field(4, ge=1)
+    use_lstm: bool = True
 
 
 class NASConfig(StrictModel):

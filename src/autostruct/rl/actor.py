@@ -1,11 +1,18 @@
 """Actors: run a local copy of the policy in their task envs and cut the experience into trajectories.
 
 The same :class:`Actor` runs inline, inside a spawned process (``backends.local``) and as a Ray actor
-(``backends.ray``). It owns one or more envs (one task each), steps them in turn, one unroll at a time, and
-picks up new weights only between unrolls, so every trajectory is acted by one weight version.
+(``backends.ray``). It owns one or more envs (one task each) and picks up new weights only between unrolls,
+so every trajectory is acted by one weight version.
+
+Scheduling (equal episodes per task, whatever the number of actors): the learner publishes, with every weight
+version, how many episodes each task still needs (:data:`SCHEDULE_KEY`). Before each unroll the actor picks,
+among its envs, the one whose task needs the most (minus the episodes it started itself since that news); when
+its own tasks need nothing more it builds the env of a task that still does (``ActorSpec.all_factories``), so a
+fast actor helps a slow one instead of idling. The learner logs exactly each task's quota and drops the rest.
 
 ``algorithm="vtrace"``: an unroll is ``unroll_length`` steps and may cross episode boundaries (the env is reset
-inside it). ``algorithm="mc"``: an unroll is exactly one whole episode.
+inside it); with ``unroll_length=0``, and always for ``algorithm="mc"`` and ``"critic"``, an unroll is exactly
+one whole episode.
 """
 
 from __future__ import annotations
@@ -37,6 +44,13 @@ class ActorSpec:
     #: Mixed into every seed so a resumed run does not replay the random streams of the first one.
     epoch: int = 0
     task_ids: tuple[int, ...] = field(default=())
+    #: Every task's factory, indexed by task id: lets the actor take over tasks that still need episodes.
+    all_factories: tuple[EnvFactory, ...] = field(default=())
+    #: One greedy episode (diagnostics) after every this many finished episodes of an env; 0: never.
+    greedy_every: int = 0
+
+#: Key of the per-task "episodes still needed" tensor the learner publishes next to the weights.
+SCHEDULE_KEY = "__schedule_remaining__"
 
 
 def assign_tasks(num_tasks: int, num_actors: int) -> list[list[int]]:
@@ -92,6 +106,7 @@ class _EnvState:
         self.env = env
         self.reset_seed: int | None = reset_seed
         self.obs: np.ndarray | None = None  # None: must reset before the next step
+        self.finished = 0  # sampled episodes finished in this env
 
     def start_episode(self, policy: Policy, spec: PolicySpec) -> float:
         t0 = time.perf_counter()
@@ -129,8 +144,8 @@ class Actor:
     """Runs episodes with a local policy copy and returns trajectories; see the module docstring."""
 
     def __init__(self, spec: ActorSpec, generation: int = 0) -> None:
-        if spec.algorithm not in ("vtrace", "mc"):
-            raise AutostructError(f"algorithm must be 'vtrace' or 'mc', got '{spec.algorithm}'.")
+        if spec.algorithm not in ("vtrace", "mc", "critic"):
+            raise AutostructError(f"algorithm must be 'vtrace', 'mc' or 'critic', got '{spec.algorithm}'.")
         self.spec = spec
         self.generation = generation
         self.policy = Policy(spec.policy_spec)
@@ -138,37 +153,77 @@ class Actor:
         self.version = -1  # no weights yet
         seed = _seed(spec.seed, spec.actor_id, generation, spec.epoch)
         self.generator = torch.Generator().manual_seed(seed)
+        self._seed_base = seed
         self.envs: list[_EnvState] = []
         for i, factory in enumerate(spec.env_factories):
-            env = factory()
-            if spec.task_ids and env.task_id != spec.task_ids[i]:
-                raise AutostructError(
-                    f"Env factory {spec.task_ids[i]} built an env with task_id={env.task_id}; each factory's env must "
-                    f"carry its index in the run's task list as task_id."
-                )
-            self.envs.append(_EnvState(env, _seed(seed, i)))
+            self._add_env(factory, spec.task_ids[i] if spec.task_ids else None)
         self._next_env = 0
         self._last_end: float | None = None
+        self.remaining: np.ndarray | None = None  # per task, as last published by the learner
+        self._started: dict[int, int] = {}  # episodes started per task since that news
+
+    def _add_env(self, factory: EnvFactory, task_id: int | None) -> _EnvState:
+        env = factory()
+        if task_id is not None and env.task_id != task_id:
+            raise AutostructError(
+                f"Env factory {task_id} built an env with task_id={env.task_id}; each factory's env must "
+                f"carry its index in the run's task list as task_id."
+            )
+        st = _EnvState(env, _seed(self._seed_base, len(self.envs)))
+        self.envs.append(st)
+        return st
 
     def set_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> None:
+        if SCHEDULE_KEY in state_dict:
+            state_dict = dict(state_dict)
+            self.remaining = state_dict.pop(SCHEDULE_KEY).numpy().astype(np.int64).copy()
+            self._started = {}
         self.policy.load_state_dict(state_dict)
         self.version = int(version)
+
+    def _need(self, task: int) -> int:
+        assert self.remaining is not None
+        return int(self.remaining[task]) - self._started.get(task, 0) if task < len(self.remaining) else 0
+
+    def _pick_env(self) -> _EnvState:
+        """The env to act in next (see the module docstring); round-robin when no schedule was published."""
+        n = len(self.envs)
+        order = [(self._next_env + j) % n for j in range(n)]
+        if self.remaining is not None:
+            needs = {i: self._need(int(self.envs[i].env.task_id)) for i in order}
+            best = max(order, key=lambda i: needs[i])  # first in rotation wins ties
+            if needs[best] <= 0 and self.spec.all_factories:
+                own = {int(st.env.task_id) for st in self.envs}
+                others = [t for t in range(len(self.spec.all_factories)) if t not in own and self._need(t) > 0]
+                if others:
+                    t = max(others, key=self._need)
+                    self._add_env(self.spec.all_factories[t], t)
+                    best = len(self.envs) - 1
+            self._next_env = (best + 1) % len(self.envs)
+            return self.envs[best]
+        self._next_env = (self._next_env + 1) % n
+        return self.envs[order[0]]
+
+    def _start(self, st: _EnvState) -> float:
+        task = int(st.env.task_id)
+        self._started[task] = self._started.get(task, 0) + 1
+        return st.start_episode(self.policy, self.spec.policy_spec)
 
     def unroll(self) -> Trajectory:
         """Act in the next env for one unroll (``unroll_length`` steps, or one episode for ``mc``)."""
         if self.version < 0:
             raise RuntimeError("Actor.unroll() called before set_weights()")
-        st = self.envs[self._next_env]
-        self._next_env = (self._next_env + 1) % len(self.envs)
+        st = self._pick_env()
         t_start = time.perf_counter()
         env_time = policy_time = 0.0
-        mc = self.spec.algorithm == "mc"
+        mc = self.spec.algorithm in ("mc", "critic") or self.spec.unroll_length == 0  # whole episodes
         if st.obs is None or mc:
-            env_time += st.start_episode(self.policy, self.spec.policy_spec)
+            env_time += self._start(st)
         core0 = None if st.core is None else (st.core[0][0].numpy().copy(), st.core[1][0].numpy().copy())
         obs, first, prev_a, prev_r, steps, masks = [], [], [], [], [], []
-        actions, rewards, dones, logps = [], [], [], []
+        actions, rewards, dones, logps, forced = [], [], [], [], []
         episodes: list[EpisodeRecord] = []
+        greedy: list[EpisodeRecord] = []
         max_steps = int(st.env.max_episode_steps)
 
         def record_inputs() -> None:
@@ -198,6 +253,7 @@ class Actor:
             actions.append(stored)
             rewards.append(reward)
             logps.append(logp)
+            forced.append(bool((info or {}).get("forced", False)))
             st.ep_actions.append(_json_action(env_action))
             st.ep_reward += reward
             if not done and st.step + 1 >= max_steps:
@@ -220,13 +276,21 @@ class Actor:
                         actor_id=self.spec.actor_id,
                     )
                 )
+                st.finished += 1
+                if self.spec.greedy_every and st.finished % self.spec.greedy_every == 0:
+                    t_g = time.perf_counter()
+                    g = rollout(self.policy, st.env, greedy=True)
+                    g.policy_version, g.actor_id = self.version, self.spec.actor_id
+                    greedy.append(g)
+                    env_time += time.perf_counter() - t_g
+                    st.obs = None  # the rollout reset the env: what follows starts a new episode
                 if mc:
                     st.obs = _check_obs(next_obs, st.env, self.spec.policy_spec)
                     st.first, st.step = False, st.step + 1
                     record_inputs()
                     st.obs = None
                 else:
-                    env_time += st.start_episode(self.policy, self.spec.policy_spec)
+                    env_time += self._start(st)
                     record_inputs()
             else:
                 st.obs = _check_obs(next_obs, st.env, self.spec.policy_spec)
@@ -261,6 +325,8 @@ class Actor:
             behaviour_log_prob=np.asarray(logps, dtype=np.float32),
             core_state=core0,
             episodes=episodes,
+            forced=np.asarray(forced, dtype=bool) if any(forced) else None,
+            greedy=greedy,
             env_time=env_time,
             policy_time=policy_time,
             wall_time=wall,

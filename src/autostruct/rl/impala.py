@@ -4,6 +4,7 @@ A run owns one folder::
 
     config.json       what was run (policy spec, RL and backend config, algorithm, budget)
     episodes.jsonl    one line per finished episode; episode_index = line number (see rl/logs.py)
+    greedy.jsonl      greedy rollouts the actors made for diagnostics (info.task_episodes: when, per task)
     metrics.jsonl     learner stats per update; tb/ the same as TensorBoard scalars
     events.jsonl      actor failures and restarts, starts and resumes
     checkpoint.pt     learner state (weights, optimizer, counters, RNG), written atomically
@@ -14,10 +15,17 @@ its last checkpoint and the episode counter from the log, so nothing logged is r
 Episodes still in flight when the process died (inside an actor, or finished by an actor but not yet
 logged) are simply lost: they were never half-logged, and the resumed run plays new ones in their place.
 Updates made after the last checkpoint are lost too (at most ``rl.checkpoint_every``).
+
+Budget: ``total_episodes`` is split into equal quotas per task (:func:`task_quotas`); the engine logs exactly
+each task's quota, tells actors what each task still needs (see ``rl/actor.py``), and drops the few episodes
+that finish after a task's quota is full. Each fresh batch of trajectories gives one update, followed by
+``rl.replay_ratio`` updates on batches drawn from the last ``rl.replay_size`` trajectories (V-trace or the
+truncated importance weights correct for the policy having moved since they were acted).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import signal
@@ -34,7 +42,7 @@ import torch
 
 from autostruct.config import BackendConfig, RLConfig
 from autostruct.errors import AutostructError
-from autostruct.rl.actor import ActorSpec, assign_tasks
+from autostruct.rl.actor import SCHEDULE_KEY, ActorSpec, assign_tasks
 from autostruct.rl.env import EnvFactory
 from autostruct.rl.learner import ALGORITHMS, Algorithm, Learner
 from autostruct.rl.logs import EpisodeLog, MetricsWriter, append_jsonl
@@ -68,6 +76,14 @@ class ImpalaResult:
     checkpoint_path: Path
     actor_restarts: dict[int, int] = field(default_factory=dict)
     resumed_at_episode: int = 0  # episodes already logged when this session started
+    greedy: list[EpisodeRecord] = field(default_factory=list)  # greedy rollouts (diagnostics), whole run
+    quotas: list[int] = field(default_factory=list)  # episodes per task
+
+
+def task_quotas(total_episodes: int, num_tasks: int) -> list[int]:
+    """Episodes per task: equal shares of ``total_episodes`` (the first ``total % tasks`` tasks get one more)."""
+    base, extra = divmod(total_episodes, num_tasks)
+    return [base + (1 if t < extra else 0) for t in range(num_tasks)]
 
 
 @dataclass
@@ -81,6 +97,8 @@ class _Window:
     actor_wall: float = 0.0
     learner_time: float = 0.0
     rewards: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    actions: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    greedy: dict[int, float] = field(default_factory=dict)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -104,9 +122,13 @@ def _validate(env_factories: Sequence[EnvFactory], algorithm: str, total_episode
     if not env_factories:
         raise AutostructError("run_impala needs at least one env factory (one per task).")
     if algorithm not in ALGORITHMS:
-        raise AutostructError(f"Unknown algorithm '{algorithm}'. Use 'vtrace' (pruning) or 'mc' (NAS).")
-    if total_episodes < 1:
-        raise AutostructError(f"total_episodes must be >= 1, got {total_episodes}.")
+        raise AutostructError(
+            f"Unknown algorithm '{algorithm}'. Use 'vtrace' (pruning), 'mc' (NAS) or 'critic' (continuous actions)."
+        )
+    if total_episodes < len(env_factories):
+        raise AutostructError(
+            f"total_episodes must be at least one per task: got {total_episodes} for {len(env_factories)} tasks."
+        )
 
 
 def run_impala(
@@ -134,6 +156,7 @@ def run_impala(
     as it is logged. SIGINT/SIGTERM write a checkpoint, then raise KeyboardInterrupt / SystemExit(143).
     """
     rl = rl or RLConfig()
+    algorithm = rl.algorithm or algorithm  # a config's explicit choice wins over the search's default
     backend_cfg = backend or BackendConfig()
     _validate(env_factories, algorithm, total_episodes)
     run_dir = Path(run_dir)
@@ -163,6 +186,15 @@ def run_impala(
         _set_rng_state(payload["rng"])
     episode_log = EpisodeLog(episodes_path)
     resumed_at = episode_log.count
+    quotas = task_quotas(total_episodes, len(env_factories))
+    logged = [0] * len(env_factories)
+    for rec in episode_log.records:
+        logged[rec.task_id] += 1
+        if not ckpt_path.exists():  # else the checkpoint holds the reward statistics
+            learner.observe_episode(rec.task_id, rec.reward)
+    greedy_path = run_dir / "greedy.jsonl"
+    greedy_records = [EpisodeRecord.from_json(json.loads(line)) for line in
+                      (greedy_path.read_text().splitlines() if greedy_path.exists() else []) if line.strip()]
     if episode_log.records:
         elapsed_before = max(elapsed_before, episode_log.records[-1].wall_time)
     events = open(run_dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -211,8 +243,17 @@ def run_impala(
     session_stats: dict[str, list[float]] = defaultdict(list)
     stop_signal: list[int] = []
 
+    def schedule() -> dict[str, torch.Tensor]:
+        remaining = torch.tensor([q - n for q, n in zip(quotas, logged, strict=True)], dtype=torch.int64)
+        return {**learner.weights(), SCHEDULE_KEY: remaining}
+
     if episode_log.count < total_episodes:
         specs = _actor_specs(env_factories, policy_spec, rl, algorithm, seed, epoch=episode_log.count)
+        replay: list[Trajectory] = []
+        replay_rng = np.random.default_rng([seed, episode_log.count, 7])
+        replay_credit = 0.0
+        last_checkpoint = learner.version
+        greedy_file = open(greedy_path, "a", encoding="utf-8")  # noqa: SIM115
         from autostruct.backends import make_backend
 
         backend_obj = make_backend(backend_cfg, rl)
@@ -222,7 +263,7 @@ def run_impala(
         buffer: list[Trajectory] = []
         window = _Window(start=time.monotonic())
         try:
-            backend_obj.start(specs, learner.weights(), learner.version)
+            backend_obj.start(specs, schedule(), learner.version)
             learner.optimizer  # noqa: B018 - build it while the actors start
             while episode_log.count < total_episodes and not stop_signal:
                 for msg in backend_obj.poll(_POLL_S):
@@ -232,8 +273,10 @@ def run_impala(
                         window.policy_time += msg.policy_time
                         window.actor_wall += msg.wall_time
                         for ep in msg.episodes:
-                            if episode_log.count >= total_episodes:
-                                break  # the budget is exact: later episodes are dropped unlogged
+                            learner.observe_episode(ep.task_id, ep.reward)
+                            if logged[ep.task_id] >= quotas[ep.task_id]:
+                                continue  # the budget is exact: episodes past a task's quota are dropped unlogged
+                            logged[ep.task_id] += 1
                             ep.episode_index, ep.wall_time = episode_log.count, round(elapsed(), 3)
                             episode_log.append(ep)
                             window.episodes += 1
@@ -243,6 +286,16 @@ def run_impala(
                             bar.advance(ep)
                             if on_episode is not None:
                                 on_episode(ep)
+                        for g in msg.greedy:
+                            g.info["task_episodes"] = logged[g.task_id]
+                            g.wall_time = round(elapsed(), 3)
+                            greedy_records.append(g)
+                            append_jsonl(greedy_file, g.to_json())
+                            window.greedy[g.task_id] = g.reward
+                        if policy_spec.continuous:
+                            keep = np.ones(msg.length, dtype=bool) if msg.forced is None else ~msg.forced
+                            executed = (np.tanh(msg.action.reshape(msg.length, -1)[keep, 0]) + 1) / 2
+                            window.actions[msg.task_id].extend(executed.tolist())
                         buffer.append(msg)
                     else:
                         restarts[msg.actor_id] += 1
@@ -262,15 +315,27 @@ def run_impala(
                     tl = time.monotonic()
                     batch, buffer = buffer[: rl.batch_size], buffer[rl.batch_size:]
                     stats = learner.update(batch)
-                    backend_obj.publish(learner.weights(), learner.version)
+                    replay.extend(batch)
+                    del replay[: max(0, len(replay) - rl.replay_size)]
+                    replay_credit += rl.replay_ratio
+                    replayed = []
+                    while replay_credit >= 1.0 and len(replay) >= rl.batch_size:
+                        replay_credit -= 1.0
+                        pick = replay_rng.choice(len(replay), size=rl.batch_size, replace=False)
+                        replayed.append(learner.update([replay[i] for i in pick]))
+                    backend_obj.publish(schedule(), learner.version)
                     window.learner_time += time.monotonic() - tl
                     for k, v in stats.items():
                         session_stats[k].append(v)
-                    metrics.log(learner.version, {**stats, **_window_stats(window, episode_log.count, env_steps,
-                                                                            elapsed())})
+                    line = {**stats, **_window_stats(window, episode_log.count, env_steps, elapsed())}
+                    if replayed:
+                        line["replay_updates"] = float(len(replayed))
+                        line["replay_loss"] = float(np.mean([r["loss"] for r in replayed]))
+                    metrics.log(learner.version, line)
                     window = _Window(start=time.monotonic())
-                    if learner.version % rl.checkpoint_every == 0:
+                    if learner.version - last_checkpoint >= rl.checkpoint_every:
                         save_checkpoint()
+                        last_checkpoint = learner.version
         finally:
             _restore_signal_handlers(old_handlers)
             bar.close()
@@ -281,6 +346,7 @@ def run_impala(
             append_jsonl(events, {"event": "stop", "episode": episode_log.count, "update": learner.version,
                                   "signal": stop_signal[0] if stop_signal else None, "time": time.time()})
             events.close()
+            greedy_file.close()
             episode_log.close()
         if stop_signal:
             if stop_signal[0] == signal.SIGINT:
@@ -304,11 +370,14 @@ def run_impala(
         checkpoint_path=ckpt_path,
         actor_restarts=dict(restarts),
         resumed_at_episode=resumed_at,
+        greedy=greedy_records,
+        quotas=quotas,
     )
     write_json_atomic(
         run_dir / "result.json",
         {
             "episodes": len(result.episodes),
+            "episodes_per_task": {str(t): n for t, n in enumerate(logged)},
             "updates": result.updates,
             "env_steps": result.env_steps,
             "elapsed_s": round(result.elapsed_s, 3),
@@ -335,6 +404,8 @@ def _actor_specs(
             seed=seed,
             threads=rl.threads_per_actor,
             epoch=epoch,
+            all_factories=tuple(env_factories),
+            greedy_every=rl.greedy_every,
         )
         for a, tasks in enumerate(assign_tasks(len(env_factories), rl.actors))
     ]
@@ -354,6 +425,12 @@ def _window_stats(w: _Window, episodes: int, env_steps: int, elapsed: float) -> 
     }
     for task, rewards in sorted(w.rewards.items()):
         out[f"rewards/task_{task}"] = float(np.mean(rewards))
+    for task, actions in sorted(w.actions.items()):
+        if actions:
+            out[f"action_mean/task_{task}"] = float(np.mean(actions))
+            out[f"action_std/task_{task}"] = float(np.std(actions))
+    for task, reward in sorted(w.greedy.items()):
+        out[f"greedy/task_{task}"] = float(reward)
     return out
 
 

@@ -4,10 +4,18 @@ Architecture (Ma and Fang, MTACP, IJCNN 2023)::
 
     obs -> FC100 -> FC400 -> FC300 (ReLU) -> concat(prev action, prev reward) -> LSTM(302) -> heads
 
-Heads, continuous (:class:`~autostruct.rl.env.BoxSpec`): ``mu`` (sigmoid), ``sigma^2`` (softplus) and a value.
-The policy samples ``u ~ N(mu, sigma^2)`` and the env receives ``(tanh(u) + 1) / 2`` in [0, 1]. Log-probs and
-entropy are those of the pre-squash sample ``u``, which is what trajectories store: the squash is a fixed
-bijection, so its Jacobian cancels in every importance ratio pi/mu and V-trace sees the same ratios.
+Heads, continuous (:class:`~autostruct.rl.env.BoxSpec`): ``mu``, ``sigma^2`` and a value. The policy samples
+``u ~ N(mu, sigma^2)`` and the env receives ``(tanh(u) + 1) / 2`` in [0, 1]. Log-probs are those of the
+pre-squash sample ``u``, which is what trajectories store: the squash is a fixed bijection, so its Jacobian
+cancels in every importance ratio pi/mu and V-trace sees the same ratios. The *entropy* is that of the executed
+action (pre-squash entropy plus the expected log-Jacobian, by Gauss-Hermite quadrature): the pre-squash entropy
+grows without bound with sigma^2 while the executed action turns bang-bang, so a bonus on it drives exploration
+the wrong way (measured: sigma^2 rose to 15 and keep ratios went to 0 or 1).
+
+The default mean head is linear (``mu_activation="linear"``): greedy actions cover (0, 1) and the initial
+policy is centred on 0.5. MTACP's sigmoid head (greedy actions in [0.5, 0.88], initial samples averaging 0.72)
+is kept as an option. The variance is bounded, ``min_variance + (max_variance - min_variance) * sigmoid(x)``,
+so exploration can neither collapse nor explode.
 
 Heads, categorical (:class:`~autostruct.rl.env.CategoricalSpec`): one linear head per decision step (step ``t``
 has ``choices[t]`` options), logits masked by the step's valid options and the env's mask, and a value.
@@ -47,13 +55,17 @@ class PolicySpec:
     use_lstm: bool = True
     hidden_sizes: tuple[int, ...] = (100, 400, 300)
     lstm_size: int = 302
-    #: ``sigmoid`` is MTACP's choice: greedy actions (tanh(mu) + 1) / 2 then lie in [0.5, 0.88]; ``tanh`` widens
-    #: the greedy range to [0.12, 0.88]. Sampled actions cover (0, 1) either way.
-    mu_activation: Literal["sigmoid", "tanh"] = "sigmoid"
-    #: Floor added to sigma^2 (pre-squash). Without one, RMSProp's fixed-size steps shrink softplus(x)
-    #: geometrically and the policy can stop exploring before it tells tasks apart (seen on the toy tasks with
-    #: the LSTM). 0.01 (sigma >= 0.1) keeps about +-0.04 of action noise mid-range; greedy actions are unaffected.
+    #: ``linear`` (default): unbiased, greedy actions cover (0, 1). ``sigmoid`` is MTACP's choice: greedy actions
+    #: (tanh(mu) + 1) / 2 then lie in [0.5, 0.88]; ``tanh`` widens that to [0.12, 0.88].
+    mu_activation: Literal["linear", "sigmoid", "tanh"] = "linear"
+    #: Floor of sigma^2 (pre-squash): 0.01 (sigma >= 0.1) keeps about +-0.04 of action noise mid-range, so the
+    #: policy keeps exploring until it tells tasks apart; greedy actions are unaffected.
     min_variance: float = 0.01
+    #: Ceiling of sigma^2 (pre-squash); None: softplus without a ceiling (MTACP). 1.0 is about where the executed
+    #: action is most spread out: beyond it the squash piles samples at 0 and 1.
+    max_variance: float | None = 1.0
+    #: sigma^2 at initialization (bounded head only): wide enough to explore like random search at first.
+    init_variance: float = 0.3
 
     def __post_init__(self) -> None:
         if self.observation_size < 1:
@@ -70,8 +82,13 @@ class PolicySpec:
             raise AutostructError(f"action_spec must be a BoxSpec or CategoricalSpec, got {type(self.action_spec).__name__}.")
         if not self.min_variance > 0:
             raise AutostructError(f"PolicySpec.min_variance must be > 0, got {self.min_variance}.")
-        if self.mu_activation not in ("sigmoid", "tanh"):
-            raise AutostructError(f"mu_activation must be 'sigmoid' or 'tanh', got '{self.mu_activation}'.")
+        if self.mu_activation not in ("linear", "sigmoid", "tanh"):
+            raise AutostructError(f"mu_activation must be 'linear', 'sigmoid' or 'tanh', got '{self.mu_activation}'.")
+        if self.max_variance is not None and not self.min_variance < self.init_variance < self.max_variance:
+            raise AutostructError(
+                f"PolicySpec needs min_variance < init_variance < max_variance, got {self.min_variance}, "
+                f"{self.init_variance}, {self.max_variance}."
+            )
 
     @property
     def continuous(self) -> bool:
@@ -103,6 +120,8 @@ class PolicySpec:
             "lstm_size": self.lstm_size,
             "mu_activation": self.mu_activation,
             "min_variance": self.min_variance,
+            "max_variance": self.max_variance,
+            "init_variance": self.init_variance,
         }
 
     @classmethod
@@ -121,6 +140,9 @@ class PolicySpec:
             lstm_size=int(d["lstm_size"]),
             mu_activation=d.get("mu_activation", "sigmoid"),
             min_variance=float(d.get("min_variance", 0.01)),
+            # Files written before the bounded head existed hold MTACP's unbounded softplus head.
+            max_variance=None if d.get("max_variance") is None else float(d["max_variance"]),
+            init_variance=float(d.get("init_variance", 0.3)),
         )
 
 
@@ -164,6 +186,14 @@ class Policy(nn.Module):
         if isinstance(spec_a, BoxSpec):
             self.mu_head = nn.Linear(head_in, spec_a.dim)
             self.var_head = nn.Linear(head_in, spec_a.dim)
+            if spec.max_variance is not None:
+                # Start every action at mean 0.5 and sigma^2 = init_variance, whatever the input.
+                with torch.no_grad():
+                    for head in (self.mu_head, self.var_head):
+                        head.weight.mul_(0.01)
+                        head.bias.zero_()
+                    frac = (spec.init_variance - spec.min_variance) / (spec.max_variance - spec.min_variance)
+                    self.var_head.bias.fill_(math.log(frac / (1 - frac)))
         else:
             steps, k = len(spec_a.choices), spec_a.max_choices
             # One head per decision step, stored as one matrix; step t's head is rows [t*k, (t+1)*k).
@@ -194,8 +224,13 @@ class Policy(nn.Module):
         value = self.value_head(x).squeeze(-1)
         if self.spec.continuous:
             pre = self.mu_head(x)
-            mu = torch.sigmoid(pre) if self.spec.mu_activation == "sigmoid" else torch.tanh(pre)
-            var = F.softplus(self.var_head(x)) + self.spec.min_variance
+            act = self.spec.mu_activation
+            mu = pre if act == "linear" else torch.sigmoid(pre) if act == "sigmoid" else torch.tanh(pre)
+            v = self.var_head(x)
+            if self.spec.max_variance is None:
+                var = F.softplus(v) + self.spec.min_variance
+            else:
+                var = self.spec.min_variance + (self.spec.max_variance - self.spec.min_variance) * torch.sigmoid(v)
             return PolicyOutput(value=value, mu=mu, var=var), core_state
         k = self.spec.action_spec.max_choices  # type: ignore[union-attr]
         steps = self.step_valid.shape[0]
@@ -218,8 +253,9 @@ class Policy(nn.Module):
         return logp.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
 
     def entropy(self, out: PolicyOutput) -> Tensor:
+        """Entropy of the executed action: categorical, or the squashed Gaussian's (see the module docstring)."""
         if out.mu is not None:
-            return (0.5 * torch.log(2 * math.pi * math.e * out.var)).sum(-1)
+            return squashed_gaussian_entropy(out.mu, out.var).sum(-1)
         logp = F.log_softmax(out.logits, dim=-1)
         return -(logp.exp() * logp).sum(-1)
 
@@ -248,6 +284,22 @@ class Policy(nn.Module):
         onehot = np.zeros(self.spec.action_input_size, dtype=np.float32)
         onehot[int(env_action)] = 1.0
         return onehot
+
+
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite.hermgauss(16)
+
+
+def squashed_gaussian_entropy(mu: Tensor, var: Tensor) -> Tensor:
+    """Differential entropy of ``y = (tanh(u) + 1) / 2`` for ``u ~ N(mu, var)``, elementwise.
+
+    ``H(y) = H(u) + E[log dy/du]`` with ``log dy/du = log(1 - tanh(u)^2) - log 2 = log 2 - 2 (u + softplus(-2u))``;
+    the expectation is a 16-point Gauss-Hermite sum, so it is deterministic and differentiable in mu and var.
+    """
+    nodes = torch.as_tensor(_GH_NODES, dtype=mu.dtype)
+    weights = torch.as_tensor(_GH_WEIGHTS / math.sqrt(math.pi), dtype=mu.dtype)
+    u = mu.unsqueeze(-1) + torch.sqrt(2 * var).unsqueeze(-1) * nodes
+    log_jac = math.log(2.0) - 2.0 * (u + F.softplus(-2.0 * u))
+    return 0.5 * torch.log(2 * math.pi * math.e * var) + (log_jac * weights).sum(-1)
 
 
 def make_policy(spec: PolicySpec, seed: int | None = None) -> Policy:

@@ -161,3 +161,91 @@ class FailOnceEnv:
 def fail_once(factory: Any, marker: str) -> FailOnceEnv:
     """Factory body for :class:`FailOnceEnv` (use ``functools.partial(fail_once, inner_factory, marker)``)."""
     return FailOnceEnv(factory(), marker)
+
+
+class LandscapeEnv:
+    """A pruning-shaped multi-task landscape with a known optimum, for learning tests (milliseconds an episode).
+
+    Task = (FLOPs ratio ``ratio``, dataset ``dataset_id``). One step per "layer" ``l`` with FLOPs share ``w_l``
+    (summing to 1); the action in [0, 1] is mapped onto the same two-sided budget wall as the pruning env's
+    ``budget: exact`` (every episode spends exactly ``ratio`` of the FLOPs; the last step is forced). The
+    "accuracy" of keep ratios ``k`` is ``exp(-sum_l s_l (1 - k_l)^2)`` with per-layer sensitivities ``s_l`` that
+    depend on the dataset; the reward at the last step adds Gaussian noise of std ``noise`` (as scoring on a
+    validation subset does). :meth:`optimum` solves the KKT conditions for the best keep ratios, so a test can
+    say how close a searcher got. The observation has the pruning env's 13 features in spirit: layer index,
+    ratio, dataset id, FLOPs share, FLOPs reduced so far and still to come, previous keep ratio, the wall.
+    """
+
+    OBSERVATION_SIZE = 13
+
+    def __init__(self, task_id: int = 0, ratio: float = 0.5, dataset_id: int = 0, num_datasets: int = 2,
+                 layers: int = 12, noise: float = 0.01, lbound: float = 0.2, scale: float = 0.7) -> None:
+        self.task_id, self.ratio, self.layers, self.noise, self.lbound = task_id, float(ratio), layers, noise, lbound
+        self.beta = dataset_id / max(1, num_datasets - 1)
+        rng = np.random.default_rng(1234)  # the landscape itself is fixed; only the dataset picks a pattern
+        self.w = rng.uniform(0.5, 2.0, layers)
+        self.w /= self.w.sum()
+        base = rng.uniform(0.2, 1.0, layers)
+        patterns = rng.uniform(0.1, 1.0, (max(2, num_datasets), layers))
+        self.s = scale * base * patterns[dataset_id] / layers * 6
+        self.observation_size = self.OBSERVATION_SIZE
+        self.action_spec = BoxSpec(dim=1)
+        self.max_episode_steps = layers
+        self.rng = np.random.default_rng(task_id)
+
+    def _wall(self, i: int) -> tuple[float, float]:
+        spent = float(self.w[:i] @ self.k[:i])
+        later = float(self.w[i + 1 :].sum())
+        lo = (self.ratio - spent - later) / self.w[i]
+        hi = (self.ratio - spent - later * self.lbound) / self.w[i]
+        lo, hi = max(self.lbound, lo), min(1.0, hi)
+        return (min(lo, hi), hi)
+
+    def _obs(self) -> np.ndarray:
+        i = min(self.t, self.layers - 1)
+        lo, hi = self._wall(i)
+        spent = float(self.w[:i] @ self.k[:i])
+        v = [i / (self.layers - 1), self.ratio, self.beta, self.w[i] * self.layers / 2, float(self.w[:i].sum()) - spent,
+             float(self.w[i + 1 :].sum()), self.prev, lo, hi, spent, 0.0, 0.0, 0.0]
+        return np.asarray(v, dtype=np.float32)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.t, self.prev = 0, 0.0
+        self.k = np.ones(self.layers)
+        return self._obs()
+
+    def accuracy(self, keep: np.ndarray) -> float:
+        """Noise-free 'accuracy' of keep ratios ``keep`` (one per layer)."""
+        return float(np.exp(-(self.s * (1.0 - np.asarray(keep)) ** 2).sum()))
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], 0.0, 1.0))
+        lo, hi = self._wall(self.t)
+        forced = hi - lo < 1e-9
+        self.k[self.t] = lo + a * (hi - lo)
+        self.prev = float(self.k[self.t])
+        self.t += 1
+        if self.t < self.layers:
+            return self._obs(), 0.0, False, {"forced": forced}
+        acc = self.accuracy(self.k)
+        reward = acc + float(self.rng.normal(0.0, self.noise))
+        info = {"accuracy": acc, "strategy": [float(x) for x in self.k], "forced": forced,
+                "flops_ratio": float(self.w @ self.k)}
+        return np.zeros(self.observation_size, dtype=np.float32), reward, True, info
+
+    def action_mask(self) -> np.ndarray | None:
+        return None
+
+    def optimum(self) -> tuple[np.ndarray, float]:
+        """The best keep ratios under the budget (KKT: ``k_l = clip(1 - lam * w_l / (2 s_l), lbound, 1)``)."""
+        def keep(lam: float) -> np.ndarray:
+            return np.clip(1.0 - lam * self.w / (2 * self.s), self.lbound, 1.0)
+
+        lo, hi = 0.0, 1e6
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if self.w @ keep(mid) > self.ratio else (lo, mid)
+        k = keep(hi)
+        return k, self.accuracy(k)

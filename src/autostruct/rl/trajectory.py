@@ -61,6 +61,10 @@ class Trajectory:
     behaviour_log_prob: np.ndarray  # [T] float32
     core_state: tuple[np.ndarray, np.ndarray] | None  # (h, c) [H] each at the unroll's start
     episodes: list[EpisodeRecord] = field(default_factory=list)
+    #: [T] bool: the env reported ``info["forced"]`` (the action had no effect); None: no step was forced.
+    forced: np.ndarray | None = None
+    #: Greedy rollouts the actor made between episodes (diagnostics; never learned from, not in the budget).
+    greedy: list[EpisodeRecord] = field(default_factory=list)
     env_time: float = 0.0  # seconds in env.reset/step
     policy_time: float = 0.0  # seconds in policy inference
     wall_time: float = 0.0  # seconds since the actor finished its previous unroll (includes send + weight sync)
@@ -81,6 +85,7 @@ class Batch:
     done: torch.Tensor  # [T, B] bool
     behaviour_log_prob: torch.Tensor  # [T, B]
     valid: torch.Tensor  # [T, B] bool
+    forced: torch.Tensor  # [T, B] bool
     task_id: torch.Tensor  # [B]
     policy_version: torch.Tensor  # [B]
 
@@ -116,6 +121,10 @@ def collate(trajectories: list[Trajectory]) -> Batch:
             torch.from_numpy(np.stack([tr.core_state[1] for tr in trajectories])),  # type: ignore[index]
         )
     valid = torch.from_numpy(np.stack([np.arange(T) < tr.length for tr in trajectories], axis=1))
+    forced = torch.from_numpy(np.stack(
+        [_pad(tr.forced if tr.forced is not None else np.zeros(tr.length, dtype=bool), T, False) for tr in trajectories],
+        axis=1,
+    ))
     return Batch(
         inputs=inputs,
         core_state=core,
@@ -124,6 +133,7 @@ def collate(trajectories: list[Trajectory]) -> Batch:
         done=stack("done", T, True),
         behaviour_log_prob=stack("behaviour_log_prob", T),
         valid=valid,
+        forced=forced,
         task_id=torch.tensor([tr.task_id for tr in trajectories]),
         policy_version=torch.tensor([tr.policy_version for tr in trajectories]),
     )
