@@ -1,0 +1,95 @@
+"""The engine learns where learning pays, and every task gets the same episode budget.
+
+The landscape (``LandscapeEnv``) has the pruning env's shape: one step per layer, the same two-sided FLOPs wall,
+a noisy sparse reward, several (ratio, dataset) tasks in one run, and a known optimum. These tests fail on a
+learner that does not learn. Measured over the same 5 seeds: with ``learning_rate=1e-9`` the selected strategies
+are +0.1 pt over random search's (better in 1 seed of 5) and late episodes +1.4 pt over random actions (the
+initial policy's spread); the engine before issue 10 (RMSProp eps 0.01, no per-task baseline, sigmoid head)
+scored -2.6 and -4.1 pt. Both fail the assertions; the engine of today passes with +2.8 and +4.8 pt.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from autostruct.baselines import random_search
+from autostruct.config import BackendConfig, RLConfig
+from autostruct.rl import PolicySpec, run_impala
+from autostruct.rl.impala import task_quotas
+from autostruct.rl.toy_envs import LandscapeEnv, TargetEnv
+
+TASKS = [(ratio, data) for data in (0, 1) for ratio in (0.4, 0.6)]
+FACTORIES = [functools.partial(LandscapeEnv, i, r, d, layers=8) for i, (r, d) in enumerate(TASKS)]
+EPISODES = 40  # per task
+SEEDS = range(5)
+
+
+def _true(ep) -> float:
+    """Noise-free accuracy of the episode's strategy (what a test split would say)."""
+    return float(ep.info["accuracy"])
+
+
+def _random_mean(factory) -> float:
+    env = factory()
+    return float(np.mean([random_search(env, 1, seed=1000 + k).best_info["accuracy"] for k in range(40)]))
+
+
+def run_seed(seed: int, tmp_path, **rl):
+    result = run_impala(FACTORIES, PolicySpec.from_env(FACTORIES[0]()), total_episodes=EPISODES * len(FACTORIES),
+                        run_dir=tmp_path / f"s{seed}", rl=RLConfig(actors=1, greedy_every=0, **rl),
+                        backend=BackendConfig(name="inline"), seed=seed, progress=False, tensorboard=False)
+    selected, random_best, late, random_mean = [], [], [], []
+    for task, factory in enumerate(FACTORIES):
+        eps = [e for e in result.episodes if e.task_id == task]
+        assert len(eps) == EPISODES
+        # Selection on the noisy reward, judged on the noise-free accuracy, for both searchers.
+        selected.append(_true(max(eps, key=lambda e: e.reward)))
+        random_best.append(random_search(factory(), EPISODES, seed=seed + 100).best_info["accuracy"])
+        late.append(np.mean([_true(e) for e in eps[-EPISODES // 4:]]))
+        random_mean.append(_random_mean(factory))
+    return 100 * (np.mean(selected) - np.mean(random_best)), 100 * (np.mean(late) - np.mean(random_mean))
+
+
+@pytest.mark.slow
+def test_engine_beats_random_search_on_the_landscape(tmp_path):
+    gains = [run_seed(seed, tmp_path) for seed in SEEDS]
+    selected_gain = [g[0] for g in gains]
+    late_gain = [g[1] for g in gains]
+    # Measured: selected +2.8 pt (+1.6..+3.8), late episodes +4.8 pt (+3.2..+6.7) over 5 seeds; lr 1e-9: +0.1 / +1.4.
+    assert np.mean(selected_gain) >= 1.0 and sum(g > 0 for g in selected_gain) >= 4, selected_gain
+    assert np.mean(late_gain) >= 3.0, late_gain
+
+
+def test_landscape_optimum_beats_random_and_uniform():
+    env = FACTORIES[1]()
+    keep, best = env.optimum()
+    assert abs(float(env.w @ keep) - env.ratio) < 1e-6
+    assert best > env.accuracy(np.full(env.layers, env.ratio)) + 0.03
+    assert best > random_search(env, 200, seed=0).best_info["accuracy"]
+    # Every episode lands on the budget and its last step is forced.
+    env.reset()
+    done, infos = False, []
+    while not done:
+        _, _, done, info = env.step(np.array([np.random.default_rng(len(infos)).random()]))
+        infos.append(info)
+    assert infos[-1]["forced"] and abs(infos[-1]["flops_ratio"] - env.ratio) < 1e-6
+
+
+def test_task_quotas_are_equal():
+    assert task_quotas(12, 3) == [4, 4, 4]
+    assert task_quotas(10, 3) == [4, 3, 3]
+
+
+@pytest.mark.parametrize("num_tasks,actors,backend", [(3, 2, "inline"), (5, 2, "inline"), (3, 2, "local")])
+def test_equal_episodes_per_task_whatever_the_actors(num_tasks, actors, backend, tmp_path):
+    """The engine's scheduler, not an actor-to-task map, sets the budget: 3 tasks on 2 actors get 12 each."""
+    factories = [functools.partial(TargetEnv, i, targets=tuple(0.5 for _ in range(num_tasks))) for i in range(num_tasks)]
+    result = run_impala(factories, PolicySpec.from_env(factories[0](), hidden_sizes=(16,)), total_episodes=12 * num_tasks,
+                        run_dir=tmp_path, rl=RLConfig(actors=actors, greedy_every=0, replay_ratio=0),
+                        backend=BackendConfig(name=backend), progress=False, tensorboard=False)
+    counts = [sum(e.task_id == t for e in result.episodes) for t in range(num_tasks)]
+    assert counts == [12] * num_tasks
+    assert result.quotas == [12] * num_tasks
