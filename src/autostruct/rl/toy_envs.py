@@ -249,3 +249,76 @@ class LandscapeEnv:
             lo, hi = (mid, hi) if self.w @ keep(mid) > self.ratio else (lo, mid)
         k = keep(hi)
         return k, self.accuracy(k)
+
+
+class TableEnv:
+    """A NAS-shaped multi-task table with known accuracies, for learning tests (microseconds an episode).
+
+    ``decisions`` categorical steps of ``ops`` options each (a cell space like the public tabular NAS benchmarks:
+    6 x 5 = 15,625 architectures). An architecture's accuracy on dataset ``d`` is a sum of per-decision option
+    effects shared by both datasets (plus a smaller dataset-specific part) and a pairwise interaction between
+    neighbouring decisions, squashed into (0, 1); the reward adds Gaussian noise of std ``noise``. One option per
+    step is masked at random but fixed per (dataset, step), as infeasible choices are in the NAS env.
+    Observation: dataset one-hot, step one-hot, previous choice one-hot.
+    """
+
+    def __init__(self, task_id: int = 0, dataset_id: int = 0, num_datasets: int = 2, decisions: int = 6,
+                 ops: int = 5, noise: float = 0.005, seed: int = 7) -> None:
+        self.task_id, self.dataset_id, self.num_datasets = task_id, dataset_id, num_datasets
+        self.decisions, self.ops, self.noise = decisions, ops, noise
+        rng = np.random.default_rng(seed)
+        shared = rng.normal(0.0, 1.0, (decisions, ops))
+        own = rng.normal(0.0, 1.0, (num_datasets, decisions, ops))
+        self.effect = shared + 0.5 * own[dataset_id]
+        self.pair = 0.3 * rng.normal(0.0, 1.0, (decisions - 1, ops, ops))
+        masked = rng.integers(0, ops, (num_datasets, decisions))
+        self.masked = masked[dataset_id]
+        self.observation_size = num_datasets + decisions + ops
+        self.action_spec = CategoricalSpec(choices=(ops,) * decisions)
+        self.max_episode_steps = decisions
+        self.rng = np.random.default_rng(task_id)
+
+    def accuracy(self, arch: list[int] | tuple[int, ...]) -> float:
+        """Noise-free accuracy of ``arch`` (one option per decision)."""
+        score = sum(self.effect[t, a] for t, a in enumerate(arch))
+        score += sum(self.pair[t, arch[t], arch[t + 1]] for t in range(len(arch) - 1))
+        return float(1.0 / (1.0 + np.exp(-(score / 3.0 + 0.5))))
+
+    def feasible(self, arch: list[int] | tuple[int, ...]) -> bool:
+        return all(a != self.masked[t] for t, a in enumerate(arch))
+
+    def _obs(self) -> np.ndarray:
+        prev = _one_hot(self.arch[-1], self.ops) if self.arch else np.zeros(self.ops, dtype=np.float32)
+        return np.concatenate([_one_hot(self.dataset_id, self.num_datasets),
+                               _one_hot(min(self.t, self.decisions - 1), self.decisions), prev])
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.t, self.arch = 0, []
+        return self._obs()
+
+    def action_mask(self) -> np.ndarray:
+        mask = np.ones(self.ops, dtype=bool)
+        mask[self.masked[min(self.t, self.decisions - 1)]] = False
+        return mask
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        a = int(action)
+        if not self.action_mask()[a]:
+            raise ValueError(f"TableEnv step {self.t}: option {a} is masked")
+        self.arch.append(a)
+        self.t += 1
+        if self.t < self.decisions:
+            return self._obs(), 0.0, False, {}
+        acc = self.accuracy(self.arch)
+        reward = acc + float(self.rng.normal(0.0, self.noise))
+        return self._obs(), reward, True, {"accuracy": acc, "arch": list(self.arch)}
+
+    def optimum(self) -> tuple[list[int], float]:
+        """The best feasible architecture, by enumeration."""
+        import itertools
+
+        best = max((arch for arch in itertools.product(range(self.ops), repeat=self.decisions) if self.feasible(arch)),
+                   key=self.accuracy)
+        return list(best), self.accuracy(best)
