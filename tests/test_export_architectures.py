@@ -319,19 +319,24 @@ def test_pruned_subclass_attributes_are_restored(tmp_path):
             assert getattr(a, attr, None) == getattr(b, attr, None)
 
 
+class Tied(nn.Module):
+    """Two linears sharing one weight, and a non-persistent buffer (not in the state dict)."""
+
+    def __init__(self, num_classes, in_channels, image_size, width=1.0):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 4)
+        self.b.weight = self.a.weight
+        self.register_buffer("table", torch.arange(4.0), persistent=False)
+
+    def forward(self, x):
+        return self.b(self.a(x)) + self.table
+
+
+register_model("byo-tied")(Tied)
+
+
 def test_tied_and_non_persistent_tensors_survive(tmp_path):
-    class Tied(nn.Module):
-        def __init__(self, num_classes, in_channels, image_size, width=1.0):
-            super().__init__()
-            self.a = nn.Linear(4, 4)
-            self.b = nn.Linear(4, 4)
-            self.b.weight = self.a.weight
-            self.register_buffer("table", torch.arange(4.0), persistent=False)
-
-        def forward(self, x):
-            return self.b(self.a(x)) + self.table
-
-    register_model("byo-tied")(Tied)
     model = create_model("byo-tied", num_classes=4, in_channels=1, image_size=8)
     with torch.no_grad():  # a pruning-like in-place resize of the shared weight and the buffer
         model.a.weight = model.b.weight = nn.Parameter(torch.randn(3, 4)[:, :3].contiguous())
