@@ -144,3 +144,22 @@ def test_bad_metadata_leaves_no_file(tmp_path):
     with pytest.raises(AutostructError, match="JSON-like"):
         save_model(model, tmp_path / "m.pt", metadata={"tensor": torch.zeros(2)})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_format_1_checkpoint_still_loads(tmp_path):
+    """``autostruct.model/1`` recorded constructor arguments of Conv/Linear/BatchNorm layers only."""
+    model = _randomize(create_model("mobilenetv2", num_classes=4, in_channels=1, image_size=16, width=0.5))
+    x = torch.randn(2, 1, 16, 16)
+    _prune(model, x, 0.3)
+    path = save_model(model, tmp_path / "m.pt")
+    ckpt = torch.load(path, weights_only=True)
+    args = {"Conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups"),
+            "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+            "Linear": ("in_features", "out_features")}
+    layers = {name: {"type": rec["type"], **{k: rec["attrs"][k] for k in args[rec["type"]]}}
+              for name, rec in ckpt.pop("modules").items() if rec["type"] in args}
+    del ckpt["buffers"]
+    torch.save({**ckpt, "format": "autostruct.model/1", "layers": layers}, path)
+    rebuilt, _ = load_model(path)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), model(x), atol=1e-4, rtol=0)

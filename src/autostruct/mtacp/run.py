@@ -29,6 +29,7 @@ import torch
 
 from autostruct.config import PruneConfig
 from autostruct.errors import AutostructError
+from autostruct.mtacp.preflight import check_prune_inputs
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
 from autostruct.utils.io import write_json_atomic
 from autostruct.utils.runs import RunResult, engine_totals, mean_of, prepare_run_dir, say
@@ -352,6 +353,10 @@ def run_prune(
     else:
         cfg = config
     t_start = time.monotonic()
+    # Every input that can fail is checked before the run folder exists, so a failed start writes nothing.
+    prepare_run_dir(cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS,
+                    resume=resume, overwrite=overwrite, what_changed="tasks, model or search settings", dry_run=True)
+    check_prune_inputs(cfg)
     keys, tasks = expand_tasks(cfg)
     out = prepare_output_dir(cfg, resume=resume, overwrite=overwrite)
     bases = prepare_bases(cfg, out, keys, progress)

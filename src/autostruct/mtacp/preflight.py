@@ -1,0 +1,138 @@
+"""Checks of a pruning run's inputs that run before its folder is created, so a bad input writes nothing.
+
+:func:`check_prune_inputs` refuses, with an :class:`~autostruct.errors.AutostructError` that names the config
+field and the fix: a device that does not exist, a dataset name that is not registered or whose files cannot
+be read (the dataset is loaded exactly as the run loads it), a class subset out of range, a model that is
+neither a registered name nor a readable ``model.pt``, a checkpoint whose classes, input channels or input size
+differ from a task's dataset, a model with nothing to prune, and a FLOPs ratio that no strategy can reach with
+``search.lbound`` (the env's own check, on an untrained copy of the architecture: the budget depends on the
+structure only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autostruct.config import PruneConfig
+from autostruct.errors import AutostructError
+from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
+
+
+def _field_error(field: str, exc: AutostructError) -> AutostructError:
+    return AutostructError(f"Invalid config: '{field}': {exc}")
+
+
+def _task_field(cfg: PruneConfig, key: DataKey, name: str) -> str:
+    """``tasks.<i>.<name>`` of the first config task that uses ``key``."""
+    for i, t in enumerate(cfg.tasks):
+        if t.dataset == key.dataset and (tuple(t.classes) if t.classes else None) == key.classes and t.root == key.root:
+            return f"tasks.{i}.{name}"
+    return f"tasks.{name}"
+
+
+def is_checkpoint(model: str) -> bool:
+    """Whether the config's ``model`` names a file or folder (a ``model.pt``) rather than a registered model."""
+    path = Path(model)
+    return path.suffix == ".pt" or path.is_dir()
+
+
+def _load_checkpoint(cfg: PruneConfig) -> torch.nn.Module:
+    from autostruct.api import load_any_model
+
+    try:
+        model, _ = load_any_model(cfg.model)
+    except AutostructError as exc:
+        raise _field_error("model", exc) from None
+    return model
+
+
+def _check_model_name(cfg: PruneConfig) -> None:
+    from autostruct.models import list_models
+
+    if cfg.model not in list_models():
+        raise AutostructError(
+            f"Invalid config: 'model': '{cfg.model}' is neither a registered model nor a model.pt path. Use one of "
+            f"{', '.join(list_models())}, or the path of a model.pt written by `autostruct export`."
+        )
+
+
+def _check_checkpoint_fits(cfg: PruneConfig, key: DataKey, kw: dict[str, Any], data: Any) -> None:
+    problems = []
+    if kw.get("num_classes") != data.num_classes:
+        problems.append(f"{kw.get('num_classes')} classes (the dataset has {data.num_classes})")
+    if kw.get("in_channels") != data.in_channels:
+        problems.append(f"{kw.get('in_channels')} input channels (the dataset has {data.in_channels})")
+    if kw.get("image_size") != data.image_size:
+        problems.append(f"{kw.get('image_size')} px inputs (the dataset has {data.image_size} px)")
+    if problems:
+        raise AutostructError(
+            f"Invalid config: 'model': checkpoint '{cfg.model}' was built for {', '.join(problems)}, so it does not "
+            f"fit the task data {key.label} ('{_task_field(cfg, key, 'dataset')}'). Use a checkpoint trained on "
+            "that dataset (autostruct train --dataset ...) or a zoo model name."
+        )
+
+
+def _check_budgets(cfg: PruneConfig, model: torch.nn.Module, data: Any, tasks: list[TaskSpec], key: DataKey) -> None:
+    """The env's reachability check for every ratio of ``key``'s tasks, from the model's structure alone."""
+    from autostruct.prune import budget as B
+    from autostruct.prune.graph import analyze
+    from autostruct.prune.surgery import group_allowed
+
+    s = cfg.search
+    graph = analyze(model.eval(), torch.zeros(1, data.in_channels, data.image_size, data.image_size))
+    allowed = [group_allowed(g, s.round_to) for g in graph.groups]
+    decidable = [i for i, a in enumerate(allowed) if len(a) > 1]
+    if not decidable:
+        raise AutostructError(
+            f"Invalid config: 'model': no pruning group of '{cfg.model}' has more than one channel count to choose "
+            f"with search.round_to={s.round_to}. Use a smaller search.round_to or a model with prunable layers."
+        )
+    floor = graph.channels.copy()
+    for g in decidable:
+        floor[g] = B.ceil_to_allowed(s.lbound, int(graph.channels[g]), allowed[g])
+    base = float(graph.flop_model(graph.channels))
+    for t in tasks:
+        if t.data != key:
+            continue
+        try:
+            B.check_reachable(graph.flop_model, floor, base, t.ratio, s.lbound)
+        except AutostructError as exc:
+            field = _task_field(cfg, key, "ratios")
+            raise AutostructError(f"Invalid config: '{field}' (task {t.name}): {exc}") from None
+
+
+def check_prune_inputs(cfg: PruneConfig) -> None:
+    """Raise on any input of ``cfg`` that would make the run fail; writes nothing (see the module docstring)."""
+    from autostruct.data import load_dataset
+    from autostruct.models import create_model
+    from autostruct.utils.device import resolve_device
+
+    try:
+        resolve_device(cfg.device)
+    except AutostructError as exc:
+        raise _field_error("device", exc) from None
+    keys, tasks = expand_tasks(cfg)
+    checkpoint = _load_checkpoint(cfg) if is_checkpoint(cfg.model) else None
+    if checkpoint is None:
+        _check_model_name(cfg)
+    for key in keys:
+        try:
+            data = load_dataset(
+                key.dataset, root=key.root, val_size=5000, seed=cfg.seed,
+                classes=list(key.classes) if key.classes else None,
+            )
+        except AutostructError as exc:
+            raise _field_error(_task_field(cfg, key, "dataset"), exc) from None
+        if checkpoint is not None:
+            _check_checkpoint_fits(cfg, key, checkpoint.autostruct_spec["kwargs"], data)
+            model = checkpoint
+        else:
+            with torch.random.fork_rng(devices=[]):
+                model = create_model(
+                    cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
+                    image_size=data.image_size, width=cfg.width,
+                )
+        _check_budgets(cfg, model, data, tasks, key)
