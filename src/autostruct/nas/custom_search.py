@@ -135,13 +135,12 @@ def search_custom(
     names = [task_name(i, t) for i, t in enumerate(cfg.tasks)]
     space_spec: CustomSpace | dict[str, Any] | str = space_obj if space is not None else cfg.space
     factories = make_factories(cfg, space_spec, evaluator if evaluator is not None else cfg.evaluator, names)
-    if cfg.search.check_evaluator:
-        for f in factories:
-            env = f()
-            env.evaluate(space_obj.canonical([0] * space_obj.num_decisions))
     prepare_run_dir(cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS,
                     resume=resume, overwrite=overwrite, what_changed="tasks, space, evaluator or search settings",
                     dry_run=True)
+    if cfg.search.check_evaluator:  # one architecture per task through the env, as an actor would build it
+        for f in factories:
+            f().evaluate([0] * space_obj.num_decisions)
     out = prepare_run_dir(cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS,
                           resume=resume, overwrite=overwrite,
                           what_changed="tasks, space, evaluator or search settings")
