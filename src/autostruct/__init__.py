@@ -4,6 +4,7 @@
 >>> autostruct.train("resnet20", "fashion-mnist", epochs=3)        # doctest: +SKIP
 >>> autostruct.prune("configs/quickstart-prune.yaml")              # doctest: +SKIP  (MTACP)
 >>> autostruct.search("configs/quickstart-nas.yaml")               # doctest: +SKIP  (MTNAS)
+>>> autostruct.search_custom(space, evaluate, tasks)               # doctest: +SKIP  (your own space)
 """
 
 from __future__ import annotations
@@ -29,4 +30,11 @@ def search(config: Any, **kwargs: Any) -> Any:
     return _search(config, **kwargs)
 
 
-__all__ = ["__version__", "prune", "search", "train"]
+def search_custom(space: Any, evaluator: Any, tasks: list[dict[str, Any]], **kwargs: Any) -> Any:
+    """NAS on your own search space and evaluator; see :func:`autostruct.api.search_custom`."""
+    from autostruct.api import search_custom as _search_custom
+
+    return _search_custom(space, evaluator, tasks, **kwargs)
+
+
+__all__ = ["__version__", "prune", "search", "search_custom", "train"]

@@ -131,3 +131,40 @@ def search(config: Any, *, resume: bool = False, overwrite: bool = False, progre
     from autostruct.nas.search import search as _search
 
     return _search(config, resume=resume, overwrite=overwrite, progress=progress, **kwargs)
+
+
+def search_custom(
+    space: Any,
+    evaluator: Any,
+    tasks: list[dict[str, Any]],
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    **settings: Any,
+) -> Any:
+    """NAS on your own search space with your own evaluator (see docs/nas.md, "Your own search space").
+
+    ``space``: a :class:`~autostruct.nas.custom.CustomSpace`, a mapping ``{decisions: [{name, choices, when?}]}``
+    or ``"module:object"``. ``evaluator``: a callable ``(arch, dataset) -> {"accuracy", "flops"?, "params"?,
+    "latency_ms"?}`` or ``"module:function"``. ``tasks``: ``[{"dataset": ..., "budgets": {...}}, ...]``.
+    ``settings``: the other fields of :class:`~autostruct.nas.config.CustomNASConfig` (``output_dir``,
+    ``search``, ``rl``, ``backend``, ``seed``, ``name``, ``import_paths``). Returns a ``CustomRunResult``.
+
+    >>> result = autostruct.search_custom(space, evaluate, [{"dataset": "a", "budgets": {"flops": 2e6}}],
+    ...                                   output_dir="runs/mine", search={"episodes": 100})  # doctest: +SKIP
+    """
+    from autostruct.nas.custom import CustomSpace, evaluator_name, load_space
+    from autostruct.nas.custom_search import search_custom as _search_custom
+
+    space_obj = space if isinstance(space, CustomSpace) else None
+    if space_obj is None and not isinstance(space, str):
+        space_obj = load_space(space)
+    config = {
+        **settings,
+        "space": space if isinstance(space, str) else space_obj.to_dict(),  # type: ignore[union-attr]
+        "evaluator": evaluator_name(evaluator),
+        "tasks": tasks,
+    }
+    return _search_custom(config, space=space_obj, evaluator=None if isinstance(evaluator, str) else evaluator,
+                          resume=resume, overwrite=overwrite, progress=progress)

@@ -25,12 +25,16 @@ def test_baselines_share_the_env_and_result(make_env, search, kw):
 
 
 def test_mutation_changes_one_active_decision(make_env):
-    space = make_env().space
+    from autostruct.baselines.nas_common import random_episode
+
+    env = make_env()
+    space = env.space
     rng = np.random.default_rng(0)
     for _ in range(20):
-        parent = list(space.sample(rng).indices)
-        child = space.arch(mutate(space, parent, rng)).indices
+        parent = random_episode(env, rng)
+        assert parent.actions == parent.info["arch"]
+        child = space.arch(mutate(parent, rng)).indices
         # a depth change may also (un)hide blocks; otherwise exactly one index differs
-        diff = [t for t in range(space.num_decisions) if child[t] != parent[t]]
+        diff = [t for t in range(space.num_decisions) if child[t] != parent.actions[t]]
         assert len(diff) >= 1
         assert len(diff) == 1 or space.decisions[diff[0]].kind == "depth"

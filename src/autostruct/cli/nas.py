@@ -34,7 +34,8 @@ app.add_typer(nas_app, name="nas")
 
 @nas_app.command(
     "run",
-    epilog="Examples: autostruct nas configs/quickstart-nas.yaml [--resume] [--from-scratch]",
+    epilog="Examples: autostruct nas configs/quickstart-nas.yaml [--resume] [--from-scratch]  |  a config with "
+    "'evaluator: module:function' and 'space:' searches your own space (docs/nas.md)",
 )
 @user_errors
 def run(
@@ -51,6 +52,17 @@ def run(
     if resume and overwrite:
         raise AutostructError("--resume and --overwrite exclude each other: pick one.")
     result = search(config, resume=resume, overwrite=overwrite, from_scratch=True if from_scratch else None)
+    if "evaluator" in result.results:  # a search on the user's own space: the evaluator's metrics are the result
+        for t in result.tasks:
+            budgets = ", ".join(f"{k}<={v:g}" for k, v in t["budgets"].items()) or "no budget"
+            if t["arch"] is None:
+                console.print(f"{t['task']:36s} [{budgets}] no architecture met the budgets ({t['episodes']} episodes)")
+                continue
+            costs = "  ".join(f"{k} {t[k]:g}" for k in ("flops", "params", "latency_ms") if t.get(k) is not None)
+            console.print(f"{t['task']:36s} [{budgets}] {t['arch_str']}  accuracy {t['accuracy']:.4f}  {costs}  "
+                          f"reward {t['reward']:.4f} (episode {t['episodes_to_best']} of {t['episodes']})")
+        console.print(f"results: {result.output_dir / 'results.json'}\nreport:  {result.report_path}")
+        return
     for t in result.tasks:
         ft = t["accuracy_after_finetune"]
         budgets = ", ".join(f"{k}<={v:g}" for k, v in t["budgets"].items())

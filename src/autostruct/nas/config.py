@@ -15,6 +15,9 @@ from autostruct.config import BackendConfig, RLConfig, StrictModel, parse_config
 from autostruct.nas.costs import COST_NAMES
 
 __all__ = [
+    "CustomNASConfig",
+    "CustomSearchConfig",
+    "CustomTask",
     "LutConfig",
     "NASConfig",
     "NASRLConfig",
@@ -24,6 +27,20 @@ __all__ = [
     "SupernetConfig",
     "parse_config",
 ]
+
+
+def _check_budgets(v: dict[str, float]) -> dict[str, float]:
+    """Known cost names, positive targets (a ValueError names the offending budget)."""
+    for name, target in v.items():
+        if name not in COST_NAMES:
+            import difflib
+
+            close = difflib.get_close_matches(name, COST_NAMES, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"unknown cost '{name}'.{hint} Valid costs: {', '.join(COST_NAMES)}")
+        if not target > 0:
+            raise ValueError(f"budget {name} must be > 0, got {target}")
+    return v
 
 
 class NASTask(StrictModel):
@@ -46,16 +63,7 @@ class NASTask(StrictModel):
     def _budgets_valid(cls, v: dict[str, float]) -> dict[str, float]:
         if not v:
             raise ValueError("give at least one budget, e.g. {flops: 20000000} or {latency_ms: 2.0}")
-        for name, target in v.items():
-            if name not in COST_NAMES:
-                import difflib
-
-                close = difflib.get_close_matches(name, COST_NAMES, n=1)
-                hint = f" Did you mean '{close[0]}'?" if close else ""
-                raise ValueError(f"unknown cost '{name}'.{hint} Valid costs: {', '.join(COST_NAMES)}")
-            if not target > 0:
-                raise ValueError(f"budget {name} must be > 0, got {target}")
-        return v
+        return _check_budgets(v)
 
     @property
     def key(self) -> str:
@@ -174,6 +182,82 @@ class NASConfig(StrictModel):
 
     @model_validator(mode="after")
     def _episodes_cover_tasks(self) -> NASConfig:
+        if self.search.episodes < len(self.tasks):
+            raise ValueError(
+                f"search.episodes ({self.search.episodes}) is smaller than the number of tasks ({len(self.tasks)}); "
+                "give every task at least one episode"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------- NAS on a user's own space and evaluator
+
+
+class CustomTask(StrictModel):
+    """One task of a search on a user's space: a dataset name (passed to the evaluator) and its budgets."""
+
+    dataset: str = Field(..., description="Passed to the evaluator as its second argument (any label).")
+    budgets: dict[str, float] = Field(
+        default_factory=dict, description="Cost targets among latency_ms, flops, params (the evaluator must report "
+        "each budgeted cost); none: the reward is the accuracy."
+    )
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets_valid(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_budgets(v)
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset} " + ",".join(f"{k}<={v:g}" for k, v in self.budgets.items())
+
+
+class CustomSearchConfig(StrictModel):
+    """The search on a user's space: episodes and the multi-objective reward (as :class:`NASSearchConfig`)."""
+
+    episodes: int = Field(200, ge=1, description="Total episodes (architectures evaluated) over all tasks.")
+    reward: Literal["mnas_soft", "mnas_hard", "abs"] = "mnas_soft"
+    reward_alpha: float | None = Field(None, description="Exponent under the target (default per reward).")
+    reward_beta: float | None = Field(None, description="Exponent over the target, or abs's weight (default per reward).")
+    check_evaluator: bool = Field(
+        True, description="Evaluate one architecture per task before the run starts, so a broken evaluator fails "
+        "before the run folder is written (turn off when one evaluation is expensive).",
+    )
+
+
+class CustomNASConfig(StrictModel):
+    """A NAS run on a user's own search space and evaluator (``autostruct nas config.yaml`` with ``evaluator:``)."""
+
+    name: str = "autostruct-nas-custom"
+    output_dir: str = "runs/autostruct-nas-custom"
+    space: str | dict[str, Any] = Field(
+        ..., description="Inline {name?, decisions: [{name, choices, when?}]} or 'module:object' (see docs/nas.md)."
+    )
+    evaluator: str = Field(..., description="'module:function' called as function(arch, dataset) -> metrics dict.")
+    import_paths: list[str] = Field(
+        default_factory=lambda: ["."], description="Folders put on sys.path before importing space and evaluator."
+    )
+    tasks: list[CustomTask]
+    search: CustomSearchConfig = CustomSearchConfig()
+    rl: NASRLConfig = NASRLConfig()
+    backend: BackendConfig = BackendConfig()
+    seed: int = 0
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_valid(cls, v: list[CustomTask]) -> list[CustomTask]:
+        if not v:
+            raise ValueError("the task list is empty; add e.g. {dataset: cifar10, budgets: {flops: 2000000}}")
+        seen: set[tuple] = set()
+        for t in v:
+            key = (t.dataset, tuple(sorted(t.budgets.items())))
+            if key in seen:
+                raise ValueError(f"duplicate task {t.key}; list each once")
+            seen.add(key)
+        return v
+
+    @model_validator(mode="after")
+    def _episodes_cover_tasks(self) -> CustomNASConfig:
         if self.search.episodes < len(self.tasks):
             raise ValueError(
                 f"search.episodes ({self.search.episodes}) is smaller than the number of tasks ({len(self.tasks)}); "

@@ -407,8 +407,15 @@ def search(
 ) -> NASRunResult:
     """Run a multi-task NAS end to end (see the module docstring for what lands where).
 
-    ``from_scratch`` overrides ``finetune.from_scratch`` (the CLI's ``--from-scratch``).
+    ``from_scratch`` overrides ``finetune.from_scratch`` (the CLI's ``--from-scratch``). A config with an
+    ``evaluator`` (a user's own space and evaluator) runs :func:`autostruct.nas.custom_search.search_custom`.
     """
+    from autostruct.nas.custom_search import is_custom_config, search_custom
+
+    if is_custom_config(config):
+        if from_scratch:
+            raise AutostructError("--from-scratch applies to supernet searches; a search with an evaluator trains nothing.")
+        return search_custom(config, resume=resume, overwrite=overwrite, progress=progress)  # type: ignore[return-value]
     cfg = _parse(config)
     from autostruct.nas import supernet as _registers_nas_model  # noqa: F401  (load_model needs the builder)
     from autostruct.report.nas_report import render_nas_report

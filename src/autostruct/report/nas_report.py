@@ -66,11 +66,11 @@ def _scatter(task: dict[str, Any], ev: dict[str, list[Any]]) -> str:
     target = task["budgets"].get(cost)
     if target is not None:
         ax.axvline(target * k, color="k", ls="--", lw=1, label="budget")
-    chosen = task["predicted_latency_ms"] if cost == "latency_ms" else task[cost]
-    if chosen is not None:
+    chosen = task.get("predicted_latency_ms", task.get(cost)) if cost == "latency_ms" else task.get(cost)
+    if chosen is not None and task.get("accuracy") is not None:
         ax.scatter([chosen * k], [task["accuracy"]], marker="*", s=220, c="red", zorder=5, label="chosen")
     ax.set_xlabel(label)
-    ax.set_ylabel("validation accuracy (supernet weights)")
+    ax.set_ylabel("accuracy (evaluator)" if "evaluator" in task else "validation accuracy (supernet weights)")
     ax.set_title(task["task"])
     ax.legend(fontsize=8, loc="lower right")
     return figure_to_img(fig, f"accuracy vs {cost} for {task['task']}")
@@ -117,6 +117,8 @@ def render_nas_report(run_dir: str | Path) -> Path:
     if not path.is_file():
         raise AutostructError(f"'{run_dir}' has no results.json. Pass the output_dir of a finished NAS run.")
     results = json.loads(path.read_text())
+    if "evaluator" in results:
+        return _render_custom(run_dir, results)
     tasks = results["tasks"]
     summary = table(
         ["task", "budgets", "architecture", "MFLOPs", "params (k)", "latency ms (host)", "latency ms (LUT)",
@@ -160,6 +162,38 @@ def render_nas_report(run_dir: str | Path) -> Path:
                                                                "versions": results.get("versions")}, indent=2)) + "</pre>"))
     meta = (f"{tot['tasks']} tasks, {tot['episodes']} episodes, search {tot['search_seconds']:.0f} s, "
             f"supernet training {tot['supernet_training_seconds']:.0f} s")
+    out = run_dir / "report.html"
+    write_text_atomic(out, page(f"autostruct NAS: {results['name']}", sections, meta))
+    return out
+
+
+def _render_custom(run_dir: Path, results: dict[str, Any]) -> Path:
+    """The report of a search on a user's space: the evaluator's metrics are the result (nothing is trained)."""
+    tasks = results["tasks"]
+    summary = table(
+        ["task", "dataset", "budgets", "architecture", "accuracy", "flops", "params", "latency ms", "reward",
+         "episodes to best"],
+        [
+            [t["task"], t["dataset"], ", ".join(f"{k} <= {v:g}" for k, v in t["budgets"].items()) or "-",
+             t["arch_str"] or "none within budget", t["accuracy"], t["flops"], t["params"], t["latency_ms"],
+             t["reward"], t["episodes_to_best"]]
+            for t in tasks
+        ],
+    )
+    sections = [("Tasks", summary), ("Reward curves", _curves(results))]
+    for t in tasks:
+        body = table(["decision", "value"], [[k, v] for k, v in (t["arch"] or {}).items()]) if t["arch"] else ""
+        ev = results["evaluated"].get(t["task"], {})
+        cost = next(iter(t["budgets"]), None)
+        if ev and cost is not None and any(v is not None for v in ev.get(cost, [])):
+            body += _scatter({**t, "evaluator": results["evaluator"]}, ev)
+        sections.append((f"Task {t['task']}", body or "<p>no architecture met the budgets</p>"))
+    sections.append(("Space", "<pre>" + html.escape(json.dumps(results["space"], indent=2)) + "</pre>"))
+    tot = results["totals"]
+    sections.append(("Run", "<pre>" + html.escape(json.dumps({"totals": tot, "config": results["config"],
+                                                               "versions": results.get("versions")}, indent=2)) + "</pre>"))
+    meta = (f"{tot['tasks']} tasks, {tot['episodes']} episodes, search {tot['search_seconds']:.0f} s, "
+            f"evaluator {results['evaluator']}")
     out = run_dir / "report.html"
     write_text_atomic(out, page(f"autostruct NAS: {results['name']}", sections, meta))
     return out
