@@ -229,7 +229,17 @@ class PruneConfig(StrictModel):
 
     name: str = "autostruct-prune"
     output_dir: str = "runs/autostruct-prune"
-    model: str = Field("resnet20", description="Zoo model name or a model.pt written by autostruct export.")
+    model: str = Field(
+        "resnet20", description="Zoo or registered model name, a model.pt written by autostruct export, or "
+        "package.module:function (a factory returning an nn.Module; see docs/models.md 'Your own model')."
+    )
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of the model's builder (e.g. a factory's depth)."
+    )
+    imports: list[str] = Field(
+        default_factory=list, description="Modules (dotted names or .py paths) imported before the model is "
+        "resolved, e.g. ones that register architectures with @register_model."
+    )
     width: float = Field(1.0, gt=0)
     tasks: list[PruneTask] = Field(..., description="Datasets and their ratios; one env per (dataset, ratio).")
     base_training: BaseTrainingConfig = BaseTrainingConfig()

@@ -28,6 +28,7 @@ factory with :func:`~autostruct.models.register_model` and build it with ``creat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -298,17 +299,29 @@ def load_model(
 
     The model comes back in eval mode on ``map_location``.
     """
-    from autostruct.models import create_model, list_models
+    from autostruct.models import create_model, is_factory_name, list_models, resolve_model
+    from autostruct.models.registry import import_module
 
     path = checkpoint_path(path)
     ckpt = _read_checkpoint(path, map_location)
     spec = ckpt["spec"]
     if spec["name"] not in list_models() and spec["name"].startswith("nas-"):
         import autostruct.nas.supernet  # noqa: F401  (registers the searched-architecture families)
+    if spec["name"] not in list_models() and spec.get("import"):
+        # A user's @register_model module recorded at build time; a failed import falls through to the error.
+        with contextlib.suppress(AutostructError):
+            import_module(str(spec["import"]), f"Checkpoint '{path}'")
+    if is_factory_name(spec["name"]):
+        try:
+            resolve_model(spec["name"])  # imports package.module and registers the function in this process
+        except AutostructError as exc:
+            raise AutostructError(f"Checkpoint '{path}' holds model '{spec['name']}': {exc}") from None
     if spec["name"] not in list_models():
+        module = f" (module '{spec['import']}')" if spec.get("import") else ""
         raise AutostructError(
-            f"Checkpoint '{path}' holds model '{spec['name']}', which is not registered. Import the module that "
-            "defines it (decorated with @register_model) before loading. Registered: "
+            f"Checkpoint '{path}' holds model '{spec['name']}'{module}, which is not registered. Import the module "
+            "that defines it (decorated with @register_model) before loading (CLI: --import MODULE or "
+            "--import path/to/file.py). Registered: "
             + ", ".join(list_models())
             + "."
         )

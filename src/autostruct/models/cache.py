@@ -54,9 +54,10 @@ def cache_key(
     seed: int,
     val_size: int,
     train_settings: dict[str, Any] | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> str:
     """The file stem for these settings: readable fields plus an 8-hex-digit hash of all of them."""
-    fields = {
+    fields: dict[str, Any] = {
         "version": _KEY_VERSION,
         "model": model_name,
         "dataset": dataset_name,
@@ -67,12 +68,17 @@ def cache_key(
         "val_size": int(val_size),
         "train": train_settings or {},
     }
+    if model_kwargs:  # only when given, so the keys of zoo models stay what they were
+        fields["model_kwargs"] = model_kwargs
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
     cls = f"-c{'.'.join(str(c) for c in fields['classes'])}" if classes else ""
-    return f"{model_name}-{dataset_name}{cls}-w{width:g}-e{epochs}-s{seed}-{digest}"
+    readable = model_name.replace(":", "-").replace("/", "-")  # package.module:function names
+    return f"{readable}-{dataset_name}{cls}-w{width:g}-e{epochs}-s{seed}-{digest}"
 
 
-def _build_seeded(model_name: str, dataset: Any, width: float, seed: int) -> nn.Module:
+def _build_seeded(
+    model_name: str, dataset: Any, width: float, seed: int, model_kwargs: dict[str, Any] | None = None
+) -> nn.Module:
     from autostruct.models.registry import create_model
 
     # Seed the init without disturbing the caller's global RNG stream.
@@ -84,6 +90,7 @@ def _build_seeded(model_name: str, dataset: Any, width: float, seed: int) -> nn.
             in_channels=dataset.in_channels,
             image_size=dataset.image_size,
             width=width,
+            **(model_kwargs or {}),
         )
 
 
@@ -101,6 +108,7 @@ def get_or_train(
     progress: bool = True,
     train_config: Any = None,
     dataset: Any = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, CacheInfo]:
     """Return the trained model for these settings, training and caching it on the first call.
 
@@ -108,6 +116,8 @@ def get_or_train(
     the recipe (its epochs, seed and device are taken from the arguments) and is part of the key. Pass an
     already loaded ``dataset`` (the result of ``load_dataset(dataset_name, root, val_size, seed, classes)``) to
     avoid loading it twice; it is only used on a miss. An unreadable cache file is logged and retrained.
+    ``model_name`` may be ``package.module:function`` (see :func:`~autostruct.models.registry.resolve_model`);
+    ``model_kwargs`` go to its builder and are part of the key.
     The model comes back in eval mode on ``device``.
     """
     from autostruct.export import load_model, save_model
@@ -132,6 +142,7 @@ def get_or_train(
         seed=seed,
         val_size=val_size,
         train_settings=changed,
+        model_kwargs=model_kwargs,
     )
     path = cache_dir() / f"{key}.pt"
 
@@ -147,7 +158,7 @@ def get_or_train(
         from autostruct.data import load_dataset
 
         dataset = load_dataset(dataset_name, root=root, val_size=val_size, seed=seed, classes=classes)
-    model = _build_seeded(model_name, dataset, width, seed)
+    model = _build_seeded(model_name, dataset, width, seed, model_kwargs)
     cfg = make_config(base, epochs=epochs, seed=seed, device=str(dev))
     result = train(model, dataset, config=cfg, progress=progress)
     test = evaluate(model, dataset.test)
@@ -165,6 +176,7 @@ def get_or_train(
         "dataset": dataset_name,
         "classes": list(classes) if classes else None,
         "width": width,
+        "model_kwargs": dict(model_kwargs or {}),
         "epochs": epochs,
         "seed": seed,
         "val_size": val_size,

@@ -6,7 +6,9 @@ be read (the dataset is loaded exactly as the run loads it), a class subset out 
 neither a registered name nor a readable ``model.pt``, a checkpoint whose classes, input channels or input size
 differ from a task's dataset, a model with nothing to prune, and a FLOPs ratio that no strategy can reach with
 ``search.lbound`` (the env's own check, on an untrained copy of the architecture: the budget depends on the
-structure only).
+structure only). Before any of that it imports the config's ``imports:`` (each failure names ``imports.<i>``),
+resolves a ``package.module:function`` model (the module imports, the function exists and returns an
+``nn.Module`` with ``model_kwargs``), and runs every model once on each task dataset's input shape.
 """
 
 from __future__ import annotations
@@ -50,12 +52,20 @@ def _load_checkpoint(cfg: PruneConfig) -> torch.nn.Module:
 
 
 def _check_model_name(cfg: PruneConfig) -> None:
-    from autostruct.models import list_models
+    from autostruct.models import is_factory_name, list_models, resolve_model
 
+    if is_factory_name(cfg.model) or ":" in cfg.model:
+        try:
+            resolve_model(cfg.model)
+        except AutostructError as exc:
+            raise _field_error("model", exc) from None
+        return
     if cfg.model not in list_models():
         raise AutostructError(
             f"Invalid config: 'model': '{cfg.model}' is neither a registered model nor a model.pt path. Use one of "
-            f"{', '.join(list_models())}, or the path of a model.pt written by `autostruct export`."
+            f"{', '.join(list_models())}, the path of a model.pt written by `autostruct export`, "
+            "package.module:function (a factory returning an nn.Module), or list the module that registers it "
+            "under 'imports'."
         )
 
 
@@ -115,9 +125,17 @@ def check_prune_inputs(cfg: PruneConfig) -> None:
     except AutostructError as exc:
         raise _field_error("device", exc) from None
     keys, tasks = expand_tasks(cfg)
+    from autostruct.models import check_model_input, import_modules
+
+    import_modules(cfg.imports, "imports")  # errors already name 'imports.<i>'
     checkpoint = _load_checkpoint(cfg) if is_checkpoint(cfg.model) else None
     if checkpoint is None:
         _check_model_name(cfg)
+    elif cfg.model_kwargs:
+        raise AutostructError(
+            "Invalid config: 'model_kwargs': a model.pt is rebuilt from its own recorded arguments. Remove "
+            "model_kwargs, or give the model's name or package.module:function instead of the checkpoint."
+        )
     for key in keys:
         try:
             data = load_dataset(
@@ -130,9 +148,23 @@ def check_prune_inputs(cfg: PruneConfig) -> None:
             _check_checkpoint_fits(cfg, key, checkpoint.autostruct_spec["kwargs"], data)
             model = checkpoint
         else:
-            with torch.random.fork_rng(devices=[]):
-                model = create_model(
-                    cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
-                    image_size=data.image_size, width=cfg.width,
-                )
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    model = create_model(
+                        cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
+                        image_size=data.image_size, width=cfg.width, **cfg.model_kwargs,
+                    )
+            except AutostructError as exc:
+                raise _field_error("model_kwargs" if cfg.model_kwargs else "model", exc) from None
+            except TypeError as exc:  # a registered builder given keyword arguments it does not take
+                raise AutostructError(
+                    f"Invalid config: 'model_kwargs': model '{cfg.model}' could not be built with {cfg.model_kwargs}: "
+                    f"{exc}. Fix model_kwargs to match the builder's parameters."
+                ) from None
+        try:
+            check_model_input(model, cfg.model, data.num_classes, data.in_channels, data.image_size)
+        except AutostructError as exc:
+            raise AutostructError(
+                f"Invalid config: 'model' with '{_task_field(cfg, key, 'dataset')}' ({key.label}): {exc}"
+            ) from None
         _check_budgets(cfg, model, data, tasks, key)

@@ -94,7 +94,7 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
     model, info = get_or_train(
         cfg.model, key.dataset, classes=list(key.classes) if key.classes else None, width=cfg.width,
         epochs=epochs, seed=cfg.seed, root=key.root, val_size=5000, device=cfg.device,
-        progress=progress, train_config=tcfg, dataset=data,
+        progress=progress, train_config=tcfg, dataset=data, model_kwargs=dict(cfg.model_kwargs),
     )
     return model, str(info.path)
 
