@@ -50,8 +50,11 @@ def train(
     val_size: int = 5000,
     device: str = "cpu",
     progress: bool = True,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> TrainSummary:
-    """Train (or fetch from the cache) a zoo model on a dataset and evaluate it on the test split."""
+    """Train (or fetch from the cache) a model on a dataset and evaluate it on the test split.
+
+    ``model`` is a registered name or ``package.module:function``; ``model_kwargs`` go to its builder."""
     from autostruct.measure import count_flops
     from autostruct.models.cache import get_or_train
 
@@ -70,6 +73,7 @@ def train(
         val_size=val_size,
         device=device,
         progress=progress,
+        model_kwargs=model_kwargs,
     )
     cost = count_flops(net, example_input_for(net))
     return TrainSummary(

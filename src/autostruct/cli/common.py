@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -47,3 +48,30 @@ def parse_int_list(text: str | None, what: str) -> list[int] | None:
 
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+#: ``--import MODULE`` (repeatable) on every command that takes a model.
+IMPORT_HELP = (
+    "Module to import first (repeatable): a dotted name or a .py file, e.g. one that registers models with "
+    "@register_model or defines a package.module:function factory."
+)
+
+
+def import_user_modules(modules: list[str] | None) -> None:
+    """Import the ``--import`` modules; a failure is an AutostructError naming the option and the fix."""
+    from autostruct.models import import_modules
+
+    import_modules(modules or [], "--import")
+
+
+def parse_model_kwargs(text: str | None) -> dict[str, Any]:
+    """Parse ``--model-kwargs '{"depth": 3}'`` (a JSON object)."""
+    if text is None or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AutostructError(f"--model-kwargs must be a JSON object such as '{{\"depth\": 3}}'; {exc}.") from None
+    if not isinstance(value, dict):
+        raise AutostructError(f"--model-kwargs must be a JSON object such as '{{\"depth\": 3}}', got {text!r}.")
+    return value

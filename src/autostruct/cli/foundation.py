@@ -10,7 +10,14 @@ from typing import Annotated
 import typer
 
 from autostruct.cli._app import app
-from autostruct.cli.common import console, parse_int_list, user_errors
+from autostruct.cli.common import (
+    IMPORT_HELP,
+    console,
+    import_user_modules,
+    parse_int_list,
+    parse_model_kwargs,
+    user_errors,
+)
 
 
 @app.command(epilog="Example: autostruct info --json")
@@ -61,7 +68,9 @@ def info(
 )
 @user_errors
 def train(
-    model: Annotated[str, typer.Option(help="Zoo model name (see `autostruct info`).")] = "resnet20",
+    model: Annotated[str, typer.Option(
+        help="Zoo or registered model name (see `autostruct info`) or package.module:function."
+    )] = "resnet20",
     dataset: Annotated[str, typer.Option(help="Dataset name (see `autostruct info`).")] = "fashion-mnist",
     epochs: Annotated[int, typer.Option(help="Training epochs (> 0).")] = 3,
     classes: Annotated[str | None, typer.Option(help="Comma-separated class subset, relabelled 0..k-1.")] = None,
@@ -71,12 +80,15 @@ def train(
     val_size: Annotated[int, typer.Option(help="Images carved from the training set for validation.")] = 5000,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    imports: Annotated[list[str] | None, typer.Option("--import", help=IMPORT_HELP)] = None,
+    model_kwargs: Annotated[str | None, typer.Option(help="JSON object of the builder's keyword arguments.")] = None,
 ) -> None:
     """Train a zoo model on a dataset (cached: a second call with the same settings reuses the checkpoint)."""
     from autostruct import api
     from autostruct.utils.device import resolve_device
 
     resolve_device(device)
+    import_user_modules(imports)
     summary = api.train(
         model,
         dataset,
@@ -88,6 +100,7 @@ def train(
         val_size=val_size,
         device=device,
         progress=not as_json,
+        model_kwargs=parse_model_kwargs(model_kwargs),
     )
     if as_json:
         console.print_json(json.dumps(summary.as_dict()))
@@ -111,18 +124,20 @@ def measure(
     threads: Annotated[int, typer.Option(help="Intra-op threads for both backends.")] = 1,
     batch: Annotated[int, typer.Option(help="Batch size for latency.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    imports: Annotated[list[str] | None, typer.Option("--import", help=IMPORT_HELP)] = None,
 ) -> None:
     """FLOPs (multiply-accumulates), params, and latency in torch and onnxruntime (median and p90)."""
     from autostruct import api
     from autostruct.errors import AutostructError
     from autostruct.measure import count_flops, measure_latency
-    from autostruct.models import create_model, list_models
+    from autostruct.models import create_model, is_factory_name, list_models
 
     if runs < 1:
         raise AutostructError(f"--runs must be >= 1, got {runs}.")
+    import_user_modules(imports)
     if Path(checkpoint).exists():
         net, _ = api.load_any_model(checkpoint)
-    elif checkpoint in list_models():
+    elif checkpoint in list_models() or is_factory_name(checkpoint):
         net = create_model(checkpoint, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
     else:
         raise AutostructError(
@@ -157,10 +172,13 @@ def export(
     checkpoint: Annotated[str, typer.Argument(help="An autostruct model.pt or cached checkpoint.")],
     out: Annotated[Path, typer.Option(help="Output folder for model.pt and model.onnx.")] = Path("exported"),
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    imports: Annotated[list[str] | None, typer.Option("--import", help=IMPORT_HELP)] = None,
 ) -> None:
     """Write model.pt (state dict + structure, loads with weights_only=True) and model.onnx, and check they agree."""
     from autostruct import api
     from autostruct.export import export as export_model
+
+    import_user_modules(imports)
 
     net, metadata = api.load_any_model(checkpoint)
     paths = export_model(net, out, api.example_input_for(net), metadata=metadata, opset=opset)

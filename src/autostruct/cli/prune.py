@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from autostruct.cli._app import app
-from autostruct.cli.common import console, parse_int_list, user_errors
+from autostruct.cli.common import IMPORT_HELP, console, import_user_modules, parse_int_list, user_errors
 from autostruct.errors import AutostructError
 
 
@@ -32,9 +32,12 @@ def prune(
     out: Annotated[str | None, typer.Option(help="Zero-shot: folder for model.pt / model.onnx.")] = None,
     finetune_epochs: Annotated[int, typer.Option(help="Zero-shot: fine-tune epochs after pruning.")] = 0,
     device: Annotated[str, typer.Option(help="Zero-shot: cpu, cuda or auto.")] = "cpu",
+    imports: Annotated[list[str] | None, typer.Option("--import", help=IMPORT_HELP)] = None,
 ) -> None:
     """Prune a model for many (dataset, FLOPs ratio) tasks in one multi-task RL search (MTACP)."""
     from autostruct import api
+
+    import_user_modules(imports)
 
     if policy is not None:
         if config is not None:

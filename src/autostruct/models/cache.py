@@ -159,6 +159,9 @@ def get_or_train(
 
         dataset = load_dataset(dataset_name, root=root, val_size=val_size, seed=seed, classes=classes)
     model = _build_seeded(model_name, dataset, width, seed, model_kwargs)
+    from autostruct.models.registry import check_model_input
+
+    check_model_input(model, model_name, dataset.num_classes, dataset.in_channels, dataset.image_size)
     cfg = make_config(base, epochs=epochs, seed=seed, device=str(dev))
     result = train(model, dataset, config=cfg, progress=progress)
     test = evaluate(model, dataset.test)

@@ -133,9 +133,12 @@ def import_module(name: str, what: str) -> object:
 
 
 def import_modules(modules: Iterable[str], field: str = "imports") -> None:
-    """Import every module of ``modules`` (e.g. the config's ``imports:``) so their ``@register_model`` run."""
+    """Import every module of ``modules`` (e.g. the config's ``imports:``) so their ``@register_model`` run.
+
+    ``field`` names the source in errors: a config key (``imports`` gives ``'imports.0'``) or a CLI option
+    (``--import``)."""
     for i, name in enumerate(modules):
-        import_module(name, f"'{field}.{i}'")
+        import_module(name, f"{field} {name}" if field.startswith("-") else f"'{field}.{i}'")
 
 
 def _factory_builder(fn: Callable[..., object], name: str) -> ModelBuilder:
