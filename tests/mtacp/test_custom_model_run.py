@@ -71,3 +71,19 @@ def test_factory_model_prunes_exports_and_reloads_in_a_fresh_process(tmp_path):
                           cwd=tmp_path)
     assert proc.returncode != 0
     assert "custom_models" in proc.stderr and "PYTHONPATH" in proc.stderr
+
+
+def test_registered_architecture_checkpoint_reimports_its_module(tmp_path):
+    import custom_models  # noqa: F401  (registers custom-tiny, as `imports:` does)
+
+    from autostruct.export import save_model
+    from autostruct.models import create_model
+
+    model = create_model("custom-tiny", num_classes=3, in_channels=1, image_size=8)
+    assert model.autostruct_spec["import"] == "custom_models"
+    path = save_model(model, tmp_path / "model.pt")
+    code = f"from autostruct.export import load_model; m, _ = load_model({str(path)!r}); print(type(m).__name__)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE)]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Sequential" in proc.stdout
