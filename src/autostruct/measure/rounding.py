@@ -245,10 +245,15 @@ def choose_round_to(
                           meta={"path": str(path) if use_cache else None, "seconds": seconds})
 
 
-def resolve_round_to(value: int | str, threads: int = 1) -> int:
-    """``search.round_to`` as an integer: an int as given, ``"auto"`` the measured multiple for this host."""
+def resolve_rounding(value: int | str, threads: int = 1) -> RoundingChoice:
+    """``search.round_to`` resolved: an int as given (``source="config"``), ``"auto"`` by :func:`choose_round_to`."""
     if value == "auto":
-        return choose_round_to(threads).round_to
+        return choose_round_to(threads)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise AutostructError(f"round_to must be a positive integer or 'auto', got {value!r}.")
-    return value
+    return RoundingChoice(value, {}, source="config")
+
+
+def resolve_round_to(value: int | str, threads: int = 1) -> int:
+    """``search.round_to`` as an integer: an int as given, ``"auto"`` the measured multiple for this host."""
+    return resolve_rounding(value, threads).round_to
