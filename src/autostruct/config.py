@@ -217,9 +217,11 @@ class PruneSearchConfig(StrictModel):
     )
     recal_batches: int = Field(10, ge=0, description="Batches for BN recalibration (0 = off).")
 
-    @field_validator("round_to")
+    @field_validator("round_to", mode="before")
     @classmethod
     def _round_to_positive(cls, v: int | str) -> int | str:
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)  # round_to: "8" from an environment variable or a CLI override
         if v != "auto" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"round_to must be a positive integer (e.g. 8) or 'auto', got {v!r}")
         return v
