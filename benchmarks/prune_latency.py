@@ -55,7 +55,10 @@ def bench_one(name: str, width: float, alpha: float, round_to: int, args: argpar
     x = torch.randn(1, 1, args.size, args.size)
     base = create_model(name, num_classes=10, in_channels=1, image_size=args.size, width=width).eval()
     graph = analyze(base, x)
-    ratio = uniform_ratio_for(graph, alpha, round_to)
+    try:
+        ratio = uniform_ratio_for(graph, alpha, round_to)
+    except ValueError as exc:  # e.g. a 16-channel stage cannot shrink with round_to=16
+        return {"model": name, "width": width, "alpha": alpha, "round_to": round_to, "unreachable": str(exc)}
     pruned = apply_keep_ratios(base, x, ratio, round_to=round_to, graph=graph).eval()
     c_base, c_pruned = count_flops(base, x), count_flops(pruned, x)
     cmp = compare_latency(base, pruned, x, runs=args.runs, warmup=args.warmup, threads=args.threads)
@@ -71,6 +74,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| model | round_to | keep | FLOPs ratio | base ms (p90) | pruned ms (p90) | latency ratio |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
+        if "unreachable" in r:
+            lines.append(f"| {r['model']} x{r['width']} | {r['round_to']} | - | out of reach | - | - | - |")
+            continue
         lines.append(
             f"| {r['model']} x{r['width']} | {r['round_to']} | {r['keep_ratio']:.3f} | {r['flops_ratio']:.2f} | "
             f"{r['base_latency_ms']:.3f} ({r['base_latency_p90_ms']:.3f}) | {r['latency_ms']:.3f} "
