@@ -74,6 +74,7 @@ def test_every_task_meets_its_budget_and_exports(finished_run):
         np.testing.assert_allclose(got, ref, atol=1e-4)
         assert sum(p.numel() for p in model.parameters()) == t["params"]
     assert "<img" in (out / "report.html").read_text()
+    assert "speed-up x" in (out / "report.html").read_text()
 
 
 def test_results_record_selection_naive_best_greedy_and_random_reference(finished_run):
