@@ -211,8 +211,20 @@ class PruneSearchConfig(StrictModel):
     reward: Literal["acc", "acc_flops", "latency"] = "acc"
     budget: Literal["exact", "amc", "none"] = Field("exact", description="Action wall (see docs/prune.md).")
     importance: Literal["l1", "l2", "bn_scale", "taylor"] = "l1"
-    round_to: int = Field(1, ge=1, description="Kept channels are a multiple of this.")
+    round_to: int | Literal["auto"] = Field(
+        "auto", description="Kept channels are a multiple of this; 'auto': the multiple measured to pay on this host "
+        "(onnxruntime, batch 1; autostruct.measure.rounding, cached per host; 8 if it cannot be measured)."
+    )
     recal_batches: int = Field(10, ge=0, description="Batches for BN recalibration (0 = off).")
+
+    @field_validator("round_to", mode="before")
+    @classmethod
+    def _round_to_positive(cls, v: int | str) -> int | str:
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)  # round_to: "8" from an environment variable or a CLI override
+        if v != "auto" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"round_to must be a positive integer (e.g. 8) or 'auto', got {v!r}")
+        return v
 
 
 class FinetuneConfig(StrictModel):

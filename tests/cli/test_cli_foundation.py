@@ -94,3 +94,25 @@ def test_train_digits_end_to_end(monkeypatch, tmp_path):
     res = run("train", "--model", "resnet20", "--dataset", "digits", "--epochs", "2", "--width", "0.25", "--json")
     assert res.exit_code == 0, res.output
     assert '"test_accuracy"' in res.output and "models" in res.output
+
+
+def test_measure_against_a_base_prints_speedup(tmp_path):
+    from autostruct.prune import apply_keep_ratios
+
+    base = create_model("resnet20", num_classes=3, in_channels=1, image_size=8, width=0.5)
+    small = apply_keep_ratios(base, torch.zeros(1, 1, 8, 8), 0.5, round_to=8)
+    save_model(base, tmp_path / "base" / "model.pt")
+    save_model(small, tmp_path / "small" / "model.pt")
+    res = run("measure", str(tmp_path / "small" / "model.pt"), "--base", str(tmp_path / "base" / "model.pt"),
+              "--runs", "3")
+    assert res.exit_code == 0, res.output
+    assert "speed-up" in res.output and "vs base" in res.output
+    res = run("measure", str(tmp_path / "small" / "model.pt"), "--base", str(tmp_path / "base" / "model.pt"),
+              "--runs", "3", "--json")
+    assert res.exit_code == 0, res.output
+    import json
+
+    b = json.loads(res.output)["base"]
+    assert b["flops"] > json.loads(res.output)["flops"]
+    for key in ("latency_ms", "latency_p90_ms", "base_latency_ms", "base_latency_p90_ms", "speedup"):
+        assert b[key] > 0, key

@@ -56,8 +56,15 @@ def test_every_task_meets_its_budget_and_exports(finished_run):
         assert t["flops"] <= t["ratio"] * t["base_flops"]
         assert t["flops"] >= 0.9 * t["ratio"] * t["base_flops"]  # budget: exact spends (almost) all of it
         for key in ("base_accuracy", "accuracy_before_finetune", "accuracy_after_finetune", "params",
-                    "base_latency_ms", "latency_ms", "keep_ratios", "episodes_to_best", "search_seconds"):
+                    "base_latency_ms", "latency_ms", "keep_ratios", "episodes_to_best", "search_seconds",
+                    "latency_p90_ms", "base_latency_p90_ms", "speedup"):
             assert t[key] is not None, key
+        assert t["speedup"] == pytest.approx(t["base_latency_ms"] / t["latency_ms"])
+        assert t["latency_p90_ms"] >= t["latency_ms"] and t["base_latency_p90_ms"] >= t["base_latency_ms"]
+        # search.round_to defaults to 'auto': every kept count is a multiple of the resolved value (or the whole group).
+        step = res["rounding"]["round_to"]
+        assert res["rounding"]["config"] == "auto" and res["config"]["search"]["round_to"] == "auto"
+        assert all(c % step == 0 for c in t["channels"] if c not in (8, 16, 32))
         model, _ = load_model(t["model_path"])
         x = torch.randn(3, 1, 8, 8)
         with torch.no_grad():
@@ -67,6 +74,7 @@ def test_every_task_meets_its_budget_and_exports(finished_run):
         np.testing.assert_allclose(got, ref, atol=1e-4)
         assert sum(p.numel() for p in model.parameters()) == t["params"]
     assert "<img" in (out / "report.html").read_text()
+    assert "speed-up x" in (out / "report.html").read_text()
 
 
 def test_results_record_selection_naive_best_greedy_and_random_reference(finished_run):

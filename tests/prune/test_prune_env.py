@@ -185,3 +185,27 @@ def test_other_rewards(digits16):
     reward, info = env.evaluate_ratios(0.7)
     assert info["latency_ms"] == pytest.approx(info["flops"] / 1e5)
     assert reward == pytest.approx(latency_reward(info["accuracy"], info["latency_ms"], 0.5 * env.base_flops / 1e5))
+
+
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2", "vgg11"])
+def test_episodes_rounded_to_8_land_within_budget(digits16, name):
+    # search.round_to: auto resolves to 8 on AVX2 hosts: the wall and the FLOP model work on the allowed counts,
+    # so an episode never goes over the budget and still spends most of it.
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10, in_channels=1, image_size=SIZE)
+    env = PruningEnv(model, digits16, 0.5, val_size=32, recal_batches=0, batch_size=32, round_to=8)
+    rng = np.random.default_rng(0)
+    for alpha in (0.3, 0.5, 0.7):
+        env.target_ratio, env.target_flops = alpha, alpha * env.base_flops
+        for _ in range(20):
+            counts = env.simulate(rng.random(env.max_episode_steps))
+            used = env.graph.flop_model.flops(counts) / env.target_flops
+            assert 0.9 <= used <= 1.0 + 1e-9, (alpha, used)
+            assert all(c % 8 == 0 or c == full for c, full in zip(counts, env.full, strict=True))
+    env.target_ratio, env.target_flops = 0.5, 0.5 * env.base_flops
+    env.reset()
+    done, info = False, {}
+    while not done:
+        _, _, done, info = env.step([0.5])
+    assert info["flops"] <= 0.5 * env.base_flops and info["flops"] == count_flops(env.prune(info["channels"]),
+                                                                                 digits16[1][0][:1]).flops

@@ -125,6 +125,11 @@ def measure(
     batch: Annotated[int, typer.Option(help="Batch size for latency.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     imports: Annotated[list[str] | None, typer.Option("--import", help=IMPORT_HELP)] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(help="The unpruned base (model.pt or zoo name): adds base vs this model in onnxruntime, "
+                     "timed in one process with interleaved runs (median, p90, speed-up)."),
+    ] = None,
 ) -> None:
     """FLOPs (multiply-accumulates), params, and latency in torch and onnxruntime (median and p90)."""
     from autostruct import api
@@ -135,16 +140,19 @@ def measure(
     if runs < 1:
         raise AutostructError(f"--runs must be >= 1, got {runs}.")
     import_user_modules(imports)
-    if Path(checkpoint).exists():
-        net, _ = api.load_any_model(checkpoint)
-    elif checkpoint in list_models() or is_factory_name(checkpoint):
-        net = create_model(checkpoint, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
-    else:
+
+    def load(checkpoint: str):
+        if Path(checkpoint).exists():
+            return api.load_any_model(checkpoint)[0]
+        if checkpoint in list_models() or is_factory_name(checkpoint):
+            return create_model(checkpoint, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
         raise AutostructError(
             f"'{checkpoint}' is neither an existing file nor a zoo model. Pass a model.pt path or one of: "
             + ", ".join(list_models())
             + "."
         )
+
+    net = load(checkpoint)
     x = api.example_input_for(net, batch=batch)
     cost = count_flops(net, x[:1])
     lat = {
@@ -158,12 +166,25 @@ def measure(
         "latency_ms": {b: {"median": s.median_ms, "p90": s.p90_ms} for b, s in lat.items()},
         "onnxruntime_speedup": lat["torch"].median_ms / max(lat["onnxruntime"].median_ms, 1e-9),
     }
+    if base is not None:
+        from autostruct.measure import compare_latency
+
+        base_net = load(base)
+        base_cost = count_flops(base_net, x[:1])
+        cmp = compare_latency(base_net, net, x, runs=runs, threads=threads)
+        out["base"] = {"flops": int(base_cost.flops), "params": int(base_cost.params), **cmp.as_fields()}
     if as_json:
         console.print_json(json.dumps(out))
         return
     console.print(f"FLOPs (MACs): {out['flops']:,}   params: {out['params']:,}   input {out['input_shape']}")
     for b, s in lat.items():
         console.print(f"{b:12s} median {s.median_ms:.3f} ms   p90 {s.p90_ms:.3f} ms   ({runs} runs, {threads} thread(s))")
+    if base is not None:
+        b = out["base"]
+        console.print(f"vs base (onnxruntime, {runs} interleaved runs): base median {b['base_latency_ms']:.3f} ms "
+                      f"p90 {b['base_latency_p90_ms']:.3f} ms | this median {b['latency_ms']:.3f} ms "
+                      f"p90 {b['latency_p90_ms']:.3f} ms | speed-up {b['speedup']:.2f}x | FLOPs "
+                      f"{out['flops'] / max(b['flops'], 1):.2f}x, params {out['params'] / max(b['params'], 1):.2f}x of base")
 
 
 @app.command(epilog="Example: autostruct export ~/.cache/autostruct/models/resnet20-fashion-mnist.pt --out exported/")

@@ -6,14 +6,23 @@
 from __future__ import annotations
 
 from autostruct.measure.flops import Cost, count_flops
-from autostruct.measure.latency import BACKENDS, LatencyStats, measure_latency, onnx_session
+from autostruct.measure.latency import (
+    BACKENDS,
+    LatencyComparison,
+    LatencyStats,
+    compare_latency,
+    measure_latency,
+    onnx_session,
+)
 from autostruct.measure.lut import LatencyTable, host_info, measure_op_latency
 
 __all__ = [
     "BACKENDS",
     "Cost",
+    "LatencyComparison",
     "LatencyStats",
     "LatencyTable",
+    "compare_latency",
     "count_flops",
     "host_info",
     "measure_latency",

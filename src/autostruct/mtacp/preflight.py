@@ -85,38 +85,68 @@ def _check_checkpoint_fits(cfg: PruneConfig, key: DataKey, kw: dict[str, Any], d
         )
 
 
-def _check_budgets(cfg: PruneConfig, model: torch.nn.Module, data: Any, tasks: list[TaskSpec], key: DataKey) -> None:
-    """The env's reachability check for every ratio of ``key``'s tasks, from the model's structure alone."""
+def _check_budgets(
+    cfg: PruneConfig, model: torch.nn.Module, data: Any, tasks: list[TaskSpec], key: DataKey, steps: list[int]
+) -> int:
+    """The env's reachability check for every ratio of ``key``'s tasks, from the model's structure alone.
+
+    ``steps`` are the channel multiples to try, largest first (one unless ``search.round_to`` is ``auto``);
+    returns the largest that passes, or raises the smallest's error.
+    """
     from autostruct.prune import budget as B
     from autostruct.prune.graph import analyze
     from autostruct.prune.surgery import group_allowed
 
     s = cfg.search
     graph = analyze(model.eval(), torch.zeros(1, data.in_channels, data.image_size, data.image_size))
-    allowed = [group_allowed(g, s.round_to) for g in graph.groups]
-    decidable = [i for i, a in enumerate(allowed) if len(a) > 1]
-    if not decidable:
-        raise AutostructError(
-            f"Invalid config: 'model': no pruning group of '{cfg.model}' has more than one channel count to choose "
-            f"with search.round_to={s.round_to}. Use a smaller search.round_to or a model with prunable layers."
-        )
-    floor = graph.channels.copy()
-    for g in decidable:
-        floor[g] = B.ceil_to_allowed(s.lbound, int(graph.channels[g]), allowed[g])
     base = float(graph.flop_model(graph.channels))
-    for t in tasks:
-        if t.data != key:
-            continue
+    for n, round_to in enumerate(steps):
+        last = n == len(steps) - 1
+        allowed = [group_allowed(g, round_to) for g in graph.groups]
+        decidable = [i for i, a in enumerate(allowed) if len(a) > 1]
+        if not decidable:
+            if not last:
+                continue
+            raise AutostructError(
+                f"Invalid config: 'model': no pruning group of '{cfg.model}' has more than one channel count to "
+                f"choose with search.round_to={round_to}. Use a smaller search.round_to or a model with prunable layers."
+            )
+        floor = graph.channels.copy()
+        for g in decidable:
+            floor[g] = B.ceil_to_allowed(s.lbound, int(graph.channels[g]), allowed[g])
         try:
-            B.check_reachable(graph.flop_model, floor, base, t.ratio, s.lbound)
-        except AutostructError as exc:
-            field = _task_field(cfg, key, "ratios")
-            raise AutostructError(f"Invalid config: '{field}' (task {t.name}): {exc}") from None
+            for t in tasks:
+                if t.data != key:
+                    continue
+                try:
+                    B.check_reachable(graph.flop_model, floor, base, t.ratio, s.lbound)
+                except AutostructError as exc:
+                    field = _task_field(cfg, key, "ratios")
+                    raise AutostructError(f"Invalid config: '{field}' (task {t.name}): {exc}") from None
+        except AutostructError:
+            if last:
+                raise
+            continue
+        return round_to
+    raise AssertionError("unreachable")  # the last step either returns or raises
 
 
-def check_prune_inputs(cfg: PruneConfig) -> None:
-    """Raise on any input of ``cfg`` that would make the run fail; writes nothing (see the module docstring)."""
+def auto_steps(measured: int) -> list[int]:
+    """``search.round_to: auto`` tries the measured multiple, then halves it down to 1 for models it does not fit."""
+    steps = [measured]
+    while steps[-1] > 1:
+        steps.append(steps[-1] // 2)
+    return steps
+
+
+def check_prune_inputs(cfg: PruneConfig) -> int:
+    """Raise on any input of ``cfg`` that would make the run fail; writes nothing (see the module docstring).
+
+    Returns the channel multiple the run uses: ``search.round_to``, or for ``auto`` the measured multiple, halved
+    until every task's budget is reachable with it (a model too small for it).
+    """
     from autostruct.data import load_dataset
+    from autostruct.measure.rounding import resolve_round_to
     from autostruct.models import create_model
     from autostruct.utils.device import resolve_device
 
@@ -128,6 +158,8 @@ def check_prune_inputs(cfg: PruneConfig) -> None:
     from autostruct.models import check_model_input, import_modules
 
     import_modules(cfg.imports, "imports")  # errors already name 'imports.<i>'
+    r = cfg.search.round_to
+    steps = auto_steps(resolve_round_to(r)) if r == "auto" else [r]
     checkpoint = _load_checkpoint(cfg) if is_checkpoint(cfg.model) else None
     if checkpoint is None:
         _check_model_name(cfg)
@@ -167,4 +199,5 @@ def check_prune_inputs(cfg: PruneConfig) -> None:
             raise AutostructError(
                 f"Invalid config: 'model' with '{_task_field(cfg, key, 'dataset')}' ({key.label}): {exc}"
             ) from None
-        _check_budgets(cfg, model, data, tasks, key)
+        steps = steps[steps.index(_check_budgets(cfg, model, data, tasks, key, steps)):]
+    return steps[0]

@@ -18,6 +18,7 @@ interrupted run loses at most the episode in flight or the task being fine-tuned
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -146,6 +147,8 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
 
 def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
     """The PruningEnv settings every task (and every baseline) shares."""
+    from autostruct.measure.rounding import resolve_round_to
+
     s = cfg.search
     return {
         "lbound": s.lbound,
@@ -154,7 +157,7 @@ def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
         "val_size": s.val_size,
         "rescore_size": s.rescore_size,
         "recal_batches": s.recal_batches,
-        "round_to": s.round_to,
+        "round_to": resolve_round_to(s.round_to),  # 'auto': measured once per host, then cached
         "importance": s.importance,
     }
 
@@ -193,7 +196,7 @@ def _finish_task(
     """
     from autostruct.baselines.uniform import uniform_prune
     from autostruct.export import export
-    from autostruct.measure import count_flops
+    from autostruct.measure import compare_latency, count_flops
     from autostruct.models.train import evaluate, fine_tune
     from autostruct.prune.bn import recalibrate_bn
     from autostruct.prune.selection import env_rescore, select_strategy
@@ -289,8 +292,9 @@ def _finish_task(
         "flops_ratio": cost.flops / base["base_flops"],
         "base_params": base["base_params"],
         "params": int(cost.params),
-        "base_latency_ms": base["base_latency_ms"],
-        "latency_ms": _latency(pruned, x, cfg.latency_runs),
+        # Base and pruned timed in this process with interleaved runs (latency_ms, latency_p90_ms,
+        # base_latency_ms, base_latency_p90_ms, speedup); base/<data>.json keeps the base's own timing.
+        **compare_latency(copy.deepcopy(env.model).cpu().eval(), pruned, x, runs=cfg.latency_runs, warmup=5, threads=1).as_fields(),
         "keep_ratios": chosen.info["strategy"],
         "channels": chosen.channels,
         "episodes_to_best": first + 1,
@@ -343,6 +347,7 @@ def run_prune(
 ) -> PruneRunResult:
     """Run a multi-task pruning search end to end (see the module docstring for what lands where)."""
     from autostruct.config import load_yaml, parse_config
+    from autostruct.measure.rounding import resolve_rounding
     from autostruct.report.prune_report import render_prune_report
     from autostruct.rl import run_impala, save_policy
 
@@ -356,11 +361,12 @@ def run_prune(
     # Every input that can fail is checked before the run folder exists, so a failed start writes nothing.
     prepare_run_dir(cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS,
                     resume=resume, overwrite=overwrite, what_changed="tasks, model or search settings", dry_run=True)
-    check_prune_inputs(cfg)
+    round_to = check_prune_inputs(cfg)  # search.round_to; 'auto': measured on this host, fitted to the model
     keys, tasks = expand_tasks(cfg)
     out = prepare_output_dir(cfg, resume=resume, overwrite=overwrite)
     bases = prepare_bases(cfg, out, keys, progress)
-    factories = make_factories(cfg, tasks, bases)
+    env_cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"round_to": round_to})})
+    factories = make_factories(env_cfg, tasks, bases)
 
     _say(progress, f"search: {len(tasks)} tasks, {cfg.search.episodes} episodes, {cfg.rl.actors} actor(s) on "
                    f"'{cfg.backend.name}'")
@@ -375,7 +381,7 @@ def run_prune(
         "width": cfg.width,
         "base_training_epochs": cfg.base_training.epochs,
         "seed": cfg.seed,
-        "env": env_kwargs(cfg),
+        "env": env_kwargs(env_cfg),
         "datasets": [{"dataset": k.dataset, "classes": list(k.classes) if k.classes else None, "root": k.root,
                       "checkpoint": bases[k]["checkpoint"]} for k in keys],
     }
@@ -407,6 +413,8 @@ def run_prune(
             "mean_accuracy_after_finetune": mean_of(records, "accuracy_after_finetune"),
         },
         "curves": curves,
+        "rounding": {"config": cfg.search.round_to, "round_to": round_to,
+                     "host": resolve_rounding(cfg.search.round_to).as_dict() if cfg.search.round_to == "auto" else None},
         "policy_path": str(policy_path),
         "config": cfg.model_dump(mode="json"),
         "versions": versions(),

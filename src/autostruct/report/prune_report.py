@@ -265,13 +265,14 @@ def render_prune_report(run_dir: str | Path) -> Path:
             t["task"], t["ratio"], pct(t["base_accuracy"]), pct(t["accuracy_before_finetune"]),
             pct(t.get("accuracy_after_finetune")), pct((t.get("uniform") or {}).get("accuracy_before_finetune")),
             round(t["flops"] / t["base_flops"], 3), t["params"], t.get("base_latency_ms"), t.get("latency_ms"),
+            None if t.get("speedup") is None else round(t["speedup"], 2),  # base / pruned median, interleaved runs
             t.get("episodes_to_best"),
         ]
         for t in tasks
     ]
     results_table = table(
         ["task", "alpha", "base acc %", "acc no-FT %", "acc FT %", "uniform no-FT %", "FLOPs / base", "params",
-         "base latency ms", "latency ms", "episodes to best"],
+         "base latency ms", "latency ms", "speed-up x", "episodes to best"],
         rows,
     )
     totals = res.get("totals", {})
