@@ -149,6 +149,15 @@ def parse_config(model: type[M], data: dict[str, Any], source: str = "config") -
         raise AutostructError(validation_message(model, err, source)) from None
 
 
+def coerce_config(model: type[M], config: M | dict[str, Any] | str | Path) -> M:
+    """``config`` as a validated ``model``: a YAML path, a mapping, or an instance already."""
+    if isinstance(config, (str, Path)):
+        return load_yaml(model, config)
+    if isinstance(config, dict):
+        return parse_config(model, config)
+    return config
+
+
 def load_yaml(model: type[M], path: str | Path) -> M:
     """Read a YAML file and validate it against ``model``."""
     path = Path(path)

@@ -346,17 +346,12 @@ def run_prune(
     progress: bool = True,
 ) -> PruneRunResult:
     """Run a multi-task pruning search end to end (see the module docstring for what lands where)."""
-    from autostruct.config import load_yaml, parse_config
+    from autostruct.config import coerce_config
     from autostruct.measure.rounding import resolve_rounding
     from autostruct.report.prune_report import render_prune_report
     from autostruct.rl import run_impala, save_policy
 
-    if isinstance(config, (str, Path)):
-        cfg = load_yaml(PruneConfig, config)
-    elif isinstance(config, dict):
-        cfg = parse_config(PruneConfig, config)
-    else:
-        cfg = config
+    cfg = coerce_config(PruneConfig, config)
     t_start = time.monotonic()
     # Every input that can fail is checked before the run folder exists, so a failed start writes nothing.
     prepare_run_dir(cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS,

@@ -99,13 +99,9 @@ def make_factories(
 
 
 def _parse(config: CustomNASConfig | dict[str, Any] | str | Path) -> CustomNASConfig:
-    from autostruct.config import load_yaml, parse_config
+    from autostruct.config import coerce_config
 
-    if isinstance(config, (str, Path)):
-        return load_yaml(CustomNASConfig, config)
-    if isinstance(config, dict):
-        return parse_config(CustomNASConfig, config)
-    return config
+    return coerce_config(CustomNASConfig, config)
 
 
 def search_custom(

@@ -388,13 +388,9 @@ def _evaluated(episodes: list[Any], names: list[str]) -> dict[str, dict[str, lis
 
 
 def _parse(config: NASConfig | dict[str, Any] | str | Path) -> NASConfig:
-    from autostruct.config import load_yaml, parse_config
+    from autostruct.config import coerce_config
 
-    if isinstance(config, (str, Path)):
-        return load_yaml(NASConfig, config)
-    if isinstance(config, dict):
-        return parse_config(NASConfig, config)
-    return config
+    return coerce_config(NASConfig, config)
 
 
 def search(
