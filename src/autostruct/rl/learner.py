@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from autostruct.config import RLConfig
+from autostruct.errors import AutostructError
 from autostruct.rl.critic import Critic, actor_loss, critic_loss
 from autostruct.rl.policy import Policy
 from autostruct.rl.returns import (
@@ -112,7 +113,10 @@ class Learner:
         self._critic_optimizer: torch.optim.Optimizer | None = None
         if algorithm == "critic":
             if not policy.spec.continuous:
-                raise ValueError("algorithm 'critic' needs a continuous (Box) action; use 'mc' for categorical ones")
+                raise AutostructError(
+                    "rl.algorithm 'critic' needs continuous (Box) actions, as pruning has; for categorical ones (NAS) "
+                    "use 'mc'."
+                )
             self.critic = Critic(policy.spec.observation_size, policy.spec.action_input_size)
             self._critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=rl.learning_rate, eps=rl.adam_eps)
             self._noise = torch.Generator().manual_seed(0)
