@@ -206,7 +206,7 @@ class BaseTrainingConfig(StrictModel):
 class PruneSearchConfig(StrictModel):
     """The pruning MDP shared by every task (same env settings for MTACP and the baselines)."""
 
-    episodes: int = Field(600, ge=1, description="Total episodes over all tasks.")
+    episodes: int = Field(600, ge=1, description="Total episodes over all tasks, split equally between them.")
     val_size: int = Field(2000, ge=1, description="Validation images scored per episode (fixed subset).")
     rescore_size: int = Field(
         1000, ge=0, description="Validation images, disjoint from val_size's, that re-score the top_k strategies."
