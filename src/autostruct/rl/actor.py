@@ -277,13 +277,13 @@ class Actor:
                     )
                 )
                 st.finished += 1
+                # Safe between episodes: both branches below start the env afresh after the rollout's reset.
                 if self.spec.greedy_every and st.finished % self.spec.greedy_every == 0:
                     t_g = time.perf_counter()
                     g = rollout(self.policy, st.env, greedy=True)
                     g.policy_version, g.actor_id = self.version, self.spec.actor_id
                     greedy.append(g)
                     env_time += time.perf_counter() - t_g
-                    st.obs = None  # the rollout reset the env: what follows starts a new episode
                 if mc:
                     st.obs = _check_obs(next_obs, st.env, self.spec.policy_spec)
                     st.first, st.step = False, st.step + 1
