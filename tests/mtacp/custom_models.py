@@ -6,6 +6,7 @@ Not a test module: tests import it by name (pytest puts this folder on ``sys.pat
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from autostruct.models import register_model
@@ -35,3 +36,32 @@ def not_a_model(num_classes: int) -> dict:
 def custom_tiny(num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> nn.Module:
     """A registered architecture (the ``imports:`` route)."""
     return small_cnn(num_classes, in_channels, depth=2, channels=max(4, int(8 * width)))
+
+
+class ScaledLinear(nn.Linear):
+    """A ``Linear`` with a learnt per-output scale: Torch-Pruning's Linear pruner does not cut ``scale``, so the
+    trial cut of its channels breaks the forward pass and the group stays at full width."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__(in_features, out_features)
+        self.scale = nn.Parameter(torch.ones(out_features))
+
+    def forward(self, x):
+        return super().forward(x) * self.scale
+
+
+class ScaledHead(nn.Module):
+    def __init__(self, num_classes: int, in_channels: int):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
+                                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.hidden = ScaledLinear(8, 16)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.hidden(self.features(x))))
+
+
+def scaled_head(num_classes: int, in_channels: int) -> nn.Module:
+    """One group prunes (the conv), one cannot (``hidden``): the run reports it in ``skipped_groups``."""
+    return ScaledHead(num_classes, in_channels)

@@ -220,8 +220,8 @@ class CostRecorder(TorchFunctionMode):
             return out.numel() * weight.shape[-1] + (out.numel() if bias is not None else 0), "linear", args[0]
         if func is F.scaled_dot_product_attention:
             q, k = args[0], args[1] if len(args) > 1 else kwargs["key"]
-            n_q, n_k = q.shape[-2], k.shape[-2]
-            return out.numel() // out.shape[-1] * n_k * (q.shape[-1] + out.shape[-1]), "sdpa", q
+            # Q K^T over q's width, then A V over the output's width, for every query and key.
+            return out.numel() // out.shape[-1] * k.shape[-2] * (q.shape[-1] + out.shape[-1]), "sdpa", q
         if func is torch.einsum and args and isinstance(args[0], str):
             ops = list(args[1]) if len(args) == 2 and isinstance(args[1], (list, tuple)) else list(args[1:])
             return _einsum_cost(args[0], ops), "einsum", ops[0] if ops else out
