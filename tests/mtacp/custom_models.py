@@ -38,30 +38,23 @@ def custom_tiny(num_classes: int, in_channels: int, image_size: int, width: floa
     return small_cnn(num_classes, in_channels, depth=2, channels=max(4, int(8 * width)))
 
 
-class ScaledLinear(nn.Linear):
-    """A ``Linear`` with a learnt per-output scale: Torch-Pruning's Linear pruner does not cut ``scale``, so the
-    trial cut of its channels breaks the forward pass and the group stays at full width."""
 
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__(in_features, out_features)
-        self.scale = nn.Parameter(torch.ones(out_features))
+class FixedWidthHead(nn.Module):
+    """Its forward reads a hard-coded width of ``hidden``'s output (``view(-1, 4, 4)``): cutting those channels
+    breaks the forward pass, so that group stays at full width."""
 
-    def forward(self, x):
-        return super().forward(x) * self.scale
-
-
-class ScaledHead(nn.Module):
     def __init__(self, num_classes: int, in_channels: int):
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
                                       nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.hidden = ScaledLinear(8, 16)
+        self.hidden = nn.Linear(8, 16)
         self.fc = nn.Linear(16, num_classes)
 
     def forward(self, x):
-        return self.fc(torch.relu(self.hidden(self.features(x))))
+        h = torch.relu(self.hidden(self.features(x))).view(-1, 4, 4)
+        return self.fc(h.flatten(1))
 
 
-def scaled_head(num_classes: int, in_channels: int) -> nn.Module:
+def fixed_width_head(num_classes: int, in_channels: int) -> nn.Module:
     """One group prunes (the conv), one cannot (``hidden``): the run reports it in ``skipped_groups``."""
-    return ScaledHead(num_classes, in_channels)
+    return FixedWidthHead(num_classes, in_channels)

@@ -97,7 +97,7 @@ def test_registered_architecture_checkpoint_reimports_its_module(tmp_path):
 
 @pytest.mark.slow
 def test_group_that_fails_the_trial_cut_is_warned_once_and_listed(tmp_path, capsys):
-    res = run_prune(_config(tmp_path / "run", model="custom_models:scaled_head", model_kwargs={}), progress=False)
+    res = run_prune(_config(tmp_path / "run", model="custom_models:fixed_width_head", model_kwargs={}), progress=False)
     err = " ".join(capsys.readouterr().err.split())
     assert err.count("stay at full width") == 1 and "hidden" in err
     (skipped,) = res.results["skipped_groups"]["digits"]

@@ -35,6 +35,11 @@ ExampleInputs = torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]
 _SUPPORTED = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.PReLU,
               nn.modules.instancenorm._InstanceNorm, nn.LayerNorm, nn.MultiheadAttention)
 
+# Exact torch types: only subclasses can carry tensors of their own that Torch-Pruning does not know.
+_BASE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
+               nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.PReLU, nn.InstanceNorm1d,
+               nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LayerNorm, nn.MultiheadAttention)
+
 
 @dataclass(frozen=True, eq=False)
 class PruneOp:
@@ -46,6 +51,32 @@ class PruneOp:
     positions: np.ndarray
     roots: np.ndarray
     kind: str  # "out", "in" or "io" (same function for both sides: BN, depthwise conv)
+
+
+@dataclass(frozen=True)
+class WithExtras:
+    """A Torch-Pruning handler that also cuts a subclass's own per-channel tensors (e.g. a ``Linear`` subclass
+    with a learnt output ``scale``): ``extras`` name parameters or buffers whose first dimension is the channels."""
+
+    handler: Callable[[nn.Module, list[int]], Any]
+    extras: tuple[str, ...]
+
+    def __call__(self, layer: nn.Module, idxs: list[int]) -> Any:
+        cut = set(idxs)
+        for name in self.extras:
+            t = getattr(layer, name)
+            keep = torch.as_tensor([i for i in range(t.shape[0]) if i not in cut], dtype=torch.long, device=t.device)
+            new = t.detach().index_select(0, keep)
+            setattr(layer, name, nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else new)
+        return self.handler(layer, idxs)
+
+
+def _extra_tensors(module: nn.Module, channels: int) -> tuple[str, ...]:
+    """A layer subclass's own tensors sized by its output channels, besides what Torch-Pruning cuts."""
+    known = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked", "in_proj_weight",
+             "in_proj_bias", "q_proj_weight", "k_proj_weight", "v_proj_weight", "bias_k", "bias_v"}
+    own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+    return tuple(n for n, t in own if n not in known and t is not None and t.dim() >= 1 and t.shape[0] == channels)
 
 
 @dataclass(frozen=True, eq=False)
@@ -281,7 +312,11 @@ def _build_group(dg, tp_group, names: dict, out_grad_fns: set) -> dict | str:
         if kind != "in" and node.grad_fn in out_grad_fns:
             return "output"  # these channels are the model's output (the classifier)
         name = names[module]
-        ops_.append(PruneOp(name, item.dep.handler, idxs, roots, kind))
+        handler = item.dep.handler
+        if kind != "in" and type(module) not in _BASE_TYPES:
+            extras = _extra_tensors(module, pruner.get_out_channels(module))
+            handler = WithExtras(handler, extras) if extras else handler
+        ops_.append(PruneOp(name, handler, idxs, roots, kind))
         node_kinds.append((node, kind, idxs, roots))
         members.append(name)
         is_conv = isinstance(module, nn.modules.conv._ConvNd)
