@@ -48,6 +48,11 @@ CASES = {
                           ["'model'", "tasks.0.dataset", "custom_models:fixed_32px", "(1, 8, 8)", "in_channels"]),
     "not a module": (lambda p: _config(p, model="custom_models:not_a_model"), ["'model'", "not a torch.nn.Module"]),
     "bad model_kwargs": (lambda p: _config(p, model_kwargs={"depthh": 2}), ["'model_kwargs'", "depthh"]),
+    "declares another input size": (lambda p: _config(p, model="custom_models:declared_32px"),
+                                    ["'model'", "tasks.0.dataset", "default_cfg['input_size'] = 32 (px)",
+                                     "1 channels of 8x8 px", "build it for the dataset"]),
+    "model_kwargs set image_size": (lambda p: _config(p, model_kwargs={"image_size": 32}),
+                                    ["'model_kwargs'", "image_size cannot be set here", "Remove 'image_size'"]),
 }
 
 

@@ -58,3 +58,11 @@ class FixedWidthHead(nn.Module):
 def fixed_width_head(num_classes: int, in_channels: int) -> nn.Module:
     """One group prunes (the conv), one cannot (``hidden``): the run reports it in ``skipped_groups``."""
     return FixedWidthHead(num_classes, in_channels)
+
+
+def declared_32px(num_classes: int, in_channels: int) -> nn.Module:
+    """timm style: the model records the input it was built for (``default_cfg['input_size']``); with global
+    pooling it also runs on 8x8 digits, so only the declaration shows the mismatch."""
+    model = small_cnn(num_classes, in_channels)
+    model.default_cfg = {"input_size": (in_channels, 32, 32)}
+    return model
