@@ -25,14 +25,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from byo_archs import MATRIX, onnx_out, randomize  # noqa: E402
-
 from autostruct.export import export, load_model  # noqa: E402
 from autostruct.measure import count_flops  # noqa: E402
 from autostruct.models import create_model  # noqa: E402
 from autostruct.prune.env import PruningEnv  # noqa: E402
 from autostruct.prune.graph import analyze  # noqa: E402
 from autostruct.prune.surgery import counts_from_ratios, prune_counts  # noqa: E402
+from byo_archs import MATRIX, onnx_out, randomize  # noqa: E402
 
 ZOO = ("resnet20", "mobilenetv2", "vgg11")
 
