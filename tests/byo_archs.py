@@ -305,6 +305,46 @@ class MobileViTNet(nn.Module):
         return self.head(self.vit(self.mv2(self.stem(x))))
 
 
+class SplitQKVAttention(nn.Module):
+    """Attention with separate q/k/v ``Linear`` layers, heads split by ``reshape(b, n, heads, -1)``; scores by
+    ``q @ k^T`` and ``attn @ v``, or by ``F.scaled_dot_product_attention`` (HF / torchvision style)."""
+
+    def __init__(self, dim: int, num_heads: int, sdpa: bool = False):
+        super().__init__()
+        self.num_heads, self.sdpa = num_heads, sdpa
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q, k, v = (f(x).reshape(b, n, self.num_heads, -1).transpose(1, 2) for f in (self.q, self.k, self.v))
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v)
+        else:
+            y = ((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5).softmax(-1) @ v
+        return self.out(y.transpose(1, 2).reshape(b, n, -1))
+
+
+class SplitQKVViT(nn.Module):
+    """Two pre-norm blocks on :class:`SplitQKVAttention` (matmul, then SDPA), each with an MLP."""
+
+    def __init__(self, in_channels: int, num_classes: int, dim: int = 16):
+        super().__init__()
+        self.patch = nn.Conv2d(in_channels, dim, 4, 4)
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(4))
+        self.attn = nn.ModuleList([SplitQKVAttention(dim, 2), SplitQKVAttention(dim, 2, sdpa=True)])
+        self.mlp = nn.ModuleList(nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+                                 for _ in range(2))
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        for i in range(2):
+            x = x + self.attn[i](self.norms[2 * i](x))
+            x = x + self.mlp[i](self.norms[2 * i + 1](x))
+        return self.fc(x.mean(1))
+
+
 class MHABlock(nn.Module):
     """A pre-norm transformer block on ``nn.MultiheadAttention`` (torchvision's ViT style)."""
 
@@ -343,9 +383,10 @@ ARCHS = {
     "byo-grouped-layernorm2d": GroupedNet,
     "byo-vit": TinyViT,
 }
-#: The pruning matrix (issue 13): the export architectures plus Ghost modules, a MobileViT block and a ViT on
-#: ``nn.MultiheadAttention``.
-MATRIX = {**ARCHS, "byo-ghost": GhostNet, "byo-mobilevit": MobileViTNet, "byo-mha-vit": MHAViT}
+#: The pruning matrix (issue 13): the export architectures plus Ghost modules, a MobileViT block, a ViT on
+#: ``nn.MultiheadAttention`` and one on q/k/v linears with matmul and SDPA attention.
+MATRIX = {**ARCHS, "byo-ghost": GhostNet, "byo-mobilevit": MobileViTNet, "byo-mha-vit": MHAViT,
+          "byo-split-qkv-vit": SplitQKVViT}
 
 
 def _register(name: str, cls: type[nn.Module]) -> None:

@@ -78,6 +78,11 @@ def test_layernorm_and_attention_widths_are_pruned():
     attn = pruned.encoder[0].self_attention
     assert attn.embed_dim == 8 and attn.head_dim == 4 and pruned.ln.normalized_shape == (8,)
 
+    # Heads split by reshape(b, n, heads, -1): q/k/v/out prune together, in multiples of the 2 heads.
+    graph = analyze(_model("byo-split-qkv-vit"), _x(1))
+    heads = [g for g in graph.groups if g.name in ("attn.0.q", "attn.1.q")]
+    assert len(heads) == 2 and all(g.channel_groups == 2 for g in heads) and not graph.skipped
+
     # Hand-written attention reads head_dim from an attribute: its qkv group stays at full width, reported.
     graph = analyze(_model("byo-vit"), _x(1))
     assert any(g.name == "patch" for g in graph.groups)

@@ -14,6 +14,7 @@ unpruned and listed in :attr:`PruningGraph.skipped` with the reason, never a cra
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -257,7 +258,9 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
 
     base_flops = sum(c.cost for c in calls)
     provisional = _finish(groups, calls, None, skipped, base_flops, work, inputs)
-    keep, skipped, trial = _trial(model, provisional, inputs, ref_out, validate)
+    keep, skipped, steps, trial = _trial(model, provisional, inputs, ref_out, validate)
+    for i, step in steps.items():
+        groups[i]["channel_groups"] = step
     groups = [groups[i] for i in keep]
     flop_model = _flop_model(dg, calls, groups, names, trial)
     result = _finish(groups, calls, flop_model, skipped, base_flops, work, inputs)
@@ -481,12 +484,19 @@ def trial_counts(graph: PruningGraph) -> np.ndarray:
 
 
 def _trial(model: nn.Module, graph: PruningGraph, inputs, ref_out, validate: bool):
-    """The trial surgery: which groups can be cut (all at once, else one by one, then together), the reasons of
-    those that cannot, and the kept groups' trial counts with the counted calls of that trial."""
+    """The trial surgery. Returns the groups that can be cut, the reasons of those that cannot, the channel
+    multiple some groups need (``{group: step}``), and the kept groups' trial counts with the counted calls.
+
+    1. Every group at about half: all at once, else one by one, then together (two cuts may clash).
+    2. Granularity (with ``validate``): every group one channel group smaller must work too. A forward that splits
+       the channels into heads (``reshape(b, n, heads, -1)``) only works with multiples of the head count: the
+       smallest channel multiple that works becomes the group's ``channel_groups``.
+    3. The half cut again with those multiples; its counted calls calibrate the FLOP model.
+    """
     from autostruct.measure.flops import run_counted
     from autostruct.prune.surgery import prune_counts
 
-    def attempt(counts: np.ndarray) -> tuple[str | None, list | None]:
+    def attempt(graph: PruningGraph, counts: np.ndarray) -> tuple[str | None, list | None]:
         try:
             pruned = prune_counts(model, graph, counts, importance=None).eval()
             with torch.no_grad():
@@ -498,40 +508,81 @@ def _trial(model: nn.Module, graph: PruningGraph, inputs, ref_out, validate: boo
         got = [o.shape for o in _flatten(out) if isinstance(o, torch.Tensor)]
         return (None, rec.calls) if ref == got else (f"surgery changes the output shape {ref} -> {got}", None)
 
+    def together(graph: PruningGraph, candidates: list[int], skipped: list) -> tuple[list[int], list | None]:
+        half, full = trial_counts(graph), graph.channels
+        keep: list[int] = []
+        calls = None
+        for i in candidates:
+            counts = full.copy()
+            counts[keep + [i]] = half[keep + [i]]
+            reason, got = attempt(graph, counts)
+            if reason is None:
+                keep.append(i)
+                calls = got
+            else:
+                skipped.append((graph.groups[i].name, f"{reason}, together with the other groups"))
+        return keep, calls
+
     half, full = trial_counts(graph), graph.channels
-    everything = list(range(len(graph.groups)))
-    reason, calls = attempt(half)
-    if reason is None:
-        return everything, list(graph.skipped), (half.astype(np.float64), calls)
-    if not validate:
-        return everything, list(graph.skipped), None
-    alone, skipped = [], list(graph.skipped)
-    for i, g in enumerate(graph.groups):
-        counts = full.copy()
-        counts[i] = half[i]
-        reason, _ = attempt(counts)
-        if reason is None:
-            alone.append(i)
-        else:
-            log.info("layer %s left unpruned: %s", g.name, reason)
-            skipped.append((g.name, reason))
-    keep: list[int] = []
-    calls = None
-    for i in alone:  # groups that work alone may still clash (e.g. two cuts of one reshape)
-        counts = full.copy()
-        counts[keep + [i]] = half[keep + [i]]
-        reason, got = attempt(counts)
-        if reason is None:
-            keep.append(i)
-            calls = got
-        else:
-            skipped.append((graph.groups[i].name, f"{reason}, together with the other groups"))
+    keep = list(range(len(graph.groups)))
+    skipped = list(graph.skipped)
+    reason, calls = attempt(graph, half)
+    if reason is not None:
+        if not validate:
+            return keep, skipped, {}, None
+        alone = []
+        for i, g in enumerate(graph.groups):
+            counts = full.copy()
+            counts[i] = half[i]
+            reason, _ = attempt(graph, counts)
+            if reason is None:
+                alone.append(i)
+            else:
+                log.info("layer %s left unpruned: %s", g.name, reason)
+                skipped.append((g.name, reason))
+        keep, calls = together(graph, alone, skipped)
+    steps: dict[int, int] = {}
+    if validate and keep:
+        one = full.copy()
+        for i in keep:
+            one[i] -= graph.groups[i].channel_groups
+        if attempt(graph, one)[0] is not None:
+            for i in list(keep):
+                g = graph.groups[i]
+                q = g.channel_groups
+                for step in (d for d in range(q, g.channels // 2 + 1, q) if g.channels % d == 0):
+                    counts = full.copy()
+                    counts[i] = g.channels - step
+                    if attempt(graph, counts)[0] is None:
+                        if step != q:
+                            steps[i] = step
+                        break
+                else:
+                    keep.remove(i)
+                    skipped.append((g.name, "no channel multiple below half of the channels keeps the forward pass "
+                                            "working"))
+            graph = _regroup(graph, steps)
+            half = trial_counts(graph)
+            counts = full.copy()
+            counts[keep] = half[keep]
+            reason, calls = attempt(graph, counts)
+            if reason is not None:
+                keep, calls = together(graph, keep, skipped)
     if not keep:
         raise AutostructError(
             f"{type(model).__name__} has no prunable channel group: "
             + "; ".join(f"{n}: {r}" for n, r in skipped)
         )
-    return keep, skipped, (half[keep].astype(np.float64), calls)
+    return keep, skipped, steps, (half[keep].astype(np.float64), calls)
+
+
+def _regroup(graph: PruningGraph, steps: dict[int, int]) -> PruningGraph:
+    """``graph`` with the channel multiples of ``steps`` (group index -> multiple)."""
+    if not steps:
+        return graph
+    groups = tuple(dataclasses.replace(g, channel_groups=steps.get(i, g.channel_groups))
+                   for i, g in enumerate(graph.groups))
+    return dataclasses.replace(graph, groups=groups)
 
 
 def _check_flop_model(model: nn.Module, graph: PruningGraph, inputs) -> None:
