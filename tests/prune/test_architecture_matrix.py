@@ -17,7 +17,7 @@ from autostruct.measure import count_flops
 from autostruct.models import create_model
 from autostruct.prune.env import PruningEnv
 from autostruct.prune.graph import analyze
-from autostruct.prune.surgery import counts_from_ratios, prune_counts
+from autostruct.prune.surgery import channel_importance, counts_from_ratios, prune_counts
 from byo_archs import MATRIX, n_params, onnx_out, randomize
 
 SIZE, CHANNELS, CLASSES = 16, 2, 5
@@ -83,7 +83,17 @@ def test_layernorm_and_attention_widths_are_pruned():
     heads = [g for g in graph.groups if g.name in ("attn.0.q", "attn.1.q")]
     assert len(heads) == 2 and all(g.channel_groups == 2 for g in heads) and not graph.skipped
 
-    # Hand-written attention reads head_dim from an attribute: its qkv group stays at full width, reported.
-    graph = analyze(_model("byo-vit"), _x(1))
-    assert any(g.name == "patch" for g in graph.groups)
-    assert [n for n, _ in graph.skipped] == ["block.attn.qkv"]
+    # timm-style attention (qkv, proj, num_heads, head_dim read in forward): head dims prune, head_dim follows.
+    vit = _model("byo-vit")
+    graph = analyze(vit, _x(1))
+    qkv = next(g for g in graph.groups if g.name == "block.attn.qkv")
+    assert qkv.channels == 16 and qkv.channel_groups == 2 and not graph.skipped
+    counts = counts_from_ratios(graph, {"block.attn.qkv": 0.5})
+    pruned = prune_counts(vit, graph, counts, channel_importance(vit, graph, "l2"))
+    attn = pruned.block.attn
+    assert (attn.head_dim, attn.qkv.out_features, attn.proj.in_features) == (4, 24, 8)
+    # The most important head dims stay: the kept q rows are the top-L2 ones of the original, in every head.
+    w = vit.block.attn.qkv.weight.detach().reshape(3, 16, -1).transpose(0, 1).flatten(1)
+    kept = attn.qkv.weight.detach()[:8]
+    top = w.norm(dim=1).reshape(2, 8).mean(0).topk(4).indices.sort().values
+    torch.testing.assert_close(kept, vit.block.attn.qkv.weight.detach()[torch.cat([top, top + 8])])

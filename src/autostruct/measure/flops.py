@@ -56,6 +56,7 @@ class CountedCall:
     out_grad_fn: Any
     cost: int
     meta: tuple[int, ...] = ()  # multi-head attention: (queries, keys)
+    scope: str = ""  # the innermost module running when a functional product was called
 
 
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm)
@@ -123,7 +124,9 @@ def module_cost(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> tuple
             return None
         module.__flops__ = 0
         hook(module, args, out)
-        return "rnn", int(module.__flops__)
+        cost = int(module.__flops__)
+        del module.__flops__
+        return "rnn", cost
     return None
 
 
@@ -161,6 +164,7 @@ class CostRecorder(TorchFunctionMode):
         self.calls: list[CountedCall] = []
         self._names = {m: n for n, m in model.named_modules()}
         self._depth = 0
+        self._stack: list[str] = []
         self._handles: list[Any] = []
 
     @property
@@ -169,9 +173,8 @@ class CostRecorder(TorchFunctionMode):
 
     def __enter__(self):
         for module in self.model.modules():
-            if module_cost_kind(module):
-                self._handles.append(module.register_forward_pre_hook(self._enter_layer))
-                self._handles.append(module.register_forward_hook(self._record, with_kwargs=True, always_call=True))
+            self._handles.append(module.register_forward_pre_hook(self._enter_layer))
+            self._handles.append(module.register_forward_hook(self._record, with_kwargs=True, always_call=True))
         return super().__enter__()
 
     def __exit__(self, *exc):
@@ -181,9 +184,14 @@ class CostRecorder(TorchFunctionMode):
         return super().__exit__(*exc)
 
     def _enter_layer(self, module, args):
-        self._depth += 1
+        self._stack.append(self._names.get(module, ""))
+        self._depth += module_cost_kind(module)
 
     def _record(self, module, args, kwargs, out):
+        if self._stack:
+            self._stack.pop()
+        if not module_cost_kind(module):
+            return
         self._depth -= 1
         priced = module_cost(module, args, kwargs, out)
         if priced is None:
@@ -205,7 +213,7 @@ class CostRecorder(TorchFunctionMode):
             cost, name, first = self._functional_cost(func, args, kwargs, out)
             if cost:
                 self.calls.append(CountedCall(name, None, "matmul", tuple(first.shape), tuple(out.shape),
-                                              out.grad_fn, int(cost)))
+                                              out.grad_fn, int(cost), scope=self._stack[-1] if self._stack else ""))
         return out
 
     def _functional_cost(self, func, args, kwargs, out) -> tuple[int, str, Any]:

@@ -72,6 +72,52 @@ class WithExtras:
         return self.handler(layer, idxs)
 
 
+@dataclass(frozen=True)
+class HeadDims:
+    """Cut head dimensions of a timm-style attention block: ``qkv`` (a ``Linear`` to ``3 * num_heads * head_dim``
+    laid out q | k | v), ``proj`` (a ``Linear`` from ``num_heads * head_dim``), and ``num_heads`` / ``head_dim``
+    attributes read by its forward. Position ``p`` of the group is dimension ``p`` of q, k and v and input ``p``
+    of ``proj``; ``head_dim`` is updated so the forward's reshape still fits. Torch-Pruning's graph does not map
+    ``qkv`` onto ``proj`` through the head reshape, so this is autostruct's one convention-based pruner."""
+
+    def __call__(self, attn: nn.Module, idxs: list[int]) -> nn.Module:
+        import torch_pruning as tp
+
+        width = attn.num_heads * attn.head_dim
+        tp.prune_linear_out_channels(attn.qkv, sorted(p + s * width for s in range(3) for p in idxs))
+        tp.prune_linear_in_channels(attn.proj, sorted(idxs))
+        attn.head_dim = (width - len(idxs)) // attn.num_heads
+        return attn
+
+
+def head_dims_block(module: nn.Module) -> bool:
+    """Whether ``module`` follows the attention convention :class:`HeadDims` prunes."""
+    qkv, proj = getattr(module, "qkv", None), getattr(module, "proj", None)
+    heads, dim = getattr(module, "num_heads", None), getattr(module, "head_dim", None)
+    if not (isinstance(qkv, nn.Linear) and isinstance(proj, nn.Linear) and isinstance(heads, int)
+            and isinstance(dim, int)):
+        return False
+    return qkv.out_features == 3 * heads * dim and proj.in_features == heads * dim
+
+
+def _head_dims_group(dg, block: nn.Module, names: dict) -> dict:
+    """The group of a :func:`head_dims_block`: its head dimensions, the same ones in every head."""
+    width = block.num_heads * block.head_dim
+    p = np.arange(width, dtype=np.int64)
+    qkv_idxs = np.concatenate([p, p + width, p + 2 * width])
+    nodes = [(dg.module2node[block.qkv], "out", qkv_idxs, np.tile(p, 3)), (dg.module2node[block.proj], "in", p, p)]
+    return {
+        "channels": width,
+        "channel_groups": block.num_heads,
+        "leading": (names[block.qkv],),
+        "consumers": (names[block.proj],),
+        "members": (names[block.qkv], names[block.proj]),
+        "ops": (PruneOp(names[block], HeadDims(), p, p, "out"),),
+        "nodes": nodes,
+        "scope": names[block],
+    }
+
+
 def _extra_tensors(module: nn.Module, channels: int) -> tuple[str, ...]:
     """A layer subclass's own tensors sized by its output channels, besides what Torch-Pruning cuts."""
     known = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked", "in_proj_weight",
@@ -235,7 +281,12 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
             order.setdefault(c.name, len(order))
 
     groups, skipped = [], []
+    blocks = {m.qkv: m for m in work.modules() if head_dims_block(m) and m.qkv in dg.module2node}
     for tp_group in dg.get_all_groups(root_module_types=(nn.modules.conv._ConvNd, nn.Linear)):
+        root_module = tp_group[0].dep.target.module
+        if root_module in blocks and tp_group[0].dep.handler == dg.get_pruner_of_module(root_module).prune_out_channels:
+            groups.append(_head_dims_group(dg, blocks[root_module], names))
+            continue
         built = _build_group(dg, tp_group, names, out_grad_fns)
         if isinstance(built, str):
             root = names.get(tp_group[0].dep.target.module, str(tp_group[0].dep.target.module))
@@ -420,6 +471,13 @@ def _flop_model(dg, calls: list, groups: list[dict], names: dict, trial: Trial |
             add(e, f_in, e, f_out, 2 * n_q + 2 * n_k, linear_e, 0, 0)
         else:
             d = f_out if np.any(f_out) else f_in
+            if m is None and not np.any(d):
+                # A product inside an attention block whose head dimensions are a group (HeadDims): its
+                # width is that group's.
+                for gi, g in enumerate(groups):
+                    scope = g.get("scope")
+                    if scope and (c.scope == scope or c.scope.startswith(scope + ".")):
+                        d = np.eye(n_groups)[gi]
             full, at_trial = float(d @ nominal), float(d @ trial[0]) if trial_calls is not None else 0.0
             if trial_calls is None or not np.any(d) or full == at_trial:
                 add(0, zeros, 0, zeros, 0, 0, 0, c.cost)
