@@ -83,3 +83,8 @@ def test_train_factory_with_kwargs_and_export_with_import(tmp_path):
     assert result.exit_code == 0, result.output
     bad = runner.invoke(app, ["train", "--model", "custom_models:fixed_32px", "--dataset", "digits", "--epochs", "1"])
     assert bad.exit_code == 2 and "(1, 8, 8)" in " ".join(bad.output.split())
+    bad = runner.invoke(app, ["train", "--model", "custom_models:small_cnn", "--model-kwargs", '{"image_size": 32}',
+                              "--dataset", "digits", "--epochs", "1"])
+    assert bad.exit_code == 2 and "image_size cannot be set there" in " ".join(bad.output.split())
+    bad = runner.invoke(app, ["train", "--model", "custom_models:declared_32px", "--dataset", "digits", "--epochs", "1"])
+    assert bad.exit_code == 2 and "default_cfg['input_size'] = 32 (px)" in " ".join(bad.output.split())
