@@ -246,22 +246,34 @@ class GhostModule(nn.Module):
 
 
 class GhostBottleneck(nn.Module):
-    def __init__(self, cin: int, mid: int, cout: int):
+    """GhostNet's bottleneck: ghost expand, a strided depthwise conv, squeeze-excite, ghost project, and a
+    depthwise + pointwise shortcut when the shape changes."""
+
+    def __init__(self, cin: int, mid: int, cout: int, stride: int = 1, se: bool = False):
         super().__init__()
         self.ghost1 = GhostModule(cin, mid)
+        self.conv_dw = (nn.Sequential(nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid))
+                        if stride > 1 else nn.Identity())
+        self.se = SqueezeExcite(mid, max(4, mid // 4)) if se else nn.Identity()
         self.ghost2 = GhostModule(mid, cout, act=False)
+        if cin == cout and stride == 1:
+            self.shortcut: nn.Module = nn.Identity()
+        else:
+            self.shortcut = nn.Sequential(conv_bn_act(cin, cin, 3, stride, groups=cin, act=False),
+                                          conv_bn_act(cin, cout, 1, act=False))
 
     def forward(self, x):
-        return x + self.ghost2(self.ghost1(x))
+        return self.shortcut(x) + self.ghost2(self.se(self.conv_dw(self.ghost1(x))))
 
 
 class GhostNet(nn.Module):
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()
         self.stem = conv_bn_act(in_channels, 16, stride=2)
-        self.blocks = nn.Sequential(GhostBottleneck(16, 24, 16), GhostBottleneck(16, 32, 16))
-        self.conv_head = conv_bn_act(16, 32, 1)
-        self.head = Head(32, num_classes)
+        self.blocks = nn.Sequential(GhostBottleneck(16, 16, 16), GhostBottleneck(16, 48, 24, stride=2, se=True),
+                                    GhostBottleneck(24, 72, 24, se=True))
+        self.conv_head = conv_bn_act(24, 64, 1)
+        self.head = Head(64, num_classes)
 
     def forward(self, x):
         return self.head(self.conv_head(self.blocks(self.stem(x))))

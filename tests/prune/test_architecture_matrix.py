@@ -97,3 +97,12 @@ def test_layernorm_and_attention_widths_are_pruned():
     kept = attn.qkv.weight.detach()[:8]
     top = w.norm(dim=1).reshape(2, 8).mean(0).topk(4).indices.sort().values
     torch.testing.assert_close(kept, vit.block.attn.qkv.weight.detach()[torch.cat([top, top + 8])])
+
+
+def test_ghost_modules_prune_every_group():
+    # cat([y, dw(y)]) carries each of y's channels twice; Torch-Pruning's whole-group query makes them look
+    # independent (the cut then breaks the forward pass), single-channel queries tie them back together.
+    graph = analyze(_model("byo-ghost"), _x(1))
+    assert not graph.skipped
+    expand = next(g for g in graph.groups if g.name == "blocks.1.ghost1.primary.0")
+    assert expand.channels == 24  # the 48 channels after the concat are 24 independent ones, twice

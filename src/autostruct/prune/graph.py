@@ -294,6 +294,7 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
                 log.info("layer %s left unpruned: %s", root, built)
                 skipped.append((root, built))
             continue
+        built["root"] = (root_module, tp_group[0].dep.handler)
         groups.append(built)
     if not groups:
         raise AutostructError(
@@ -309,6 +310,9 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
 
     base_flops = sum(c.cost for c in calls)
     provisional = _finish(groups, calls, None, skipped, base_flops, work, inputs)
+    if validate and _attempt(model, provisional, trial_counts(provisional), inputs, ref_out)[0] is not None:
+        groups = _untie(model, dg, groups, names, out_grad_fns, provisional, inputs, ref_out)
+        provisional = _finish(groups, calls, None, skipped, base_flops, work, inputs)
     keep, skipped, steps, trial = _trial(model, provisional, inputs, ref_out, validate)
     for i, step in steps.items():
         groups[i]["channel_groups"] = step
@@ -327,12 +331,13 @@ def _flatten(out: Any) -> list[Any]:
     return [out]
 
 
-def _build_group(dg, tp_group, names: dict, out_grad_fns: set) -> dict | str:
-    """Turn a Torch-Pruning group into our record, or a reason why it is left unpruned."""
+def _build_group(dg, tp_group, names: dict, out_grad_fns: set, channels: int | None = None) -> dict | str:
+    """Turn a Torch-Pruning group into our record, or a reason why it is left unpruned. ``channels``: the
+    number of independent channels when the items' root indices are not the root layer's channels."""
     from torch_pruning import ops
 
     root_module = tp_group[0].dep.target.module
-    channels = dg.get_out_channels(root_module)
+    channels = dg.get_out_channels(root_module) if channels is None else channels
     ops_, leading, consumers, members, ch_groups = [], [], [], [], 1
     node_kinds: list[tuple[Any, str, np.ndarray, np.ndarray]] = []
     for item in tp_group:
@@ -541,6 +546,75 @@ def trial_counts(graph: PruningGraph) -> np.ndarray:
     return np.asarray(counts, dtype=np.int64)
 
 
+def _attempt(model: nn.Module, graph: PruningGraph, counts: np.ndarray, inputs, ref_out) -> tuple[str | None, list | None]:
+    """Cut ``counts`` and run: ``(None, counted calls)``, or ``(why it fails, None)``."""
+    from autostruct.measure.flops import run_counted
+    from autostruct.prune.surgery import prune_counts
+
+    try:
+        pruned = prune_counts(model, graph, counts, importance=None).eval()
+        with torch.no_grad():
+            out, rec = run_counted(pruned, inputs)
+    except Exception as exc:  # any failure means this group cannot be cut safely
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"surgery breaks the forward pass ({type(exc).__name__}: {first})", None
+    ref = [o.shape for o in _flatten(ref_out) if isinstance(o, torch.Tensor)]
+    got = [o.shape for o in _flatten(out) if isinstance(o, torch.Tensor)]
+    return (None, rec.calls) if ref == got else (f"surgery changes the output shape {ref} -> {got}", None)
+
+
+@dataclass
+class _Item:
+    """A Torch-Pruning group item rebuilt from single-channel queries (``dep``, ``idxs``, ``root_idxs``)."""
+
+    dep: Any
+    idxs: list[int]
+    root_idxs: list[int]
+
+
+def _untie(model, dg, groups: list[dict], names, out_grad_fns, graph: PruningGraph, inputs, ref_out) -> list[dict]:
+    """Rebuild the groups whose half cut fails alone from single-channel queries of Torch-Pruning's graph.
+
+    A whole-group query keeps one root index per position, so channels that one layer carries twice (a Ghost
+    module's ``cat([y, dw(y)])``: output channels ``j`` and ``j + c`` both come from ``y``'s channel ``j``) look
+    independent, and cutting one of them breaks the forward pass. Asking for each root channel alone shows which
+    root channels go together; each such set becomes one channel of the rebuilt group.
+    """
+    half, full = trial_counts(graph), graph.channels
+    out = list(groups)
+    for i, g in enumerate(groups):
+        counts = full.copy()
+        counts[i] = half[i]
+        if _attempt(model, graph, counts, inputs, ref_out)[0] is None:
+            continue
+        root, handler = g["root"]
+        component: dict[int, int] = {}
+        queries = []
+        for r in range(int(dg.get_out_channels(root) or 0)):
+            if r in component:
+                continue
+            sub = dg.get_pruning_group(root, handler, [r])
+            for t in {int(j) for j in sub[0].idxs} | {r}:
+                component.setdefault(t, len(queries))
+            queries.append(sub)
+        if len(queries) >= g["channels"] or len(queries) < 2:
+            continue
+        items: dict[tuple[int, Any], _Item] = {}
+        for cid, sub in enumerate(queries):
+            for item in sub:
+                key = (id(item.dep.target), item.dep.handler)
+                merged = items.setdefault(key, _Item(item.dep, [], []))
+                fresh = [int(j) for j in item.idxs if int(j) not in merged.idxs]
+                merged.idxs.extend(fresh)
+                merged.root_idxs.extend([cid] * len(fresh))
+        rebuilt = _build_group(dg, list(items.values()), names, out_grad_fns, channels=len(queries))
+        if isinstance(rebuilt, dict):
+            rebuilt["root"] = g["root"]
+            rebuilt["leading"] = g["leading"]
+            out[i] = rebuilt
+    return out
+
+
 def _trial(model: nn.Module, graph: PruningGraph, inputs, ref_out, validate: bool):
     """The trial surgery. Returns the groups that can be cut, the reasons of those that cannot, the channel
     multiple some groups need (``{group: step}``), and the kept groups' trial counts with the counted calls.
@@ -551,20 +625,9 @@ def _trial(model: nn.Module, graph: PruningGraph, inputs, ref_out, validate: boo
        smallest channel multiple that works becomes the group's ``channel_groups``.
     3. The half cut again with those multiples; its counted calls calibrate the FLOP model.
     """
-    from autostruct.measure.flops import run_counted
-    from autostruct.prune.surgery import prune_counts
 
     def attempt(graph: PruningGraph, counts: np.ndarray) -> tuple[str | None, list | None]:
-        try:
-            pruned = prune_counts(model, graph, counts, importance=None).eval()
-            with torch.no_grad():
-                out, rec = run_counted(pruned, inputs)
-        except Exception as exc:  # any failure means this group cannot be cut safely
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return f"surgery breaks the forward pass ({type(exc).__name__}: {first})", None
-        ref = [o.shape for o in _flatten(ref_out) if isinstance(o, torch.Tensor)]
-        got = [o.shape for o in _flatten(out) if isinstance(o, torch.Tensor)]
-        return (None, rec.calls) if ref == got else (f"surgery changes the output shape {ref} -> {got}", None)
+        return _attempt(model, graph, counts, inputs, ref_out)
 
     def together(graph: PruningGraph, candidates: list[int], skipped: list) -> tuple[list[int], list | None]:
         half, full = trial_counts(graph), graph.channels
