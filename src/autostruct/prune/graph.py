@@ -14,7 +14,6 @@ unpruned and listed in :attr:`PruningGraph.skipped` with the reason, never a cra
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -27,6 +26,15 @@ from torch import nn
 
 from autostruct.errors import AutostructError
 from autostruct.prune.budget import FlopModel
+from autostruct.prune.handlers import BASE_TYPES, HeadDims, WithExtras, extra_tensors, head_dims_block
+from autostruct.prune.trial import (
+    Trial,
+    attempt_cut,
+    check_flop_model,
+    flatten_outputs,
+    run_trial,
+    trial_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +43,6 @@ ExampleInputs = torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]
 # Real layers whose channels the engine knows how to cut (Torch-Pruning pruners, exact FLOP formulas).
 _SUPPORTED = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.PReLU,
               nn.modules.instancenorm._InstanceNorm, nn.LayerNorm, nn.MultiheadAttention)
-
-# Exact torch types: only subclasses can carry tensors of their own that Torch-Pruning does not know.
-_BASE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
-               nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.PReLU, nn.InstanceNorm1d,
-               nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LayerNorm, nn.MultiheadAttention)
-
 
 @dataclass(frozen=True, eq=False)
 class PruneOp:
@@ -52,52 +54,6 @@ class PruneOp:
     positions: np.ndarray
     roots: np.ndarray
     kind: str  # "out", "in" or "io" (same function for both sides: BN, depthwise conv)
-
-
-@dataclass(frozen=True)
-class WithExtras:
-    """A Torch-Pruning handler that also cuts a subclass's own per-channel tensors (e.g. a ``Linear`` subclass
-    with a learnt output ``scale``): ``extras`` name parameters or buffers whose first dimension is the channels."""
-
-    handler: Callable[[nn.Module, list[int]], Any]
-    extras: tuple[str, ...]
-
-    def __call__(self, layer: nn.Module, idxs: list[int]) -> Any:
-        cut = set(idxs)
-        for name in self.extras:
-            t = getattr(layer, name)
-            keep = torch.as_tensor([i for i in range(t.shape[0]) if i not in cut], dtype=torch.long, device=t.device)
-            new = t.detach().index_select(0, keep)
-            setattr(layer, name, nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else new)
-        return self.handler(layer, idxs)
-
-
-@dataclass(frozen=True)
-class HeadDims:
-    """Cut head dimensions of a timm-style attention block: ``qkv`` (a ``Linear`` to ``3 * num_heads * head_dim``
-    laid out q | k | v), ``proj`` (a ``Linear`` from ``num_heads * head_dim``), and ``num_heads`` / ``head_dim``
-    attributes read by its forward. Position ``p`` of the group is dimension ``p`` of q, k and v and input ``p``
-    of ``proj``; ``head_dim`` is updated so the forward's reshape still fits. Torch-Pruning's graph does not map
-    ``qkv`` onto ``proj`` through the head reshape, so this is autostruct's one convention-based pruner."""
-
-    def __call__(self, attn: nn.Module, idxs: list[int]) -> nn.Module:
-        import torch_pruning as tp
-
-        width = attn.num_heads * attn.head_dim
-        tp.prune_linear_out_channels(attn.qkv, sorted(p + s * width for s in range(3) for p in idxs))
-        tp.prune_linear_in_channels(attn.proj, sorted(idxs))
-        attn.head_dim = (width - len(idxs)) // attn.num_heads
-        return attn
-
-
-def head_dims_block(module: nn.Module) -> bool:
-    """Whether ``module`` follows the attention convention :class:`HeadDims` prunes."""
-    qkv, proj = getattr(module, "qkv", None), getattr(module, "proj", None)
-    heads, dim = getattr(module, "num_heads", None), getattr(module, "head_dim", None)
-    if not (isinstance(qkv, nn.Linear) and isinstance(proj, nn.Linear) and isinstance(heads, int)
-            and isinstance(dim, int)):
-        return False
-    return qkv.out_features == 3 * heads * dim and proj.in_features == heads * dim
 
 
 def _head_dims_group(dg, block: nn.Module, names: dict) -> dict:
@@ -116,14 +72,6 @@ def _head_dims_group(dg, block: nn.Module, names: dict) -> dict:
         "nodes": nodes,
         "scope": names[block],
     }
-
-
-def _extra_tensors(module: nn.Module, channels: int) -> tuple[str, ...]:
-    """A layer subclass's own tensors sized by its output channels, besides what Torch-Pruning cuts."""
-    known = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked", "in_proj_weight",
-             "in_proj_bias", "q_proj_weight", "k_proj_weight", "v_proj_weight", "bias_k", "bias_v"}
-    own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
-    return tuple(n for n, t in own if n not in known and t is not None and t.dim() >= 1 and t.shape[0] == channels)
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,16 +123,6 @@ class PruningGraph:
     @property
     def channels(self) -> np.ndarray:
         return np.asarray([g.channels for g in self.groups], dtype=np.int64)
-
-
-@dataclass
-class _Call:
-    name: str
-    module: nn.Module
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    out_grad_fn: Any
-    cost: int
 
 
 def first_example(example_inputs: ExampleInputs) -> ExampleInputs:
@@ -268,7 +206,7 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
     def forward_fn(m, x):
         out, rec = run_counted(m, x)
         recorded.append(rec.calls)
-        outputs.extend(o for o in _flatten(out) if isinstance(o, torch.Tensor))
+        outputs.extend(o for o in flatten_outputs(out) if isinstance(o, torch.Tensor))
         return out
 
     with torch.enable_grad():
@@ -310,25 +248,17 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
 
     base_flops = sum(c.cost for c in calls)
     provisional = _finish(groups, calls, None, skipped, base_flops, work, inputs)
-    if validate and _attempt(model, provisional, trial_counts(provisional), inputs, ref_out)[0] is not None:
+    if validate and attempt_cut(model, provisional, trial_counts(provisional), inputs, ref_out)[0] is not None:
         groups = _untie(model, dg, groups, names, out_grad_fns, provisional, inputs, ref_out)
         provisional = _finish(groups, calls, None, skipped, base_flops, work, inputs)
-    keep, skipped, steps, trial = _trial(model, provisional, inputs, ref_out, validate)
+    keep, skipped, steps, trial = run_trial(model, provisional, inputs, ref_out, validate)
     for i, step in steps.items():
         groups[i]["channel_groups"] = step
     groups = [groups[i] for i in keep]
     flop_model = _flop_model(dg, calls, groups, names, trial)
     result = _finish(groups, calls, flop_model, skipped, base_flops, work, inputs)
-    _check_flop_model(model, result, inputs)
+    check_flop_model(model, result, inputs)
     return result
-
-
-def _flatten(out: Any) -> list[Any]:
-    if isinstance(out, (tuple, list)):
-        return [y for x in out for y in _flatten(x)]
-    if isinstance(out, dict):
-        return [y for x in out.values() for y in _flatten(x)]
-    return [out]
 
 
 def _build_group(dg, tp_group, names: dict, out_grad_fns: set, channels: int | None = None) -> dict | str:
@@ -372,8 +302,8 @@ def _build_group(dg, tp_group, names: dict, out_grad_fns: set, channels: int | N
             return "output"  # these channels are the model's output (the classifier)
         name = names[module]
         handler = item.dep.handler
-        if kind != "in" and type(module) not in _BASE_TYPES:
-            extras = _extra_tensors(module, pruner.get_out_channels(module))
+        if kind != "in" and type(module) not in BASE_TYPES:
+            extras = extra_tensors(module, pruner.get_out_channels(module))
             handler = WithExtras(handler, extras) if extras else handler
         ops_.append(PruneOp(name, handler, idxs, roots, kind))
         node_kinds.append((node, kind, idxs, roots))
@@ -404,9 +334,6 @@ def _build_group(dg, tp_group, names: dict, out_grad_fns: set, channels: int | N
         "ops": tuple(ops_),
         "nodes": node_kinds,
     }
-
-
-Trial = tuple[np.ndarray, list]  # kept counts of the trial surgery (per kept group) and its counted calls
 
 
 def _flop_model(dg, calls: list, groups: list[dict], names: dict, trial: Trial | None) -> FlopModel:
@@ -537,32 +464,6 @@ def _finish(groups, calls, flop_model, skipped, base_flops, work, inputs) -> Pru
     return PruningGraph(tuple(out), tuple(skipped), flop_model, int(base_flops), int(base_params), shape)
 
 
-def trial_counts(graph: PruningGraph) -> np.ndarray:
-    """About half of every group, respecting channel groups (used to validate surgery)."""
-    counts = []
-    for g in graph.groups:
-        q = g.channel_groups
-        counts.append(max(q, (g.channels // 2) // q * q))
-    return np.asarray(counts, dtype=np.int64)
-
-
-def _attempt(model: nn.Module, graph: PruningGraph, counts: np.ndarray, inputs, ref_out) -> tuple[str | None, list | None]:
-    """Cut ``counts`` and run: ``(None, counted calls)``, or ``(why it fails, None)``."""
-    from autostruct.measure.flops import run_counted
-    from autostruct.prune.surgery import prune_counts
-
-    try:
-        pruned = prune_counts(model, graph, counts, importance=None).eval()
-        with torch.no_grad():
-            out, rec = run_counted(pruned, inputs)
-    except Exception as exc:  # any failure means this group cannot be cut safely
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return f"surgery breaks the forward pass ({type(exc).__name__}: {first})", None
-    ref = [o.shape for o in _flatten(ref_out) if isinstance(o, torch.Tensor)]
-    got = [o.shape for o in _flatten(out) if isinstance(o, torch.Tensor)]
-    return (None, rec.calls) if ref == got else (f"surgery changes the output shape {ref} -> {got}", None)
-
-
 @dataclass
 class _Item:
     """A Torch-Pruning group item rebuilt from single-channel queries (``dep``, ``idxs``, ``root_idxs``)."""
@@ -585,7 +486,7 @@ def _untie(model, dg, groups: list[dict], names, out_grad_fns, graph: PruningGra
     for i, g in enumerate(groups):
         counts = full.copy()
         counts[i] = half[i]
-        if _attempt(model, graph, counts, inputs, ref_out)[0] is None:
+        if attempt_cut(model, graph, counts, inputs, ref_out)[0] is None:
             continue
         root, handler = g["root"]
         component: dict[int, int] = {}
@@ -613,117 +514,6 @@ def _untie(model, dg, groups: list[dict], names, out_grad_fns, graph: PruningGra
             rebuilt["leading"] = g["leading"]
             out[i] = rebuilt
     return out
-
-
-def _trial(model: nn.Module, graph: PruningGraph, inputs, ref_out, validate: bool):
-    """The trial surgery. Returns the groups that can be cut, the reasons of those that cannot, the channel
-    multiple some groups need (``{group: step}``), and the kept groups' trial counts with the counted calls.
-
-    1. Every group at about half: all at once, else one by one, then together (two cuts may clash).
-    2. Granularity (with ``validate``): every group one channel group smaller must work too. A forward that splits
-       the channels into heads (``reshape(b, n, heads, -1)``) only works with multiples of the head count: the
-       smallest channel multiple that works becomes the group's ``channel_groups``.
-    3. The half cut again with those multiples; its counted calls calibrate the FLOP model.
-    """
-
-    def attempt(graph: PruningGraph, counts: np.ndarray) -> tuple[str | None, list | None]:
-        return _attempt(model, graph, counts, inputs, ref_out)
-
-    def together(graph: PruningGraph, candidates: list[int], skipped: list) -> tuple[list[int], list | None]:
-        half, full = trial_counts(graph), graph.channels
-        keep: list[int] = []
-        calls = None
-        for i in candidates:
-            counts = full.copy()
-            counts[keep + [i]] = half[keep + [i]]
-            reason, got = attempt(graph, counts)
-            if reason is None:
-                keep.append(i)
-                calls = got
-            else:
-                skipped.append((graph.groups[i].name, f"{reason}, together with the other groups"))
-        return keep, calls
-
-    half, full = trial_counts(graph), graph.channels
-    keep = list(range(len(graph.groups)))
-    skipped = list(graph.skipped)
-    reason, calls = attempt(graph, half)
-    if reason is not None:
-        if not validate:
-            return keep, skipped, {}, None
-        alone = []
-        for i, g in enumerate(graph.groups):
-            counts = full.copy()
-            counts[i] = half[i]
-            reason, _ = attempt(graph, counts)
-            if reason is None:
-                alone.append(i)
-            else:
-                log.info("layer %s left unpruned: %s", g.name, reason)
-                skipped.append((g.name, reason))
-        keep, calls = together(graph, alone, skipped)
-    steps: dict[int, int] = {}
-    if validate and keep:
-        one = full.copy()
-        for i in keep:
-            one[i] -= graph.groups[i].channel_groups
-        if attempt(graph, one)[0] is not None:
-            for i in list(keep):
-                g = graph.groups[i]
-                q = g.channel_groups
-                for step in (d for d in range(q, g.channels // 2 + 1, q) if g.channels % d == 0):
-                    counts = full.copy()
-                    counts[i] = g.channels - step
-                    if attempt(graph, counts)[0] is None:
-                        if step != q:
-                            steps[i] = step
-                        break
-                else:
-                    keep.remove(i)
-                    skipped.append((g.name, "no channel multiple below half of the channels keeps the forward pass "
-                                            "working"))
-            graph = _regroup(graph, steps)
-            half = trial_counts(graph)
-            counts = full.copy()
-            counts[keep] = half[keep]
-            reason, calls = attempt(graph, counts)
-            if reason is not None:
-                keep, calls = together(graph, keep, skipped)
-    if not keep:
-        raise AutostructError(
-            f"{type(model).__name__} has no prunable channel group: "
-            + "; ".join(f"{n}: {r}" for n, r in skipped)
-        )
-    return keep, skipped, steps, (half[keep].astype(np.float64), calls)
-
-
-def _regroup(graph: PruningGraph, steps: dict[int, int]) -> PruningGraph:
-    """``graph`` with the channel multiples of ``steps`` (group index -> multiple)."""
-    if not steps:
-        return graph
-    groups = tuple(dataclasses.replace(g, channel_groups=steps.get(i, g.channel_groups))
-                   for i, g in enumerate(graph.groups))
-    return dataclasses.replace(graph, groups=groups)
-
-
-def _check_flop_model(model: nn.Module, graph: PruningGraph, inputs) -> None:
-    """Warn if the FLOP model disagrees with :func:`count_flops` at random kept channels (a pattern it misses)."""
-    from autostruct.measure.flops import run_counted
-    from autostruct.prune.surgery import group_allowed, prune_counts
-
-    rng = np.random.default_rng(0)
-    counts = np.asarray([rng.choice(group_allowed(g)) for g in graph.groups], dtype=np.int64)
-    try:
-        pruned = prune_counts(model, graph, counts, importance=None).eval()
-        with torch.no_grad():
-            real = run_counted(pruned, inputs)[1].total
-    except Exception:  # noqa: BLE001  (random counts may break a clash the half-width trial missed)
-        return
-    if real != graph.flop_model.flops(counts):
-        log.warning(
-            "FLOP model of %s is approximate (%d vs %d counted at random widths); budgets use the model",
-            type(model).__name__, graph.flop_model.flops(counts), real,
-        )
 
 
 def prunable_groups(model: nn.Module, example_inputs: ExampleInputs) -> list[PrunableGroup]:

@@ -21,7 +21,8 @@ from torch import nn
 
 from autostruct.errors import AutostructError, unknown_name
 from autostruct.prune.budget import allowed_counts, ceil_to_allowed
-from autostruct.prune.graph import ExampleInputs, HeadDims, PrunableGroup, PruningGraph, analyze
+from autostruct.prune.graph import ExampleInputs, PrunableGroup, PruningGraph, analyze
+from autostruct.prune.handlers import HeadDims
 
 Importance = Literal["l1", "l2", "bn_scale", "taylor"]
 IMPORTANCE_CRITERIA: tuple[str, ...] = ("l1", "l2", "bn_scale", "taylor")
