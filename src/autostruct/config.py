@@ -272,6 +272,19 @@ class PruneConfig(StrictModel):
     device: str = "cpu"
     seed: int = 0
 
+    @field_validator("model_kwargs")
+    @classmethod
+    def _kwargs_not_dataset_args(cls, v: dict[str, Any]) -> dict[str, Any]:
+        clash = [k for k in ("num_classes", "in_channels", "image_size", "width") if k in v]
+        if clash:
+            raise ValueError(
+                f"{', '.join(clash)} cannot be set here: num_classes, in_channels and image_size come from each "
+                "task's dataset (so the model fits its data) and width from the config's 'width'. Remove "
+                f"{', '.join(repr(k) for k in clash)} from model_kwargs; a model for another input size needs a "
+                "dataset of that size."
+            )
+        return v
+
     @field_validator("tasks")
     @classmethod
     def _tasks_valid(cls, v: list[PruneTask]) -> list[PruneTask]:

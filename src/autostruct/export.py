@@ -353,6 +353,9 @@ def export_onnx(
     path = Path(path)
     was_training = model.training
     model.eval()
+    # In eval mode without gradients nn.MultiheadAttention takes a fused fast path that has no ONNX export.
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
         with atomic_path(path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -383,6 +386,7 @@ def export_onnx(
             onnx.checker.check_model(str(tmp))
     finally:
         model.train(was_training)
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     return path
 
 

@@ -48,6 +48,11 @@ CASES = {
                           ["'model'", "tasks.0.dataset", "custom_models:fixed_32px", "(1, 8, 8)", "in_channels"]),
     "not a module": (lambda p: _config(p, model="custom_models:not_a_model"), ["'model'", "not a torch.nn.Module"]),
     "bad model_kwargs": (lambda p: _config(p, model_kwargs={"depthh": 2}), ["'model_kwargs'", "depthh"]),
+    "declares another input size": (lambda p: _config(p, model="custom_models:declared_32px"),
+                                    ["'model'", "tasks.0.dataset", "default_cfg['input_size'] = 32 (px)",
+                                     "1 channels of 8x8 px", "build it for the dataset"]),
+    "model_kwargs set image_size": (lambda p: _config(p, model_kwargs={"image_size": 32}),
+                                    ["'model_kwargs'", "image_size cannot be set here", "Remove 'image_size'"]),
 }
 
 
@@ -78,3 +83,8 @@ def test_train_factory_with_kwargs_and_export_with_import(tmp_path):
     assert result.exit_code == 0, result.output
     bad = runner.invoke(app, ["train", "--model", "custom_models:fixed_32px", "--dataset", "digits", "--epochs", "1"])
     assert bad.exit_code == 2 and "(1, 8, 8)" in " ".join(bad.output.split())
+    bad = runner.invoke(app, ["train", "--model", "custom_models:small_cnn", "--model-kwargs", '{"image_size": 32}',
+                              "--dataset", "digits", "--epochs", "1"])
+    assert bad.exit_code == 2 and "image_size cannot be set there" in " ".join(bad.output.split())
+    bad = runner.invoke(app, ["train", "--model", "custom_models:declared_32px", "--dataset", "digits", "--epochs", "1"])
+    assert bad.exit_code == 2 and "default_cfg['input_size'] = 32 (px)" in " ".join(bad.output.split())

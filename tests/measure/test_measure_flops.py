@@ -79,3 +79,63 @@ def test_model_left_untouched():
 def test_wrong_input_shape_is_a_user_error():
     with pytest.raises(AutostructError, match="example inputs of shape"):
         count_flops(nn.Conv2d(3, 4, 3), torch.zeros(1, 1, 8, 8))
+
+
+def test_subclasses_count_as_their_base_class():
+    class BNAct(nn.BatchNorm2d):  # a fused activation: the BN and its ReLU both count
+        def __init__(self, c):
+            super().__init__(c)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(super().forward(x))
+
+    class Scaled(nn.Linear):
+        pass
+
+    net = nn.Sequential(BNAct(3), nn.Flatten(), Scaled(3 * 4 * 4, 5))
+    assert count_flops(net, torch.zeros(1, 3, 4, 4)).flops == 2 * 48 + 48 + 48 * 5 + 5
+
+
+def test_hand_written_attention_counts_its_matrix_products():
+    class Attn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv = nn.Linear(8, 24, bias=False)
+
+        def forward(self, x):  # x: (B, N, 8)
+            q, k, v = self.qkv(x).chunk(3, -1)
+            return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+
+    n = 5
+    qkv, scores, mix = n * 8 * 24, n * n * 8, n * n * 8
+    assert count_flops(Attn(), torch.zeros(2, n, 8)).flops == qkv + scores + mix
+
+
+def test_multihead_attention_by_hand():
+    e, n = 8, 6
+    mha = nn.MultiheadAttention(e, 2, batch_first=True)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = mha
+
+        def forward(self, x):
+            return self.mha(x, x, x, need_weights=False)[0]
+
+    projections = 3 * n * e * e + 3 * n * e  # q, k, v with bias
+    attention = 2 * n * n * e
+    out = n * e * e + n * e
+    assert count_flops(Net(), torch.zeros(1, n, e)).flops == projections + attention + out
+
+
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2", "vgg11"])
+def test_zoo_models_count_as_torch_pruning_does(name):
+    import torch_pruning as tp
+
+    from autostruct.models import create_model
+
+    model = create_model(name, num_classes=10, in_channels=3, image_size=16, width=0.25)
+    x = torch.zeros(1, 3, 16, 16)
+    assert count_flops(model, x).flops == int(tp.utils.count_ops_and_params(model, x)[0])

@@ -6,6 +6,7 @@ Not a test module: tests import it by name (pytest puts this folder on ``sys.pat
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from autostruct.models import register_model
@@ -35,3 +36,33 @@ def not_a_model(num_classes: int) -> dict:
 def custom_tiny(num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> nn.Module:
     """A registered architecture (the ``imports:`` route)."""
     return small_cnn(num_classes, in_channels, depth=2, channels=max(4, int(8 * width)))
+
+
+
+class FixedWidthHead(nn.Module):
+    """Its forward reads a hard-coded width of ``hidden``'s output (``view(-1, 4, 4)``): cutting those channels
+    breaks the forward pass, so that group stays at full width."""
+
+    def __init__(self, num_classes: int, in_channels: int):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
+                                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.hidden = nn.Linear(8, 16)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        h = torch.relu(self.hidden(self.features(x))).view(-1, 4, 4)
+        return self.fc(h.flatten(1))
+
+
+def fixed_width_head(num_classes: int, in_channels: int) -> nn.Module:
+    """One group prunes (the conv), one cannot (``hidden``): the run reports it in ``skipped_groups``."""
+    return FixedWidthHead(num_classes, in_channels)
+
+
+def declared_32px(num_classes: int, in_channels: int) -> nn.Module:
+    """timm style: the model records the input it was built for (``default_cfg['input_size']``); with global
+    pooling it also runs on 8x8 digits, so only the declaration shows the mismatch."""
+    model = small_cnn(num_classes, in_channels)
+    model.default_cfg = {"input_size": (in_channels, 32, 32)}
+    return model

@@ -14,7 +14,7 @@ import torch
 
 from autostruct.config import PruneConfig, parse_config
 from autostruct.export import load_model
-from autostruct.mtacp import run_prune
+from autostruct.mtacp import run_prune, zero_shot_prune
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
@@ -49,6 +49,12 @@ def test_factory_model_prunes_exports_and_reloads_in_a_fresh_process(tmp_path):
     model, _ = load_model(task["model_path"])
     assert model.autostruct_spec["name"] == "custom_models:small_cnn"
     assert model.autostruct_spec["kwargs"]["depth"] == 2
+    assert res.results["skipped_groups"] == {"digits": []} and task["skipped_groups"] == []
+
+    # Zero-shot on a dataset the run never saw builds the same architecture: model_kwargs reach it.
+    zs = zero_shot_prune(res.policy_path, "digits", 0.5, classes=[0, 1, 2], output_dir=tmp_path / "zs", progress=False)
+    zs_model, _ = load_model(zs["model_path"])
+    assert zs_model.autostruct_spec["kwargs"]["channels"] == 8 and zs["flops"] <= 0.5 * zs["base_flops"]
     x = torch.randn(3, 1, 8, 8)
     with torch.no_grad():
         ref = model(x)
@@ -87,3 +93,15 @@ def test_registered_architecture_checkpoint_reimports_its_module(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "Sequential" in proc.stdout
+
+
+@pytest.mark.slow
+def test_group_that_fails_the_trial_cut_is_warned_once_and_listed(tmp_path, capsys):
+    res = run_prune(_config(tmp_path / "run", model="custom_models:fixed_width_head", model_kwargs={}), progress=False)
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("stay at full width") == 1 and "hidden" in err
+    (skipped,) = res.results["skipped_groups"]["digits"]
+    assert skipped["layer"] == "hidden" and "surgery breaks the forward pass" in skipped["reason"]
+    (task,) = res.results["tasks"]
+    assert task["skipped_groups"] == [skipped]
+    assert task["flops"] <= task["ratio"] * task["base_flops"]

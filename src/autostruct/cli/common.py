@@ -74,4 +74,10 @@ def parse_model_kwargs(text: str | None) -> dict[str, Any]:
         raise AutostructError(f"--model-kwargs must be a JSON object such as '{{\"depth\": 3}}'; {exc}.") from None
     if not isinstance(value, dict):
         raise AutostructError(f"--model-kwargs must be a JSON object such as '{{\"depth\": 3}}', got {text!r}.")
+    clash = [k for k in ("num_classes", "in_channels", "image_size", "width") if k in value]
+    if clash:
+        raise AutostructError(
+            f"--model-kwargs: {', '.join(clash)} cannot be set there: num_classes, in_channels and image_size come "
+            "from --dataset (so the model fits its data) and width from --width. Remove them from --model-kwargs."
+        )
     return value

@@ -197,9 +197,60 @@ def resolve_model(name: str) -> ModelBuilder:
     return _REGISTRY[name]
 
 
+def _size(value: object) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) for v in value):
+        return value[-1] if len(set(value[-2:])) == 1 else None
+    return None
+
+
+def declared_input(model: nn.Module) -> list[tuple[str, str, int]]:
+    """What ``model`` says it was built for, as ``(where, "channels" | "size", value)``.
+
+    Read from the conventions of popular libraries: timm's ``pretrained_cfg`` / ``default_cfg``
+    ``input_size = (C, H, W)``, top-level ``in_chans`` / ``in_channels`` / ``img_size`` / ``image_size`` /
+    ``input_size`` attributes, and a ``patch_embed.img_size``. A model that declares nothing gives ``[]``.
+    """
+    found: list[tuple[str, str, int]] = []
+    for attr in ("pretrained_cfg", "default_cfg"):
+        cfg = getattr(model, attr, None)
+        shape = cfg.get("input_size") if isinstance(cfg, dict) else None
+        if isinstance(shape, (tuple, list)) and len(shape) == 3 and all(isinstance(v, int) for v in shape):
+            found += [(f"{attr}['input_size']", "channels", shape[0]), (f"{attr}['input_size']", "size", shape[-1])]
+            break
+    for attr, what in (("in_chans", "channels"), ("in_channels", "channels"), ("img_size", "size"),
+                       ("image_size", "size"), ("input_size", "size")):
+        value = model.__dict__.get(attr)  # plain attributes only, not submodules or properties
+        value = value if what == "size" else (value if isinstance(value, int) else None)
+        size = _size(value)
+        if size is not None:
+            found.append((attr, what, size))
+    patch = getattr(model, "patch_embed", None)
+    size = _size(getattr(patch, "img_size", None)) if isinstance(patch, nn.Module) else None
+    if size is not None:
+        found.append(("patch_embed.img_size", "size", size))
+    return found
+
+
 def check_model_input(model: nn.Module, name: str, num_classes: int, in_channels: int, image_size: int) -> None:
-    """Run the model once on a zero batch of the dataset's shape; a clear error names the model, shape and fix."""
+    """Check the model against the dataset's input: what it declares it was built for (see
+    :func:`declared_input`), then one forward pass on a zero batch of that shape; a clear error names the model,
+    both shapes and the fix."""
     import torch
+
+    want = {"channels": in_channels, "size": image_size}
+    wrong = [(where, what, value) for where, what, value in declared_input(model) if value != want[what]]
+    if wrong:
+        said = ", ".join(f"{where} = {value} ({'input channels' if what == 'channels' else 'px'})"
+                         for where, what, value in wrong)
+        raise AutostructError(
+            f"Model '{name}' was built for other inputs than the dataset's {in_channels} channels of "
+            f"{image_size}x{image_size} px: {said}. It may still run (global pooling hides the mismatch) but "
+            "would be trained, pruned and exported for the wrong input. Fix: build it for the dataset (a "
+            "factory receives in_channels and image_size when its signature has those parameters) or pick a "
+            "dataset of the size it was built for."
+        )
 
     shape = (2, in_channels, image_size, image_size)
     was_training = model.training

@@ -130,6 +130,7 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
         x = _example(data)
         cost = count_flops(model, x)
         rec = {
+            "skipped_groups": skipped_groups(model, x),
             "dataset": key.dataset,
             "classes": list(key.classes) if key.classes else None,
             "checkpoint": ckpt,
@@ -143,6 +144,31 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
         _say(progress, f"  {key.label}: test accuracy {100 * rec['base_accuracy']:.2f}%, {rec['base_flops'] / 1e6:.2f} MFLOPs, "
                        f"checkpoint {ckpt}")
     return bases
+
+
+def skipped_groups(model: torch.nn.Module, x: torch.Tensor) -> list[dict[str, str]]:
+    """The channel groups of ``model`` the engine leaves at full width, with the reason (the trial cut fails,
+    or a layer type without a pruner shares the channels): ``[{"layer": ..., "reason": ...}]``."""
+    from autostruct.measure._inputs import model_device
+    from autostruct.prune.graph import analyze
+
+    graph = analyze(model, x.to(model_device(model)))
+    return [{"layer": name, "reason": reason} for name, reason in graph.skipped]
+
+
+def warn_skipped(bases: dict[DataKey, dict[str, Any]], model: str) -> None:
+    """Print once per dataset which groups stay at full width (also on a quiet run: it changes the result)."""
+    from rich.console import Console
+
+    for key, base in bases.items():
+        skipped = base.get("skipped_groups") or []
+        if not skipped:
+            continue
+        layers = ", ".join(s["layer"] for s in skipped)
+        msg = (f"{len(skipped)} pruning group(s) of '{model}' on {key.label} stay at full width (counted in the "
+               f"FLOPs budget, listed as skipped_groups in results.json): {layers}")
+        log.warning(msg + "; reasons: " + "; ".join(f"{s['layer']}: {s['reason']}" for s in skipped))
+        Console(stderr=True).print(f"[bold yellow]warning[/] {msg}", highlight=False)
 
 
 def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
@@ -305,6 +331,7 @@ def _finish_task(
         "naive_best": naive_best,
         "greedy": greedy,
         "uniform": uniform,
+        "skipped_groups": [{"layer": n, "reason": r} for n, r in env.graph.skipped],
     }
     paths = export(pruned, task_dir, x, metadata={k: rec[k] for k in ("task", "dataset", "classes", "ratio")})
     rec["model_path"], rec["onnx_path"] = str(paths.model_pt), str(paths.onnx)
@@ -360,6 +387,7 @@ def run_prune(
     keys, tasks = expand_tasks(cfg)
     out = prepare_output_dir(cfg, resume=resume, overwrite=overwrite)
     bases = prepare_bases(cfg, out, keys, progress)
+    warn_skipped(bases, cfg.model)
     env_cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"round_to": round_to})})
     factories = make_factories(env_cfg, tasks, bases)
 
@@ -373,6 +401,8 @@ def run_prune(
     search_wall = time.monotonic() - t_search
     meta = {
         "model": cfg.model,
+        "model_kwargs": dict(cfg.model_kwargs),
+        "imports": list(cfg.imports),
         "width": cfg.width,
         "base_training_epochs": cfg.base_training.epochs,
         "seed": cfg.seed,
@@ -408,6 +438,7 @@ def run_prune(
             "mean_accuracy_after_finetune": mean_of(records, "accuracy_after_finetune"),
         },
         "curves": curves,
+        "skipped_groups": {k.label: bases[k].get("skipped_groups", []) for k in keys},
         "rounding": {"config": cfg.search.round_to, "round_to": round_to,
                      "host": resolve_rounding(cfg.search.round_to).as_dict() if cfg.search.round_to == "auto" else None},
         "policy_path": str(policy_path),

@@ -30,6 +30,7 @@ def zero_shot_prune(
     from autostruct.data import load_dataset
     from autostruct.export import export
     from autostruct.measure import count_flops
+    from autostruct.models import import_modules
     from autostruct.models.train import evaluate, fine_tune
     from autostruct.prune.bn import recalibrate_bn
     from autostruct.prune.env import PruningEnvFactory
@@ -52,8 +53,11 @@ def zero_shot_prune(
     else:
         # An unseen dataset gets the next index; its beta feature (index / (n - 1)) is clipped to 1 by the env.
         index, model = len(known), meta["model"]
+    # The run's imports register its architectures; its model_kwargs rebuild the same one for a new dataset.
+    import_modules(meta.get("imports", []), "imports")
     factory = PruningEnvFactory.create(
         model, dataset, ratio, classes=tuple(classes) if classes else None, width=meta["width"],
+        model_kwargs=meta.get("model_kwargs") or {},
         epochs=meta["base_training_epochs"], seed=meta["seed"], data_root=data_root, device=device,
         task_id=0, dataset_index=index, num_datasets=max(len(known), 1), **meta["env"],
     )
@@ -74,6 +78,7 @@ def zero_shot_prune(
         "flops": int(count_flops(pruned, x).flops),
         "params": int(count_flops(pruned, x).params),
         "val_accuracy": rec.info["accuracy"],
+        "skipped_groups": [{"layer": n, "reason": r} for n, r in env.graph.skipped],
         "accuracy_before_finetune": evaluate(pruned, data.test, device=device).accuracy,
         "accuracy_after_finetune": None,
         "seconds": None,

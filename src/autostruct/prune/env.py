@@ -397,6 +397,7 @@ class PruningEnvFactory:
     dataset_index: int = 0
     num_datasets: int = 1
     env: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    model_kwargs: tuple[tuple[str, Any], ...] = ()  # the builder's extra arguments (a zoo or factory name)
 
     @classmethod
     def create(cls, model: str, dataset: str, target_ratio: float, **kwargs: Any) -> PruningEnvFactory:
@@ -404,11 +405,14 @@ class PruningEnvFactory:
         own = {k: kwargs.pop(k) for k in list(kwargs) if k in cls.__dataclass_fields__}
         if "classes" in own and own["classes"] is not None:
             own["classes"] = tuple(own["classes"])
+        if isinstance(own.get("model_kwargs"), Mapping):
+            own["model_kwargs"] = tuple(sorted(own["model_kwargs"].items()))
         return cls(model, dataset, target_ratio, env=tuple(sorted(kwargs.items())), **own)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["env"] = dict(self.env)
+        d["model_kwargs"] = dict(self.model_kwargs)
         return d
 
     def __call__(self) -> PruningEnv:
@@ -438,6 +442,6 @@ class PruningEnvFactory:
         model, _ = get_or_train(
             self.model, self.dataset, classes=list(self.classes) if self.classes is not None else None,
             width=self.width, epochs=self.epochs, seed=self.seed, root=self.data_root, val_size=self.val_split,
-            device=self.device, progress=False, dataset=dataset,
+            device=self.device, progress=False, dataset=dataset, model_kwargs=dict(self.model_kwargs),
         )
         return model

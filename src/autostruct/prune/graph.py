@@ -26,6 +26,15 @@ from torch import nn
 
 from autostruct.errors import AutostructError
 from autostruct.prune.budget import FlopModel
+from autostruct.prune.handlers import BASE_TYPES, HeadDims, WithExtras, extra_tensors, head_dims_block
+from autostruct.prune.trial import (
+    Trial,
+    attempt_cut,
+    check_flop_model,
+    flatten_outputs,
+    run_trial,
+    trial_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +42,7 @@ ExampleInputs = torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]
 
 # Real layers whose channels the engine knows how to cut (Torch-Pruning pruners, exact FLOP formulas).
 _SUPPORTED = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.PReLU,
-              nn.modules.instancenorm._InstanceNorm)
-
+              nn.modules.instancenorm._InstanceNorm, nn.LayerNorm, nn.MultiheadAttention)
 
 @dataclass(frozen=True, eq=False)
 class PruneOp:
@@ -46,6 +54,24 @@ class PruneOp:
     positions: np.ndarray
     roots: np.ndarray
     kind: str  # "out", "in" or "io" (same function for both sides: BN, depthwise conv)
+
+
+def _head_dims_group(dg, block: nn.Module, names: dict) -> dict:
+    """The group of a :func:`head_dims_block`: its head dimensions, the same ones in every head."""
+    width = block.num_heads * block.head_dim
+    p = np.arange(width, dtype=np.int64)
+    qkv_idxs = np.concatenate([p, p + width, p + 2 * width])
+    nodes = [(dg.module2node[block.qkv], "out", qkv_idxs, np.tile(p, 3)), (dg.module2node[block.proj], "in", p, p)]
+    return {
+        "channels": width,
+        "channel_groups": block.num_heads,
+        "leading": (names[block.qkv],),
+        "consumers": (names[block.proj],),
+        "members": (names[block.qkv], names[block.proj]),
+        "ops": (PruneOp(names[block], HeadDims(), p, p, "out"),),
+        "nodes": nodes,
+        "scope": names[block],
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,16 +125,6 @@ class PruningGraph:
         return np.asarray([g.channels for g in self.groups], dtype=np.int64)
 
 
-@dataclass
-class _Call:
-    name: str
-    module: nn.Module
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    out_grad_fn: Any
-    cost: int
-
-
 def first_example(example_inputs: ExampleInputs) -> ExampleInputs:
     """Slice example inputs to batch 1 (costs are per example)."""
     if isinstance(example_inputs, torch.Tensor):
@@ -145,38 +161,36 @@ def check_example_inputs(model: nn.Module, inputs: ExampleInputs) -> Any:
         ) from None
 
 
-def _counted_cost(module: nn.Module, inputs: tuple, output: Any) -> int | None:
-    """What Torch-Pruning's counter adds for this call (None: a type it does not count)."""
-    from torch_pruning.utils.op_counter import MODULES_MAPPING
-
-    hook = MODULES_MAPPING.get(type(module))
-    if hook is None:
-        return None
-    had = hasattr(module, "__flops__")
-    old = getattr(module, "__flops__", 0)
-    module.__flops__ = 0
-    hook(module, inputs, output)
-    cost = int(module.__flops__)
-    if had:
-        module.__flops__ = old
-    else:
-        del module.__flops__
-    return cost
-
-
 def _is_depthwise(module: nn.Module) -> bool:
     # Torch-Pruning's own test (ops.module2type): its depthwise pruner then cuts in, out and groups together.
     return isinstance(module, nn.modules.conv._ConvNd) and module.groups == module.out_channels and module.out_channels > 1
 
 
+def _unsupported(module: nn.Module, name: str) -> str | None:
+    """Why the engine cannot cut ``module``'s channels (None: it can)."""
+    if not isinstance(module, _SUPPORTED):
+        return f"{type(module).__name__} '{name}' shares these channels and has no supported pruner"
+    if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) != 1:
+        # Torch-Pruning cuts the last normalized dimension, which is not the channel one here.
+        return f"{type(module).__name__} '{name}' normalizes over {len(module.normalized_shape)} dimensions"
+    if isinstance(module, nn.MultiheadAttention) and not module._qkv_same_embed_dim:
+        return f"MultiheadAttention '{name}' has kdim/vdim different from embed_dim"
+    return None
+
+
 def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool = True) -> PruningGraph:
-    """Trace ``model`` and return its pruning groups (forward order), FLOP model and skipped layers.
+    """Trace ``model`` and return its pruning groups (forward order), FLOP model and skipped groups.
 
     ``example_inputs``: one batch shaped like the data (only the first example is used). The model is not
     changed: tracing runs on a deep copy. With ``validate`` a trial surgery (every group at about half) must
-    keep the forward pass working; groups that break it are skipped with the error as reason.
+    keep the forward pass working; groups that break it are skipped with the error as reason. The FLOP model
+    reproduces :func:`autostruct.measure.count_flops` at any kept channels: conv, linear and attention layers
+    by their formulas, every other counted call (norms, activations, pooling, functional products) by its cost
+    at full width and at the trial surgery, along the channels of the groups that flow through it.
     """
     import torch_pruning as tp
+
+    from autostruct.measure.flops import run_counted
 
     inputs = first_example(example_inputs)
     work = copy.deepcopy(model).eval()
@@ -186,34 +200,31 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
         ref_out = check_example_inputs(work, inputs)
     names = {m: n for n, m in work.named_modules()}
 
-    calls: list[_Call] = []
-    order: dict[str, int] = {}
+    recorded: list[Any] = []
     outputs: list[Any] = []
 
-    def record(module, args, out):
-        if not isinstance(out, torch.Tensor) or not args or not isinstance(args[0], torch.Tensor):
-            return
-        name = names[module]
-        order.setdefault(name, len(order))
-        cost = _counted_cost(module, args, out)
-        calls.append(_Call(name, module, tuple(args[0].shape), tuple(out.shape), out.grad_fn, cost or 0))
-
     def forward_fn(m, x):
-        hooks = [mod.register_forward_hook(record) for mod in m.modules() if not list(mod.children())]
-        try:
-            out = run_model(m, x)
-        finally:
-            for h in hooks:
-                h.remove()
-        outputs.extend(o for o in _flatten(out) if isinstance(o, torch.Tensor))
+        out, rec = run_counted(m, x)
+        recorded.append(rec.calls)
+        outputs.extend(o for o in flatten_outputs(out) if isinstance(o, torch.Tensor))
         return out
 
     with torch.enable_grad():
         dg = tp.DependencyGraph().build_dependency(work, inputs, forward_fn=forward_fn, verbose=False)
+    calls = recorded[-1]
     out_grad_fns = {o.grad_fn for o in outputs if o.grad_fn is not None}
+    order: dict[str, int] = {}
+    for c in calls:
+        if c.module is not None:
+            order.setdefault(c.name, len(order))
 
     groups, skipped = [], []
+    blocks = {m.qkv: m for m in work.modules() if head_dims_block(m) and m.qkv in dg.module2node}
     for tp_group in dg.get_all_groups(root_module_types=(nn.modules.conv._ConvNd, nn.Linear)):
+        root_module = tp_group[0].dep.target.module
+        if root_module in blocks and tp_group[0].dep.handler == dg.get_pruner_of_module(root_module).prune_out_channels:
+            groups.append(_head_dims_group(dg, blocks[root_module], names))
+            continue
         built = _build_group(dg, tp_group, names, out_grad_fns)
         if isinstance(built, str):
             root = names.get(tp_group[0].dep.target.module, str(tp_group[0].dep.target.module))
@@ -221,6 +232,7 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
                 log.info("layer %s left unpruned: %s", root, built)
                 skipped.append((root, built))
             continue
+        built["root"] = (root_module, tp_group[0].dep.handler)
         groups.append(built)
     if not groups:
         raise AutostructError(
@@ -235,27 +247,27 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
     groups.sort(key=lambda g: min((order.get(n, big) for n in g["leading"] or g["members"]), default=big))
 
     base_flops = sum(c.cost for c in calls)
-    flop_model, spans = _flop_model(dg, calls, groups, names)
-    result = _finish(groups, calls, flop_model, spans, skipped, base_flops, work, inputs)
-    if validate:
-        result = _validate(model, result, inputs, ref_out)
+    provisional = _finish(groups, calls, None, skipped, base_flops, work, inputs)
+    if validate and attempt_cut(model, provisional, trial_counts(provisional), inputs, ref_out)[0] is not None:
+        groups = _untie(model, dg, groups, names, out_grad_fns, provisional, inputs, ref_out)
+        provisional = _finish(groups, calls, None, skipped, base_flops, work, inputs)
+    keep, skipped, steps, trial = run_trial(model, provisional, inputs, ref_out, validate)
+    for i, step in steps.items():
+        groups[i]["channel_groups"] = step
+    groups = [groups[i] for i in keep]
+    flop_model = _flop_model(dg, calls, groups, names, trial)
+    result = _finish(groups, calls, flop_model, skipped, base_flops, work, inputs)
+    check_flop_model(model, result, inputs)
     return result
 
 
-def _flatten(out: Any) -> list[Any]:
-    if isinstance(out, (tuple, list)):
-        return [y for x in out for y in _flatten(x)]
-    if isinstance(out, dict):
-        return [y for x in out.values() for y in _flatten(x)]
-    return [out]
-
-
-def _build_group(dg, tp_group, names: dict, out_grad_fns: set) -> dict | str:
-    """Turn a Torch-Pruning group into our record, or a reason why it is left unpruned."""
+def _build_group(dg, tp_group, names: dict, out_grad_fns: set, channels: int | None = None) -> dict | str:
+    """Turn a Torch-Pruning group into our record, or a reason why it is left unpruned. ``channels``: the
+    number of independent channels when the items' root indices are not the root layer's channels."""
     from torch_pruning import ops
 
     root_module = tp_group[0].dep.target.module
-    channels = dg.get_out_channels(root_module)
+    channels = dg.get_out_channels(root_module) if channels is None else channels
     ops_, leading, consumers, members, ch_groups = [], [], [], [], 1
     node_kinds: list[tuple[Any, str, np.ndarray, np.ndarray]] = []
     for item in tp_group:
@@ -274,8 +286,9 @@ def _build_group(dg, tp_group, names: dict, out_grad_fns: set) -> dict | str:
                 return "output"
             node_kinds.append((node, "io", idxs, roots))
             continue
-        if not isinstance(module, _SUPPORTED):
-            return f"{type(module).__name__} '{names[module]}' shares these channels and has no supported pruner"
+        reason = _unsupported(module, names[module])
+        if reason is not None:
+            return reason
         pruner = dg.get_pruner_of_module(module)
         if pruner.prune_out_channels == pruner.prune_in_channels:
             kind = "io"
@@ -288,14 +301,21 @@ def _build_group(dg, tp_group, names: dict, out_grad_fns: set) -> dict | str:
         if kind != "in" and node.grad_fn in out_grad_fns:
             return "output"  # these channels are the model's output (the classifier)
         name = names[module]
-        ops_.append(PruneOp(name, item.dep.handler, idxs, roots, kind))
+        handler = item.dep.handler
+        if kind != "in" and type(module) not in BASE_TYPES:
+            extras = extra_tensors(module, pruner.get_out_channels(module))
+            handler = WithExtras(handler, extras) if extras else handler
+        ops_.append(PruneOp(name, handler, idxs, roots, kind))
         node_kinds.append((node, kind, idxs, roots))
         members.append(name)
         is_conv = isinstance(module, nn.modules.conv._ConvNd)
         if is_conv and module.groups > 1 and not _is_depthwise(module):
-            ch_groups = max(ch_groups, module.groups)
+            ch_groups = math.lcm(ch_groups, module.groups)
         if isinstance(module, nn.GroupNorm):
-            ch_groups = max(ch_groups, module.num_groups)
+            ch_groups = math.lcm(ch_groups, module.num_groups)
+        if isinstance(module, nn.MultiheadAttention):
+            # Torch-Pruning keeps embed_dim divisible by the heads; the same channels go in every head.
+            ch_groups = math.lcm(ch_groups, module.num_heads)
         if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
             if kind == "out" or (kind == "io" and not _is_depthwise(module)):
                 leading.append(name)
@@ -316,24 +336,36 @@ def _build_group(dg, tp_group, names: dict, out_grad_fns: set) -> dict | str:
     }
 
 
-def _flop_model(dg, calls: list[_Call], groups: list[dict], names: dict) -> tuple[FlopModel, list]:
-    """Exact FLOPs as a function of kept channels (see :class:`FlopModel`), call by counted call."""
+def _flop_model(dg, calls: list, groups: list[dict], names: dict, trial: Trial | None) -> FlopModel:
+    """FLOPs as a function of kept channels (see :class:`FlopModel`), call by counted call.
+
+    Conv, linear and multi-head attention layers get their formula. Any other call costs an affine function of
+    the size of the channel dimension that the groups flow through (one cost per element, or per contracted
+    element); its slope comes from its cost in the ``trial`` surgery, where every group keeps about half.
+    """
     n_groups = len(groups)
     # Per traced node and side: how many times each group's channels appear there.
     forms: dict[tuple[int, str], np.ndarray] = {}
+    seen: set[tuple[int, str, int, bytes]] = set()
     for gi, g in enumerate(groups):
         for node, kind, idxs, _roots in g["nodes"]:
             mult = len(idxs) / g["channels"]
             for side in (("in", "out") if kind == "io" else (kind,)):
-                key = (id(node), side)
-                forms.setdefault(key, np.zeros(n_groups))[gi] += mult
+                mark = (id(node), side, gi, np.sort(idxs).tobytes())
+                if mark in seen:  # the same slice reached twice (an io layer listed for both sides)
+                    continue
+                seen.add(mark)
+                forms.setdefault((id(node), side), np.zeros(n_groups))[gi] += mult
     node_of_module = {m: n for m, n in dg.module2node.items() if m in names}
     node_of_grad_fn = {n.grad_fn: n for n in dg.module2node.values() if n.grad_fn is not None}
 
     zeros = np.zeros(n_groups)
     rows = {k: [] for k in ("in_const", "in_coef", "out_const", "out_coef", "p", "q", "r", "s")}
-    spans = []  # per call: the groups its cost depends on (for the per-group FLOPs)
     nominal = np.asarray([g["channels"] for g in groups], dtype=np.float64)
+    trial_calls = trial[1] if trial is not None else None
+    if trial_calls is not None and [c.name for c in trial_calls] != [c.name for c in calls]:
+        log.warning("the trial surgery changed which layers run; FLOPs of norms and activations are taken as fixed")
+        trial_calls = None
 
     def add(in_c, in_coef, out_c, out_coef, p, q, r, s):
         # The forms hold multiplicities m; a count C(k) = C - m @ (N - k) = (C - m @ N) + m @ k.
@@ -343,16 +375,16 @@ def _flop_model(dg, calls: list[_Call], groups: list[dict], names: dict) -> tupl
         rows["out_coef"].append(out_coef)
         for k, v in zip("pqrs", (p, q, r, s), strict=True):
             rows[k].append(float(v))
-        spans.append(set(np.nonzero(in_coef)[0]) | set(np.nonzero(out_coef)[0]))
 
-    for c in calls:
+    for i, c in enumerate(calls):
         m = c.module
-        node = node_of_module.get(m) or node_of_grad_fn.get(c.out_grad_fn)
+        node = node_of_module.get(m) if m is not None else None
+        node = node or node_of_grad_fn.get(c.out_grad_fn)
         f_in = forms.get((id(node), "in"), zeros) if node is not None else zeros
         f_out = forms.get((id(node), "out"), zeros) if node is not None else zeros
         if c.cost == 0:
             continue
-        if isinstance(m, nn.modules.conv._ConvNd):
+        if c.kind == "conv":
             spatial = math.prod(c.out_shape[2:])
             kernel = math.prod(m.kernel_size)
             bias = spatial if m.bias is not None else 0
@@ -360,32 +392,51 @@ def _flop_model(dg, calls: list[_Call], groups: list[dict], names: dict) -> tupl
                 add(0, zeros, m.out_channels, f_out, 0, kernel * spatial + bias, 0, 0)
             else:
                 add(m.in_channels, f_in, m.out_channels, f_out, kernel * spatial / m.groups, bias, 0, 0)
-        elif isinstance(m, nn.Linear):
-            per_in = math.prod(c.in_shape) / m.in_features
-            add(m.in_features, f_in, m.out_features, f_out, per_in, 1 if m.bias is not None else 0, 0, 0)
-        elif len(c.out_shape) >= 2 and np.any(f_out):
-            # Counted elementwise layers (BN, activations, pooling): cost proportional to the channel count.
-            chans = c.out_shape[1]
-            add(chans, f_out, 0, zeros, 0, 0, c.cost / chans, 0)
+        elif c.kind == "linear" and m is not None:
+            tokens = math.prod(c.in_shape) / m.in_features
+            add(m.in_features, f_in, m.out_features, f_out, tokens, tokens if m.bias is not None else 0, 0, 0)
+        elif c.kind == "mha" and m._qkv_same_embed_dim:
+            n_q, n_k = c.meta
+            e = m.embed_dim
+            linear_e = 2 * n_q * n_k + ((n_q + 2 * n_k) if m.in_proj_bias is not None else 0)
+            linear_e += n_q if m.out_proj.bias is not None else 0
+            add(e, f_in, e, f_out, 2 * n_q + 2 * n_k, linear_e, 0, 0)
         else:
-            add(0, zeros, 0, zeros, 0, 0, 0, c.cost)
-    if not spans:
+            d = f_out if np.any(f_out) else f_in
+            if m is None and not np.any(d):
+                # A product inside an attention block whose head dimensions are a group (HeadDims): its
+                # width is that group's.
+                for gi, g in enumerate(groups):
+                    scope = g.get("scope")
+                    if scope and (c.scope == scope or c.scope.startswith(scope + ".")):
+                        d = np.eye(n_groups)[gi]
+            full, at_trial = float(d @ nominal), float(d @ trial[0]) if trial_calls is not None else 0.0
+            if trial_calls is None or not np.any(d) or full == at_trial:
+                add(0, zeros, 0, zeros, 0, 0, 0, c.cost)
+                continue
+            slope = (c.cost - trial_calls[i].cost) / (full - at_trial)
+            add(full, d, 0, zeros, 0, 0, slope, c.cost - slope * full)
+    if not rows["p"]:
         add(0, zeros, 0, zeros, 0, 0, 0, 0)
-    model = FlopModel.from_lists(**{k: np.asarray(v) for k, v in rows.items()})
-    return model, spans
+    return FlopModel.from_lists(**{k: np.asarray(v) for k, v in rows.items()})
 
 
-def _finish(groups, calls, flop_model, spans, skipped, base_flops, work, inputs) -> PruningGraph:
+def _finish(groups, calls, flop_model, skipped, base_flops, work, inputs) -> PruningGraph:
+    """The graph of ``groups``; without a ``flop_model`` (a provisional graph for the trial surgery) the
+    per-group FLOPs are 0 and the FLOP model is a placeholder."""
     nominal = np.asarray([g["channels"] for g in groups], dtype=np.float64)
     modules = dict(work.named_modules())
     first_call = {}
     for c in calls:
-        first_call.setdefault(c.name, c)
+        if c.module is not None:
+            first_call.setdefault(c.name, c)
     out = []
     for gi, g in enumerate(groups):
-        without = nominal.copy()
-        without[gi] = 0
-        g_flops = float(flop_model(nominal) - flop_model(without))
+        g_flops = 0.0
+        if flop_model is not None:
+            without = nominal.copy()
+            without[gi] = 0
+            g_flops = float(flop_model(nominal) - flop_model(without))
         lead = g["leading"][0] if g["leading"] else g["members"][0]
         module, call = modules[lead], first_call.get(lead)
         c_in, h, w, stride, kernel = 1, 1, 1, 1, 1
@@ -402,6 +453,9 @@ def _finish(groups, calls, flop_model, spans, skipped, base_flops, work, inputs)
                 stride=int(stride), kernel=int(kernel), flops=int(round(g_flops)), ops=g["ops"],
             )
         )
+    if flop_model is None:
+        flop_model = FlopModel.from_lists(in_const=[0.0], in_coef=[[0.0] * len(groups)], out_const=[0.0],
+                                          out_coef=[[0.0] * len(groups)], p=[0.0], q=[0.0], r=[0.0], s=[base_flops])
     got = flop_model.flops(nominal)
     if got != base_flops:  # a bug in the FLOP model, not a user error; the env reports measured FLOPs anyway
         log.warning("FLOP model gives %d for the unpruned model, the counter %d", got, base_flops)
@@ -410,85 +464,56 @@ def _finish(groups, calls, flop_model, spans, skipped, base_flops, work, inputs)
     return PruningGraph(tuple(out), tuple(skipped), flop_model, int(base_flops), int(base_params), shape)
 
 
-def trial_counts(graph: PruningGraph) -> np.ndarray:
-    """About half of every group, respecting channel groups (used to validate surgery)."""
-    counts = []
-    for g in graph.groups:
-        q = g.channel_groups
-        counts.append(max(q, (g.channels // 2) // q * q))
-    return np.asarray(counts, dtype=np.int64)
+@dataclass
+class _Item:
+    """A Torch-Pruning group item rebuilt from single-channel queries (``dep``, ``idxs``, ``root_idxs``)."""
+
+    dep: Any
+    idxs: list[int]
+    root_idxs: list[int]
 
 
-def _validate(model: nn.Module, graph: PruningGraph, inputs, ref_out) -> PruningGraph:
-    """Drop groups whose surgery breaks the forward pass (checked all at once, then one by one on failure)."""
-    from autostruct.prune.surgery import prune_counts
+def _untie(model, dg, groups: list[dict], names, out_grad_fns, graph: PruningGraph, inputs, ref_out) -> list[dict]:
+    """Rebuild the groups whose half cut fails alone from single-channel queries of Torch-Pruning's graph.
 
-    def works(counts: np.ndarray) -> str | None:
-        try:
-            pruned = prune_counts(model, graph, counts, importance=None)
-            with torch.no_grad():
-                out = run_model(pruned.eval(), inputs)
-        except Exception as exc:  # any failure means this group cannot be cut safely
-            return f"surgery breaks the forward pass ({type(exc).__name__}: {exc})"
-        ref = [o.shape for o in _flatten(ref_out) if isinstance(o, torch.Tensor)]
-        got = [o.shape for o in _flatten(out) if isinstance(o, torch.Tensor)]
-        return None if ref == got else f"surgery changes the output shape {ref} -> {got}"
-
-    half = trial_counts(graph)
-    if works(half) is None:
-        _check_flop_model(model, graph, half, inputs)
-        return graph
-    full = graph.channels
-    keep, skipped = [], list(graph.skipped)
-    for i, g in enumerate(graph.groups):
+    A whole-group query keeps one root index per position, so channels that one layer carries twice (a Ghost
+    module's ``cat([y, dw(y)])``: output channels ``j`` and ``j + c`` both come from ``y``'s channel ``j``) look
+    independent, and cutting one of them breaks the forward pass. Asking for each root channel alone shows which
+    root channels go together; each such set becomes one channel of the rebuilt group.
+    """
+    half, full = trial_counts(graph), graph.channels
+    out = list(groups)
+    for i, g in enumerate(groups):
         counts = full.copy()
         counts[i] = half[i]
-        reason = works(counts)
-        if reason is None:
-            keep.append(i)
-        else:
-            log.info("layer %s left unpruned: %s", g.name, reason)
-            skipped.append((g.name, reason))
-    if not keep:
-        raise AutostructError(
-            f"{type(model).__name__} has no prunable channel group: "
-            + "; ".join(f"{n}: {r}" for n, r in skipped)
-        )
-    return _subset(graph, keep, skipped)
-
-
-def _check_flop_model(model: nn.Module, graph: PruningGraph, counts: np.ndarray, inputs) -> None:
-    """Warn if the FLOP model disagrees with the counter on a pruned model (a layer pattern it misses)."""
-    from torch_pruning.utils import count_ops_and_params
-
-    from autostruct.prune.surgery import prune_counts
-
-    pruned = prune_counts(model, graph, counts, importance=None)
-    real = int(round(count_ops_and_params(pruned, inputs)[0]))
-    if real != graph.flop_model.flops(counts):
-        log.warning(
-            "FLOP model of %s is approximate (%d vs %d counted at half width); budgets use the model",
-            type(model).__name__, graph.flop_model.flops(counts), real,
-        )
-
-
-def _subset(graph: PruningGraph, keep: list[int], skipped: list) -> PruningGraph:
-    """The graph restricted to groups ``keep``; dropped groups are frozen at full width in the FLOP model."""
-    fm = graph.flop_model
-    drop = [i for i in range(len(graph.groups)) if i not in keep]
-    full = graph.channels.astype(np.float64)
-    sub = FlopModel(
-        in_const=fm.in_const + fm.in_coef[:, drop] @ full[drop],
-        in_coef=fm.in_coef[:, keep],
-        out_const=fm.out_const + fm.out_coef[:, drop] @ full[drop],
-        out_coef=fm.out_coef[:, keep],
-        p=fm.p, q=fm.q, r=fm.r, s=fm.s,
-    )
-    groups = tuple(
-        PrunableGroup(**{**{f: getattr(graph.groups[i], f) for f in PrunableGroup.__dataclass_fields__}, "index": j})
-        for j, i in enumerate(keep)
-    )
-    return PruningGraph(groups, tuple(skipped), sub, graph.base_flops, graph.base_params, graph.input_shape)
+        if attempt_cut(model, graph, counts, inputs, ref_out)[0] is None:
+            continue
+        root, handler = g["root"]
+        component: dict[int, int] = {}
+        queries = []
+        for r in range(int(dg.get_out_channels(root) or 0)):
+            if r in component:
+                continue
+            sub = dg.get_pruning_group(root, handler, [r])
+            for t in {int(j) for j in sub[0].idxs} | {r}:
+                component.setdefault(t, len(queries))
+            queries.append(sub)
+        if len(queries) >= g["channels"] or len(queries) < 2:
+            continue
+        items: dict[tuple[int, Any], _Item] = {}
+        for cid, sub in enumerate(queries):
+            for item in sub:
+                key = (id(item.dep.target), item.dep.handler)
+                merged = items.setdefault(key, _Item(item.dep, [], []))
+                fresh = [int(j) for j in item.idxs if int(j) not in merged.idxs]
+                merged.idxs.extend(fresh)
+                merged.root_idxs.extend([cid] * len(fresh))
+        rebuilt = _build_group(dg, list(items.values()), names, out_grad_fns, channels=len(queries))
+        if isinstance(rebuilt, dict):
+            rebuilt["root"] = g["root"]
+            rebuilt["leading"] = g["leading"]
+            out[i] = rebuilt
+    return out
 
 
 def prunable_groups(model: nn.Module, example_inputs: ExampleInputs) -> list[PrunableGroup]:

@@ -22,6 +22,7 @@ from torch import nn
 from autostruct.errors import AutostructError, unknown_name
 from autostruct.prune.budget import allowed_counts, ceil_to_allowed
 from autostruct.prune.graph import ExampleInputs, PrunableGroup, PruningGraph, analyze
+from autostruct.prune.handlers import HeadDims
 
 Importance = Literal["l1", "l2", "bn_scale", "taylor"]
 IMPORTANCE_CRITERIA: tuple[str, ...] = ("l1", "l2", "bn_scale", "taylor")
@@ -102,6 +103,10 @@ def channel_importance(
         used = False
         for op in g.ops:
             module = modules[op.module]
+            if isinstance(op.handler, HeadDims):  # an attention block's head dimensions: its q, k, v rows
+                np.add.at(score, op.roots, _head_dim_norms(module, op.positions, criterion))
+                used = True
+                continue
             is_filter = isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) and op.kind in ("out", "io")
             is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine
             if criterion in ("l1", "l2") and is_filter:
@@ -126,10 +131,21 @@ def channel_importance(
     return scores
 
 
+def _head_dim_norms(block: nn.Module, positions: np.ndarray, criterion: str) -> np.ndarray:
+    """Per head dimension: the norm of its q, k and v rows of ``block.qkv`` (L2 for ``l2``, else L1)."""
+    width = block.num_heads * block.head_dim
+    w = block.qkv.weight.detach().reshape(3, width, -1).transpose(0, 1).flatten(1)[torch.as_tensor(positions)]
+    per = w.pow(2).sum(1).sqrt() if criterion == "l2" else w.abs().sum(1)
+    return per.double().cpu().numpy()
+
+
 def channel_importance_l1(modules: Mapping[str, nn.Module], group: PrunableGroup) -> np.ndarray:
     score = np.zeros(group.channels, dtype=np.float64)
     for op in group.ops:
         module = modules[op.module]
+        if isinstance(op.handler, HeadDims):
+            np.add.at(score, op.roots, _head_dim_norms(module, op.positions, "l1"))
+            continue
         if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) and op.kind in ("out", "io"):
             w = module.weight.detach().transpose(0, _out_dim(module)).flatten(1)[torch.as_tensor(op.positions)]
             np.add.at(score, op.roots, w.abs().sum(1).double().cpu().numpy())

@@ -1,0 +1,108 @@
+"""Issue 13's matrix: every third-party-style architecture of ``tests/byo_archs.py`` prunes to its FLOPs target.
+
+For each architecture: the env's FLOP model agrees exactly with :func:`autostruct.measure.count_flops` at keep
+ratio 0.5 and at random keep ratios; an episode of the pruning env (its two-sided budget wall) lands within
+[0.97, 1.0] of a 50% FLOPs target by ``count_flops``; the pruned model saves, reloads with identical outputs and
+runs in onnxruntime.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from autostruct.export import export, load_model
+from autostruct.measure import count_flops
+from autostruct.models import create_model
+from autostruct.prune.env import PruningEnv
+from autostruct.prune.graph import analyze
+from autostruct.prune.surgery import channel_importance, counts_from_ratios, prune_counts
+from byo_archs import MATRIX, n_params, onnx_out, randomize
+
+SIZE, CHANNELS, CLASSES = 16, 2, 5
+
+
+def _model(name: str) -> torch.nn.Module:
+    return randomize(create_model(name, num_classes=CLASSES, in_channels=CHANNELS, image_size=SIZE))
+
+
+def _x(n: int = 3) -> torch.Tensor:
+    return torch.randn(n, CHANNELS, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("name", list(MATRIX))
+def test_flop_model_agrees_with_count_flops(name):
+    model, x = _model(name), _x(1)
+    graph = analyze(model, x)
+    assert graph.base_flops == count_flops(model, x).flops
+    rng = np.random.default_rng(0)
+    for ratios in (0.5, rng.uniform(0.1, 1.0, len(graph.groups)), rng.uniform(0.1, 1.0, len(graph.groups))):
+        counts = counts_from_ratios(graph, ratios)
+        pruned = prune_counts(model, graph, counts, importance=None)
+        assert graph.flop_model.flops(counts) == count_flops(pruned, x).flops, ratios
+
+
+def _env(model: torch.nn.Module, ratio: float) -> PruningEnv:
+    g = torch.Generator().manual_seed(2)
+    data = [(torch.randn(n, CHANNELS, SIZE, SIZE, generator=g), torch.randint(0, CLASSES, (n,), generator=g))
+            for n in (16, 8)]
+    return PruningEnv(model, data, ratio, val_size=8, rescore_size=0, recal_batches=0, lbound=0.1)
+
+
+@pytest.mark.parametrize("name", list(MATRIX))
+def test_prunes_to_half_the_flops_saves_reloads_and_runs_in_onnxruntime(tmp_path, name):
+    model, x = _model(name), _x()
+    env = _env(model, 0.5)
+    target = 0.5 * count_flops(model, x).flops
+    for actions in (np.full(env.max_episode_steps, 0.5), np.random.default_rng(3).uniform(size=env.max_episode_steps)):
+        counts = env.simulate(actions)
+        pruned = prune_counts(model, env.graph, counts, env.scores).eval()
+        assert 0.97 <= count_flops(pruned, x).flops / target <= 1.0, (actions, counts)
+    assert n_params(pruned) < n_params(model)
+    with torch.no_grad():  # also the ONNX export (nn.MultiheadAttention's fused fast path has no ONNX op)
+        expected = pruned(x)
+        paths = export(pruned, tmp_path / "out", x[:1], metadata={"arch": name})
+        rebuilt, _ = load_model(paths.model_pt)
+        assert torch.equal(rebuilt(x), expected)
+    np.testing.assert_allclose(onnx_out(paths.onnx, x), expected.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_layernorm_and_attention_widths_are_pruned():
+    # ViT-style residual stream (tied to every LayerNorm) and nn.MultiheadAttention's embed_dim are cut.
+    vit = _model("byo-mha-vit")
+    graph = analyze(vit, _x(1))
+    stream = next(g for g in graph.groups if g.name == "conv_proj")
+    assert stream.channel_groups == 2  # embed_dim stays divisible by the 2 heads
+    pruned = prune_counts(vit, graph, counts_from_ratios(graph, 0.5), importance=None)
+    attn = pruned.encoder[0].self_attention
+    assert attn.embed_dim == 8 and attn.head_dim == 4 and pruned.ln.normalized_shape == (8,)
+
+    # Heads split by reshape(b, n, heads, -1): q/k/v/out prune together, in multiples of the 2 heads.
+    graph = analyze(_model("byo-split-qkv-vit"), _x(1))
+    heads = [g for g in graph.groups if g.name in ("attn.0.q", "attn.1.q")]
+    assert len(heads) == 2 and all(g.channel_groups == 2 for g in heads) and not graph.skipped
+
+    # timm-style attention (qkv, proj, num_heads, head_dim read in forward): head dims prune, head_dim follows.
+    vit = _model("byo-vit")
+    graph = analyze(vit, _x(1))
+    qkv = next(g for g in graph.groups if g.name == "block.attn.qkv")
+    assert qkv.channels == 16 and qkv.channel_groups == 2 and not graph.skipped
+    counts = counts_from_ratios(graph, {"block.attn.qkv": 0.5})
+    pruned = prune_counts(vit, graph, counts, channel_importance(vit, graph, "l2"))
+    attn = pruned.block.attn
+    assert (attn.head_dim, attn.qkv.out_features, attn.proj.in_features) == (4, 24, 8)
+    # The most important head dims stay: the kept q rows are the top-L2 ones of the original, in every head.
+    w = vit.block.attn.qkv.weight.detach().reshape(3, 16, -1).transpose(0, 1).flatten(1)
+    kept = attn.qkv.weight.detach()[:8]
+    top = w.norm(dim=1).reshape(2, 8).mean(0).topk(4).indices.sort().values
+    torch.testing.assert_close(kept, vit.block.attn.qkv.weight.detach()[torch.cat([top, top + 8])])
+
+
+def test_ghost_modules_prune_every_group():
+    # cat([y, dw(y)]) carries each of y's channels twice; Torch-Pruning's whole-group query makes them look
+    # independent (the cut then breaks the forward pass), single-channel queries tie them back together.
+    graph = analyze(_model("byo-ghost"), _x(1))
+    assert not graph.skipped
+    expand = next(g for g in graph.groups if g.name == "blocks.1.ghost1.primary.0")
+    assert expand.channels == 24  # the 48 channels after the concat are 24 independent ones, twice
