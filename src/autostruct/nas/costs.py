@@ -1,6 +1,6 @@
 """Exact FLOPs and parameters of an architecture, from the space alone (no model is built).
 
-The formula mirrors :func:`autostruct.measure.count_flops` (Torch-Pruning's counter) layer by layer, so
+The formula mirrors :func:`autostruct.measure.count_flops` (autostruct's counter, equal to Torch-Pruning's on these layers) layer by layer, so
 ``arch_cost(arch, ...) == count_flops(extract(supernet, arch), x)`` exactly (the tests check it):
 
 - conv ``k x k``, ``c_in -> c_out``, ``groups``: ``k*k * c_in/groups * c_out * h_out*w_out`` MACs (no bias);
@@ -40,7 +40,7 @@ class ArchCost:
 
 
 def _conv_bn(c_in: int, c_out: int, kernel: int, h_in: int, stride: int, groups: int, relu: bool) -> tuple[int, int, int]:
-    """(flops, params, h_out) of conv (no bias) -> BN -> optional ReLU6, as Torch-Pruning counts them."""
+    """(flops, params, h_out) of conv (no bias) -> BN -> optional ReLU6, as count_flops counts them."""
     h_out = math.ceil(h_in / stride)
     elems = c_out * h_out * h_out
     flops = kernel * kernel * (c_in // groups) * elems + 2 * elems + (elems if relu else 0)
