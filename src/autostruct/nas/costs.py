@@ -1,6 +1,7 @@
 """Exact FLOPs and parameters of an architecture, from the space alone (no model is built).
 
-The formula mirrors :func:`autostruct.measure.count_flops` (autostruct's counter, equal to Torch-Pruning's on these layers) layer by layer, so
+The formula mirrors :func:`autostruct.measure.count_flops` (autostruct's counter, equal to Torch-Pruning's on
+these layers) layer by layer, so
 ``arch_cost(arch, ...) == count_flops(extract(supernet, arch), x)`` exactly (the tests check it):
 
 - conv ``k x k``, ``c_in -> c_out``, ``groups``: ``k*k * c_in/groups * c_out * h_out*w_out`` MACs (no bias);
