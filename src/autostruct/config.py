@@ -251,6 +251,10 @@ class PruneSearchConfig(StrictModel):
         "onnxruntime, cached per host and model) or the path of a table JSON measured on the target device."
     )
     latency_threads: int = Field(1, ge=1, description="onnxruntime threads for latency tables and measurements.")
+    latency_margin: float = Field(
+        0.05, ge=0, lt=1, description="latency_ms tasks: the wall aims at (1 - margin) * budget, so that measured "
+        "latencies, which scatter around the table's prediction, land in [1 - 2 * margin, 1] of the budget."
+    )
     budget: Literal["exact", "amc", "none"] = Field("exact", description="Action wall (see docs/prune.md).")
     importance: Literal["l1", "l2", "bn_scale", "taylor"] = "l1"
     round_to: int | Literal["auto"] = Field(

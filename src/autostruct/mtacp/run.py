@@ -162,7 +162,7 @@ def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
     }
 
 
-def latency_kwargs(task: TaskSpec, tables: dict[DataKey, str]) -> dict[str, Any]:
+def latency_kwargs(task: TaskSpec, tables: dict[DataKey, str], margin: float) -> dict[str, Any]:
     """The env settings of a latency task (its budget and table); a FLOPs task gets the table only if there is one,
     so its latency rewards use the table's prediction too."""
     kw: dict[str, Any] = {}
@@ -170,6 +170,7 @@ def latency_kwargs(task: TaskSpec, tables: dict[DataKey, str]) -> dict[str, Any]
         kw["latency_table"] = tables[task.data]
     if task.latency_ms is not None:
         kw["latency_budget_ms"] = task.latency_ms
+        kw["latency_margin"] = margin
     return kw
 
 
@@ -185,7 +186,7 @@ def make_factories(cfg: PruneConfig, tasks: list[TaskSpec], bases: dict[DataKey,
             bases[t.data]["checkpoint"], t.data.dataset, 1.0 if t.ratio is None else t.ratio, classes=t.data.classes,
             width=cfg.width, epochs=cfg.base_training.epochs, seed=cfg.seed, val_split=5000, data_root=t.data.root,
             device=cfg.device, task_id=t.task_id, dataset_index=t.dataset_index, num_datasets=num_datasets,
-            **env_kwargs(cfg), **latency_kwargs(t, tables),
+            **env_kwargs(cfg), **latency_kwargs(t, tables, cfg.search.latency_margin),
         )
         for t in tasks
     ]

@@ -112,6 +112,8 @@ class PruningEnv:
             latency rewards then use its prediction instead of timing each episode's model.
         latency_budget_ms: a latency budget (needs ``latency_table``): it replaces the FLOPs budget, and
             ``target_ratio`` (the state's alpha) becomes the budget over the base model's predicted latency.
+        latency_margin: the wall aims at ``(1 - latency_margin) * latency_budget_ms``: a measured latency scatters
+            around the table's prediction (by the calibration error), and the budget is a ceiling.
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class PruningEnv:
         eval_batch_size: int = 1000,
         latency_table: str | None = None,
         latency_budget_ms: float | None = None,
+        latency_margin: float = 0.05,
     ):
         if not isinstance(target_ratio, numbers.Real) or not 0.0 < target_ratio <= 1.0:
             raise AutostructError(f"FLOPs target ratio {target_ratio!r} is outside (0, 1]. Use e.g. 0.5 for half the FLOPs.")
@@ -223,7 +226,10 @@ class PruningEnv:
                 )
             self.target_ratio = min(1.0, self.latency_budget_ms / self.base_latency_ms)
             self.cost_model: Any = self.latency_model
-            self.target_cost = self.latency_budget_ms
+            if not 0.0 <= latency_margin < 1.0:
+                raise AutostructError(f"latency_margin must be in [0, 1), got {latency_margin!r}.")
+            # Reachability is checked on the budget itself; the aim falls back to it when the margin is out of reach.
+            self.target_cost = max(self.latency_budget_ms * (1.0 - latency_margin), least)
             self.target_flops = self.base_flops  # no FLOPs budget: latency is the budget
         else:
             self.target_flops = self.target_ratio * self.base_flops
