@@ -225,17 +225,14 @@ class PruningEnv:
                     f"{math.ceil(least * 1e4) / 1e4:g} ms or a smaller lbound."
                 )
             self.target_ratio = min(1.0, self.latency_budget_ms / self.base_latency_ms)
-            self.cost_model: Any = self.latency_model
             if not 0.0 <= latency_margin < 1.0:
                 raise AutostructError(f"latency_margin must be in [0, 1), got {latency_margin!r}.")
             # Reachability is checked on the budget itself; the aim falls back to it when the margin is out of reach.
-            self.target_cost = max(self.latency_budget_ms * (1.0 - latency_margin), least)
+            self._latency_aim = max(self.latency_budget_ms * (1.0 - latency_margin), least)
             self.target_flops = self.base_flops  # no FLOPs budget: latency is the budget
         else:
             self.target_flops = self.target_ratio * self.base_flops
             B.check_reachable(self.graph.flop_model, self.floor, self.base_flops, self.target_ratio, self.lbound)
-            self.cost_model = self.graph.flop_model
-            self.target_cost = self.target_flops
         self.base_cost = float(self.cost_model(self.full))
 
         groups = [self.graph.groups[g] for g in self.decidable]
@@ -282,6 +279,16 @@ class PruningEnv:
         return np.zeros(self.observation_size, dtype=np.float32), reward, True, info
 
     # -- budget -------------------------------------------------------------------------------------------
+    @property
+    def cost_model(self) -> Any:
+        """What the budget is on: the latency model of a latency task, else the FLOP model (same interface)."""
+        return self.latency_model if self.latency_budget_ms is not None else self.graph.flop_model
+
+    @property
+    def target_cost(self) -> float:
+        """The wall's target in ``cost_model`` units: ``(1 - latency_margin) x`` the latency budget, or FLOPs."""
+        return self._latency_aim if self.latency_budget_ms is not None else self.target_flops
+
     def wall(self, step: int, counts: np.ndarray | None = None) -> tuple[int, int]:
         """Allowed channel range ``(lo, hi)`` of the group decided at ``step``, given the decided ``counts``."""
         counts = self._counts if counts is None else counts

@@ -35,7 +35,7 @@ def _acc_vs_flops(tasks: list[dict[str, Any]]) -> str:
         groups.setdefault(t["dataset_label"], []).append(t)
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
     for ax, (label, ts) in zip(axes[0], groups.items(), strict=True):
-        ts = sorted(ts, key=lambda t: t["flops_ratio"])
+        ts = sorted(ts, key=lambda t: t["flops"] / t["base_flops"])
         base = ts[0]
         ax.scatter([base["base_flops"] / 1e6], [100 * base["base_accuracy"]], marker="*", s=160, c="k", label="base")
         ax.plot([t["flops"] / 1e6 for t in ts], [100 * t["accuracy_before_finetune"] for t in ts], "o--",
