@@ -29,5 +29,6 @@ def test_quick_run_prints_one_row_per_rounding(tmp_path):
     for uni, found in zip(res["rows"][::2], res["rows"][1::2], strict=True):
         # The uniform strategy is one of the searched candidates, so the table never prefers a slower one.
         assert found["predicted_ratio"] <= uni["predicted_ratio"] + 1e-12
-    assert set(res["summary"]) >= {"alpha_0.5_all_within_0.7", "none_slower", "slower"}
+    assert set(res["summary"]) == {"round_to_1", "round_to_8"}
+    assert set(res["summary"]["round_to_8"]) >= {"alpha_0.5_all_within_0.7", "none_slower", "slower", "worst"}
     assert "| latency ratio |" in proc.stderr
