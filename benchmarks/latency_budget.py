@@ -9,7 +9,8 @@ smallest model is ~0.75x the base).
    calibration errors.
 2. Random strategies under the wall: per budget, ``--random`` episodes of uniformly random actions in a
    :class:`~autostruct.prune.env.PruningEnv` with that latency budget (``budget: exact``); each strategy is
-   pruned and timed against the base (ONNX Runtime, batch 1, interleaved runs, median).
+   pruned and timed against the base alone (ONNX Runtime, batch 1, interleaved runs, median), as a run's
+   results time its final model.
 3. A short MTACP run (``autostruct.mtacp.run_prune``) with those budgets as ``latency_ms`` tasks; its
    results.json gives the selected strategy's budget, predicted and measured latency per task.
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = model.eval()
     x = torch.zeros(1, data.in_channels, data.image_size, data.image_size)
     graph = analyze(model, x)
-    table, path = host_table(model, graph, x, args.round_to)
+    table, path = host_table(model, graph, x, args.round_to, recalibrate=True)  # as a run's preflight does
     env_kw = {"val_size": 200, "rescore_size": 0, "recal_batches": 0, "round_to": args.round_to,
               "latency_table": str(path)}
     probe = PruningEnv(model, data, 1.0, **env_kw)
@@ -92,10 +93,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"budget {budget} ms ({budget / base_pred:.3f} of the predicted base)", file=sys.stderr)
         env = PruningEnv(model, data, 1.0, latency_budget_ms=budget, **env_kw)
         counts = random_strategies(env, args.random, args.seed)
-        pruned = [env.prune(c).eval() for c in counts]
-        stats = time_interleaved([model, *pruned], x, runs=args.runs, warmup=10)
-        base_ms = stats[0].median_ms
-        for c, s in zip(counts, stats[1:], strict=True):
+        for c in counts:
+            # Each strategy against the base only, as run_prune's results measure a final model.
+            base_st, s = time_interleaved([model, env.prune(c).eval()], x, runs=args.runs, warmup=10)
+            base_ms = base_st.median_ms
             pred = env.latency_model.latency_ms(c)
             rows.append({"fraction": frac, "budget_over_base": budget / base_pred, "budget_ms": budget, "predicted_ms": pred, "measured_ms": s.median_ms,
                          "base_measured_ms": base_ms, "measured_over_budget": s.median_ms / budget,

@@ -301,12 +301,18 @@ def calibration_counts(graph: PruningGraph, round_to: int, n_random: int = 4, se
 
 def calibrate(model: nn.Module, graph: PruningGraph, lat: LatencyModel, example: torch.Tensor,
               configs: Sequence[np.ndarray], threads: int = 1, runs: int = 40) -> dict[str, Any]:
-    """Time the pruned ``configs`` end to end (interleaved) and fit ``scale``/``overhead`` of ``lat`` to them."""
+    """Time the pruned ``configs`` end to end and fit ``scale``/``overhead`` of ``lat`` to them.
+
+    Each configuration is timed interleaved with the base model only (as the run's results time a final model,
+    :func:`~autostruct.measure.compare_latency`): timing many models in one rotation evicts each one's weights
+    from the CPU caches between calls and makes all of them look slower than they run alone.
+    """
     from autostruct.measure.latency import time_interleaved
 
-    models = [prune_counts(model, graph, c, importance=None).eval() for c in configs]
-    stats = time_interleaved(models, example[:1], runs=runs, warmup=5, threads=threads)
-    measured = [s.median_ms for s in stats]
+    measured = []
+    for c in configs:
+        pruned = prune_counts(model, graph, c, importance=None).eval()
+        measured.append(time_interleaved([model, pruned], example[:1], runs=runs, warmup=5, threads=threads)[1].median_ms)
     sums = [float(lat.layer_sum(c)) for c in configs]
     scale, overhead = fit_calibration(sums, measured)
     fitted = [overhead + scale * s for s in sums]
@@ -334,12 +340,14 @@ def host_table_path(specs: Sequence[LayerSpec], threads: int = 1) -> Path:
 
 
 def host_table(model: nn.Module, graph: PruningGraph, example: torch.Tensor, round_to: int = 1, *,
-               threads: int = 1, use_cache: bool = True, refresh: bool = False,
+               threads: int = 1, use_cache: bool = True, refresh: bool = False, recalibrate: bool = False,
                max_points: int = MAX_POINTS) -> tuple[LatencyTable, Path | None]:
     """The calibrated per-layer table of ``model`` on this host: read from the cache, or measured and cached.
 
-    Measuring takes seconds (ResNet-20: ~150 cells and 9 whole models). Returns the table and its path
-    (None when ``use_cache`` is off).
+    Measuring takes seconds (ResNet-20: ~50-150 cells and 9 whole models). ``recalibrate`` re-times the whole
+    models of a cached table (a few seconds) and stores the new calibration: a host's speed drifts (load, clock),
+    and a latency budget is checked against a measurement made now. Returns the table and its path (None when
+    ``use_cache`` is off).
     """
     specs = layer_specs(model, graph, example, round_to, max_points)
     path = host_table_path(specs, threads) if use_cache else None
@@ -347,7 +355,11 @@ def host_table(model: nn.Module, graph: PruningGraph, example: torch.Tensor, rou
         try:
             table = LatencyTable.load(path)
             if table.meta.get("kind") == TABLE_KIND and table.meta.get("fingerprint") == model_fingerprint(specs):
-                latency_model(specs, table)  # every cell present
+                lat = latency_model(specs, table, scale=1.0, overhead=0.0)  # every cell present
+                if recalibrate:
+                    table.meta["calibration"] = calibrate(model, graph, lat, example,
+                                                          calibration_counts(graph, round_to), threads)
+                    table.save(path)
                 return table, path
         except AutostructError:
             pass  # a damaged or stale cache file is measured again
