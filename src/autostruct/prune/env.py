@@ -346,14 +346,18 @@ class PruningEnv:
         t1 = time.perf_counter()
         flops = self.graph.flop_model.flops(counts)
         cost = float(self.cost_model(counts))
-        over = cost > self.target_cost * (1 + 1e-9)
+        # Over the budget itself (a latency task's wall aims lower, at target_cost).
+        over = cost > (self.latency_budget_ms or self.target_flops) * (1 + 1e-9)
         accuracy: float | None = None
         t2 = t3 = t1
         latency = None
         if over and self.budget == "none":
-            floor = {"acc_flops": -math.log(max(self.base_flops, 1.0)),
-                     "acc_latency": -math.log(max(self._latency(self.model, self.full) * 1000.0, 1.0))}
-            reward = over_budget_penalty(cost, self.target_cost, floor.get(self.reward_name, 0.0))
+            floor = 0.0  # the lowest reward an in-budget episode can get
+            if self.reward_name == "acc_flops":
+                floor = -math.log(max(self.base_flops, 1.0))
+            elif self.reward_name == "acc_latency":
+                floor = -math.log(max(self._latency(self.model, self.full) * 1000.0, 1.0))
+            reward = over_budget_penalty(cost, self.target_cost, floor)
         else:
             if self._calib:
                 recalibrate_bn(pruned, [x for x, _ in self._calib], len(self._calib))
