@@ -118,3 +118,13 @@ def test_the_exact_wall_spends_most_of_a_latency_budget():
     assert max(spent) <= 1 + 1e-12 and max(amc) <= 1 + 1e-12
     # The lower wall is what makes episodes land near the budget rather than anywhere below it.
     assert np.median(spent) > np.median(amc) and np.median(spent) > 0.9
+
+
+def test_acc_latency_reward_prefers_faster_models_at_equal_error_and_accuracy_at_equal_latency():
+    from autostruct.prune.rewards import acc_latency_reward
+
+    # Sub-millisecond models: microseconds keep the log positive, so "faster" still means "higher".
+    assert acc_latency_reward(0.9, 0.2) > acc_latency_reward(0.9, 0.3)
+    assert acc_latency_reward(0.95, 0.3) > acc_latency_reward(0.9, 0.3)
+    assert acc_latency_reward(1.0, 0.3) == 0.0
+    assert acc_latency_reward(0.9, 0.3) == pytest.approx(-0.1 * np.log(300.0))
