@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from autostruct.errors import AutostructError
 
@@ -176,22 +176,47 @@ def load_yaml(model: type[M], path: str | Path) -> M:
 
 
 class PruneTask(StrictModel):
-    """One dataset (optionally a class subset) and the FLOPs keep ratios to prune it to."""
+    """One dataset (optionally a class subset) and its budgets: FLOPs keep ratios, latency budgets, or both.
+
+    Every budget is one task (one env): ``{dataset: fashion-mnist, ratios: [0.5], latency_ms: [0.2]}`` is two.
+    """
 
     dataset: str
     classes: list[int] | None = Field(None, description="Class subset, relabelled 0..k-1.")
-    ratios: list[float] = Field(..., min_length=1, description="FLOPs keep ratios alpha in (0, 1].")
+    ratios: list[float] | None = Field(None, min_length=1, description="FLOPs keep ratios alpha in (0, 1].")
+    latency_ms: list[float] | None = Field(
+        None, min_length=1, description="Latency budgets in ms (batch 1, onnxruntime, search.latency_threads), "
+        "priced by the per-layer table of search.latency_table."
+    )
     root: str | None = Field(None, description="Folder with the dataset files (default: search the usual places).")
 
     @field_validator("ratios")
     @classmethod
-    def _ratios_in_range(cls, v: list[float]) -> list[float]:
-        for r in v:
+    def _ratios_in_range(cls, v: list[float] | None) -> list[float] | None:
+        for r in v or []:
             if not 0 < r <= 1:
                 raise ValueError(f"every ratio must be in (0, 1]; got {r}. Use e.g. 0.5 to keep half the FLOPs")
-        if len(set(v)) != len(v):
+        if v is not None and len(set(v)) != len(v):
             raise ValueError(f"ratios must not repeat; got {v}")
         return v
+
+    @field_validator("latency_ms")
+    @classmethod
+    def _latency_positive(cls, v: list[float] | None) -> list[float] | None:
+        for ms in v or []:
+            if not ms > 0:
+                raise ValueError(f"every latency budget must be > 0 ms; got {ms}. Use e.g. 0.25 for 0.25 ms")
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"latency budgets must not repeat; got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _has_a_budget(self) -> PruneTask:
+        if not self.ratios and not self.latency_ms:
+            raise ValueError(
+                f"task {self.dataset} has no budget: give ratios (e.g. [0.5]), latency_ms (e.g. [0.2]) or both"
+            )
+        return self
 
 
 class BaseTrainingConfig(StrictModel):
@@ -217,7 +242,19 @@ class PruneSearchConfig(StrictModel):
         "(random search's expected best at equal episodes); 0 turns it off."
     )
     lbound: float = Field(0.2, gt=0, le=1, description="Smallest keep ratio of a group.")
-    reward: Literal["acc", "acc_flops", "latency"] = "acc"
+    reward: Literal["acc", "acc_flops", "acc_latency", "latency"] = Field(
+        "acc", description="acc: validation accuracy; acc_flops / acc_latency: AMC's -error * log(FLOPs) / "
+        "-error * log(latency in us); latency: MnasNet's acc * (latency / target) ** w (docs/prune.md)."
+    )
+    latency_table: str = Field(
+        "host", description="Where latency_ms budgets are priced: 'host' (a per-layer table measured here with "
+        "onnxruntime, cached per host and model) or the path of a table JSON measured on the target device."
+    )
+    latency_threads: int = Field(1, ge=1, description="onnxruntime threads for latency tables and measurements.")
+    latency_margin: float = Field(
+        0.05, ge=0, lt=1, description="latency_ms tasks: the wall aims at (1 - margin) * budget, so that measured "
+        "latencies, which scatter around the table's prediction, land in [1 - 2 * margin, 1] of the budget."
+    )
     budget: Literal["exact", "amc", "none"] = Field("exact", description="Action wall (see docs/prune.md).")
     importance: Literal["l1", "l2", "bn_scale", "taylor"] = "l1"
     round_to: int | Literal["auto"] = Field(
@@ -292,9 +329,10 @@ class PruneConfig(StrictModel):
             raise ValueError("the task list is empty; add e.g. {dataset: fashion-mnist, ratios: [0.5]}")
         seen: set[tuple] = set()
         for t in v:
-            for r in t.ratios:
-                key = (t.dataset, tuple(t.classes) if t.classes else None, r)
+            budgets = [("ratio", r) for r in t.ratios or []] + [("latency_ms", ms) for ms in t.latency_ms or []]
+            for kind, value in budgets:
+                key = (t.dataset, tuple(t.classes) if t.classes else None, kind, value)
                 if key in seen:
-                    raise ValueError(f"duplicate task {t.dataset} classes={t.classes} ratio={r}; list each once")
+                    raise ValueError(f"duplicate task {t.dataset} classes={t.classes} {kind}={value}; list each once")
                 seen.add(key)
         return v

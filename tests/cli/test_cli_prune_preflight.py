@@ -99,6 +99,16 @@ CASES = {
                                              "Remove 'in_channels'"]),
     "model_kwargs with a checkpoint": (lambda p: _config(p, model=_checkpoint(p), model_kwargs={"depth": 3}),
                                        ["'model_kwargs'", "Remove model_kwargs"]),
+    "unreachable latency budget": (lambda p: _config(p, tasks=[{"dataset": "digits", "ratios": [0.5],
+                                                                "latency_ms": [0.0001]}]),
+                                   ["tasks.0.latency_ms", "cannot be met", "latency table predicts",
+                                    "smaller search.lbound"]),
+    "latency budget not positive": (lambda p: _config(p, tasks=[{"dataset": "digits", "latency_ms": [0.0]}]),
+                                    ["tasks.0.latency_ms", "> 0 ms"]),
+    "task without a budget": (lambda p: _config(p, tasks=[{"dataset": "digits"}]), ["no budget", "latency_ms"]),
+    "missing latency table": (lambda p: _config(p, tasks=[{"dataset": "digits", "latency_ms": [0.5]}],
+                                                search={"episodes": 2, "latency_table": str(p / "nope.json")}),
+                              ["search.latency_table", "does not exist"]),
 }
 
 

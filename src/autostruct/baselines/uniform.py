@@ -1,4 +1,4 @@
-"""Uniform pruning: one keep ratio for every group, the largest that meets the FLOPs budget."""
+"""Uniform pruning: one keep ratio for every group, the largest that meets the budget (FLOPs or latency)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def uniform_prune(env: PruningEnv) -> SearchResult:
     ``best_info["uniform_ratio"]`` holds the ratio found.
     """
     start = time.perf_counter()
-    ratio, counts = uniform_counts(env.graph.flop_model, env.channels, env.allowed, env.decidable, env.target_flops)
+    ratio, counts = uniform_counts(env.cost_model, env.channels, env.allowed, env.decidable, env.target_cost)
     reward, info = env.evaluate_counts(counts)
     info["uniform_ratio"] = ratio
     result = SearchResult(reward, list(info["strategy"]), info, [reward], 1, 0.0, "uniform")

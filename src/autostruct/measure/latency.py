@@ -395,3 +395,44 @@ def compare_latency(
         base=summarize(times[0], backend="onnxruntime", threads=threads, batch=batch),
         model=summarize(times[1], backend="onnxruntime", threads=threads, batch=batch),
     )
+
+
+def time_interleaved(
+    models: Sequence[nn.Module],
+    example_inputs: torch.Tensor,
+    *,
+    warmup: int = 5,
+    runs: int = 30,
+    threads: int = 1,
+) -> list[LatencyStats]:
+    """Time several models in ONNX Runtime with interleaved runs (as :func:`compare_latency`, for N models).
+
+    Each round times one call of every model in a rotating order, so host load falls on all of them alike.
+    """
+    _check_count("runs", runs, 1)
+    _check_count("warmup", warmup, 0)
+    _check_count("threads", threads, 1)
+    sessions = []
+    with tempfile.TemporaryDirectory(prefix="autostruct-onnx-") as tmp:
+        for i, m in enumerate(models):
+            args = _as_tuple(to_device(example_inputs, model_device(m)))
+            path = Path(tmp) / f"model{i}.onnx"
+            _export_onnx_tmp(m, args, path)
+            sess = onnx_session(path, threads)
+            feeds = {meta.name: t.detach().cpu().numpy() for meta, t in zip(sess.get_inputs(), args, strict=True)}
+            sessions.append((sess, feeds))
+    for sess, feeds in sessions:
+        for _ in range(warmup):
+            sess.run(None, feeds)
+    n = len(sessions)
+    times: list[list[int]] = [[] for _ in range(n)]
+    with _gc_paused():
+        for r in range(runs):
+            for j in range(n):
+                i = (r + j) % n
+                sess, feeds = sessions[i]
+                t0 = time.perf_counter_ns()
+                sess.run(None, feeds)
+                times[i].append(time.perf_counter_ns() - t0)
+    batch = _batch_of(example_inputs)
+    return [summarize(t, backend="onnxruntime", threads=threads, batch=batch) for t in times]

@@ -9,10 +9,15 @@ differ from a task's dataset, a model with nothing to prune, and a FLOPs ratio t
 structure only). Before any of that it imports the config's ``imports:`` (each failure names ``imports.<i>``),
 resolves a ``package.module:function`` model (the module imports, the function exists and returns an
 ``nn.Module`` with ``model_kwargs``), and runs every model once on each task dataset's input shape.
+
+:func:`check_latency_budgets` then prices every ``latency_ms`` task: it measures (or reads from the cache) the
+model's per-layer latency table on this host, or reads ``search.latency_table``, and refuses a budget below the
+smallest model the table allows (every group at ``search.lbound``), naming ``tasks.<i>.latency_ms``.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +33,10 @@ def _field_error(field: str, exc: AutostructError) -> AutostructError:
 
 
 def _task_field(cfg: PruneConfig, key: DataKey, name: str) -> str:
-    """``tasks.<i>.<name>`` of the first config task that uses ``key``."""
-    for i, t in enumerate(cfg.tasks):
+    """``tasks.<i>.<name>`` of the first config task that uses ``key`` (and has ``name`` set, if any does)."""
+    tasks = list(enumerate(cfg.tasks))
+    tasks = [(i, t) for i, t in tasks if getattr(t, name, None)] + tasks
+    for i, t in tasks:
         if t.dataset == key.dataset and (tuple(t.classes) if t.classes else None) == key.classes and t.root == key.root:
             return f"tasks.{i}.{name}"
     return f"tasks.{name}"
@@ -116,7 +123,7 @@ def _check_budgets(
             floor[g] = B.ceil_to_allowed(s.lbound, int(graph.channels[g]), allowed[g])
         try:
             for t in tasks:
-                if t.data != key:
+                if t.data != key or t.ratio is None:
                     continue
                 try:
                     B.check_reachable(graph.flop_model, floor, base, t.ratio, s.lbound)
@@ -129,6 +136,30 @@ def _check_budgets(
             continue
         return round_to
     raise AssertionError("unreachable")  # the last step either returns or raises
+
+
+def _task_model(cfg: PruneConfig, key: DataKey, data: Any, checkpoint: torch.nn.Module | None) -> torch.nn.Module:
+    """The checkpoint (checked to fit ``data``) or an untrained copy of the configured architecture for ``data``."""
+    from autostruct.models import create_model
+
+    if checkpoint is not None:
+        _check_checkpoint_fits(cfg, key, checkpoint.autostruct_spec["kwargs"], data)
+        model = checkpoint
+    else:
+        try:
+            with torch.random.fork_rng(devices=[]):
+                model = create_model(
+                    cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
+                    image_size=data.image_size, width=cfg.width, **cfg.model_kwargs,
+                )
+        except AutostructError as exc:
+            raise _field_error("model_kwargs" if cfg.model_kwargs else "model", exc) from None
+        except TypeError as exc:  # a registered builder given keyword arguments it does not take
+            raise AutostructError(
+                f"Invalid config: 'model_kwargs': model '{cfg.model}' could not be built with {cfg.model_kwargs}: "
+                f"{exc}. Fix model_kwargs to match the builder's parameters."
+            ) from None
+    return model
 
 
 def auto_steps(measured: int) -> list[int]:
@@ -147,7 +178,6 @@ def check_prune_inputs(cfg: PruneConfig) -> int:
     """
     from autostruct.data import load_dataset
     from autostruct.measure.rounding import resolve_round_to
-    from autostruct.models import create_model
     from autostruct.utils.device import resolve_device
 
     try:
@@ -176,23 +206,7 @@ def check_prune_inputs(cfg: PruneConfig) -> int:
             )
         except AutostructError as exc:
             raise _field_error(_task_field(cfg, key, "dataset"), exc) from None
-        if checkpoint is not None:
-            _check_checkpoint_fits(cfg, key, checkpoint.autostruct_spec["kwargs"], data)
-            model = checkpoint
-        else:
-            try:
-                with torch.random.fork_rng(devices=[]):
-                    model = create_model(
-                        cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
-                        image_size=data.image_size, width=cfg.width, **cfg.model_kwargs,
-                    )
-            except AutostructError as exc:
-                raise _field_error("model_kwargs" if cfg.model_kwargs else "model", exc) from None
-            except TypeError as exc:  # a registered builder given keyword arguments it does not take
-                raise AutostructError(
-                    f"Invalid config: 'model_kwargs': model '{cfg.model}' could not be built with {cfg.model_kwargs}: "
-                    f"{exc}. Fix model_kwargs to match the builder's parameters."
-                ) from None
+        model = _task_model(cfg, key, data, checkpoint)
         try:
             check_model_input(model, cfg.model, data.num_classes, data.in_channels, data.image_size)
         except AutostructError as exc:
@@ -201,3 +215,62 @@ def check_prune_inputs(cfg: PruneConfig) -> int:
             ) from None
         steps = steps[steps.index(_check_budgets(cfg, model, data, tasks, key, steps)):]
     return steps[0]
+
+
+def check_latency_budgets(cfg: PruneConfig, round_to: int, progress: bool = False) -> dict[DataKey, str]:
+    """The latency table (its JSON path) of each dataset that has ``latency_ms`` tasks; raises if one is unreachable.
+
+    ``search.latency_table: host`` measures the table on this host once per model and input shape (cached,
+    seconds); a path is read and must cover the model. Run after :func:`check_prune_inputs` (``round_to`` is
+    its answer); writes nothing but the cache.
+    """
+    from autostruct.data import load_dataset
+    from autostruct.prune.graph import analyze
+    from autostruct.prune.latency_table import (
+        host_table,
+        latency_model,
+        layer_specs,
+        load_table,
+        smallest_latency,
+    )
+    from autostruct.utils.runs import say
+
+    keys, tasks = expand_tasks(cfg)
+    s = cfg.search
+    out: dict[DataKey, str] = {}
+    checkpoint = _load_checkpoint(cfg) if is_checkpoint(cfg.model) else None
+    for key in keys:
+        mine = [t for t in tasks if t.data == key and t.latency_ms is not None]
+        if not mine:
+            continue
+        data = load_dataset(key.dataset, root=key.root, val_size=5000, seed=cfg.seed,
+                            classes=list(key.classes) if key.classes else None)
+        model = _task_model(cfg, key, data, checkpoint).eval()
+        x = torch.zeros(1, data.in_channels, data.image_size, data.image_size)
+        graph = analyze(model, x)
+        if s.latency_table == "host":
+            say(progress, f"latency table for {key.label}: measuring on this host (cached per host and model)")
+            # The cells come from the cache; the whole-model calibration is re-timed for this run (seconds).
+            table, path = host_table(model, graph, x, round_to, threads=s.latency_threads, recalibrate=True)
+        else:
+            path = Path(s.latency_table)
+            try:
+                table = load_table(path)
+            except AutostructError as exc:
+                raise _field_error("search.latency_table", exc) from None
+        try:
+            lat = latency_model(layer_specs(model, graph, x, round_to), table)
+        except AutostructError as exc:
+            raise _field_error("search.latency_table", exc) from None
+        least = smallest_latency(lat, graph, round_to, s.lbound)
+        base = lat.latency_ms(graph.channels)
+        for t in mine:
+            if least > t.latency_ms * (1 + 1e-12):
+                raise AutostructError(
+                    f"Invalid config: '{_task_field(cfg, key, 'latency_ms')}' (task {t.name}): latency budget "
+                    f"{t.latency_ms:g} ms cannot be met: with every prunable group at lbound={s.lbound:g} the "
+                    f"latency table predicts {least:.4f} ms (the base model: {base:.4f} ms). Use a budget >= "
+                    f"{math.ceil(least * 1e4) / 1e4:g} ms or a smaller search.lbound."
+                )
+        out[key] = str(path)
+    return out

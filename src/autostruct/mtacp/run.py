@@ -30,7 +30,7 @@ import torch
 
 from autostruct.config import PruneConfig
 from autostruct.errors import AutostructError
-from autostruct.mtacp.preflight import check_prune_inputs
+from autostruct.mtacp.preflight import check_latency_budgets, check_prune_inputs
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
 from autostruct.utils.io import write_json_atomic
 from autostruct.utils.runs import RunResult, engine_totals, mean_of, prepare_run_dir, say
@@ -188,16 +188,31 @@ def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
     }
 
 
-def make_factories(cfg: PruneConfig, tasks: list[TaskSpec], bases: dict[DataKey, dict[str, Any]]) -> list[Any]:
+def latency_kwargs(task: TaskSpec, tables: dict[DataKey, str], margin: float) -> dict[str, Any]:
+    """The env settings of a latency task (its budget and table); a FLOPs task gets the table only if there is one,
+    so its latency rewards use the table's prediction too."""
+    kw: dict[str, Any] = {}
+    if task.data in tables:
+        kw["latency_table"] = tables[task.data]
+    if task.latency_ms is not None:
+        kw["latency_budget_ms"] = task.latency_ms
+        kw["latency_margin"] = margin
+    return kw
+
+
+def make_factories(cfg: PruneConfig, tasks: list[TaskSpec], bases: dict[DataKey, dict[str, Any]],
+                   tables: dict[DataKey, str] | None = None) -> list[Any]:
+    """One env factory per task; ``tables`` maps datasets with latency tasks to their latency table's path."""
     from autostruct.prune.env import PruningEnvFactory
 
+    tables = tables or {}
     num_datasets = len({t.data for t in tasks})
     return [
         PruningEnvFactory.create(
-            bases[t.data]["checkpoint"], t.data.dataset, t.ratio, classes=t.data.classes, width=cfg.width,
-            epochs=cfg.base_training.epochs, seed=cfg.seed, val_split=5000, data_root=t.data.root,
+            bases[t.data]["checkpoint"], t.data.dataset, 1.0 if t.ratio is None else t.ratio, classes=t.data.classes,
+            width=cfg.width, epochs=cfg.base_training.epochs, seed=cfg.seed, val_split=5000, data_root=t.data.root,
             device=cfg.device, task_id=t.task_id, dataset_index=t.dataset_index, num_datasets=num_datasets,
-            **env_kwargs(cfg),
+            **env_kwargs(cfg), **latency_kwargs(t, tables, cfg.search.latency_margin),
         )
         for t in tasks
     ]
@@ -294,8 +309,15 @@ def _finish_task(
         acc_after = evaluate(pruned, data.test, device=cfg.device).accuracy
     pruned = pruned.cpu().eval()
     cost = count_flops(pruned, x)
-    if cost.flops > task.ratio * base["base_flops"] * (1 + 1e-9):
+    if task.ratio is not None and cost.flops > task.ratio * base["base_flops"] * (1 + 1e-9):
         raise RuntimeError(f"task {task.name}: pruned FLOPs {cost.flops} exceed the budget; this is a bug")
+    predicted = None
+    if task.latency_ms is not None:
+        predicted = env.latency_model.latency_ms(chosen.channels)
+        if predicted > task.latency_ms * (1 + 1e-9):
+            raise RuntimeError(f"task {task.name}: predicted latency {predicted} exceeds the budget; this is a bug")
+    timing = compare_latency(copy.deepcopy(env.model).cpu().eval(), pruned, x, runs=cfg.latency_runs, warmup=5,
+                             threads=cfg.search.latency_threads).as_fields()
     # The first episode of this task that played the selected strategy.
     first = next(i for i, e in enumerate(task_eps) if e.info.get("channels") == chosen.channels)
     rec = {
@@ -304,6 +326,13 @@ def _finish_task(
         "dataset": task.data.dataset,
         "classes": list(task.data.classes) if task.data.classes else None,
         "ratio": task.ratio,
+        **({} if task.latency_ms is None else {
+            # The budget, what the table predicts for the selected strategy, and the measured median (below).
+            "latency_budget_ms": task.latency_ms,
+            "predicted_latency_ms": predicted,
+            "latency_vs_predicted": timing["latency_ms"] / predicted,
+            "latency_vs_budget": timing["latency_ms"] / task.latency_ms,
+        }),
         "base_accuracy": base["base_accuracy"],
         "accuracy_before_finetune": acc_before,
         "accuracy_after_finetune": acc_after,
@@ -320,7 +349,7 @@ def _finish_task(
         "params": int(cost.params),
         # Base and pruned timed in this process with interleaved runs (latency_ms, latency_p90_ms,
         # base_latency_ms, base_latency_p90_ms, speedup); base/<data>.json keeps the base's own timing.
-        **compare_latency(copy.deepcopy(env.model).cpu().eval(), pruned, x, runs=cfg.latency_runs, warmup=5, threads=1).as_fields(),
+        **timing,
         "keep_ratios": chosen.info["strategy"],
         "channels": chosen.channels,
         "episodes_to_best": first + 1,
@@ -384,12 +413,13 @@ def run_prune(
     prepare_run_dir(cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS,
                     resume=resume, overwrite=overwrite, what_changed="tasks, model or search settings", dry_run=True)
     round_to = check_prune_inputs(cfg)  # search.round_to; 'auto': measured on this host, fitted to the model
+    tables = check_latency_budgets(cfg, round_to, progress)  # latency_ms tasks: per-layer tables, reachable budgets
     keys, tasks = expand_tasks(cfg)
     out = prepare_output_dir(cfg, resume=resume, overwrite=overwrite)
     bases = prepare_bases(cfg, out, keys, progress)
     warn_skipped(bases, cfg.model)
     env_cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"round_to": round_to})})
-    factories = make_factories(env_cfg, tasks, bases)
+    factories = make_factories(env_cfg, tasks, bases, tables)
 
     _say(progress, f"search: {len(tasks)} tasks, {cfg.search.episodes} episodes, {cfg.rl.actors} actor(s) on "
                    f"'{cfg.backend.name}'")
@@ -439,6 +469,7 @@ def run_prune(
         },
         "curves": curves,
         "skipped_groups": {k.label: bases[k].get("skipped_groups", []) for k in keys},
+        "latency_tables": {k.label: p for k, p in tables.items()},
         "rounding": {"config": cfg.search.round_to, "round_to": round_to,
                      "host": resolve_rounding(cfg.search.round_to).as_dict() if cfg.search.round_to == "auto" else None},
         "policy_path": str(policy_path),

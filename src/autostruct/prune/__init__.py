@@ -23,6 +23,7 @@ _LAZY = {
     "PruningEnv": "autostruct.prune.env",
     "PruningEnvFactory": "autostruct.prune.env",
     "FlopModel": "autostruct.prune.budget",
+    "LatencyModel": "autostruct.prune.latency",
 }
 
 __all__ = sorted(_LAZY)

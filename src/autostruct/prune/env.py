@@ -8,6 +8,11 @@ onto the keep-ratio range the budget mode allows at this step:
 - ``amc``: ``[lbound, hi_l]`` with AMC's cap ``hi_l`` (budget always reachable, usually undershot);
 - ``none``: ``[lbound, 1]``; an episode over budget gets :func:`~autostruct.prune.rewards.over_budget_penalty`.
 
+The budget is FLOPs (``target_ratio`` of the base) or, with ``latency_budget_ms``, latency predicted by a
+per-layer table (:mod:`autostruct.prune.latency_table`): the walls are the same functions, given the
+:class:`~autostruct.prune.latency.LatencyModel` in place of the :class:`~autostruct.prune.budget.FlopModel`
+(``env.cost_model``, ``env.target_cost``).
+
 The reward is 0 until the last step; then the model is pruned, its batch norms recalibrated on a few fixed
 training batches, and it is evaluated on a fixed validation subset. Everything that does not depend on the
 actions (graph, FLOP model, importance, features, data subsets) is computed once in the constructor, so the
@@ -36,6 +41,7 @@ from autostruct.prune.graph import analyze
 from autostruct.prune.rewards import (
     REWARDS,
     acc_flops_reward,
+    acc_latency_reward,
     accuracy_reward,
     latency_reward,
     over_budget_penalty,
@@ -87,7 +93,7 @@ class PruningEnv:
         target_ratio: FLOPs budget as a fraction of the base model's FLOPs, in (0, 1].
         lbound: the least keep ratio of any group, in (0, 1].
         budget: ``exact`` | ``amc`` | ``none``.
-        reward: ``acc`` | ``acc_flops`` | ``latency``.
+        reward: ``acc`` | ``acc_flops`` | ``acc_latency`` | ``latency``.
         val_size: validation images scored per episode (a fixed, seeded subset: the search split).
         rescore_size: validation images, disjoint from the search split, that re-score the top strategies
             (:mod:`autostruct.prune.selection`); fewer when the hold-out is too small (0 turns it off).
@@ -102,6 +108,12 @@ class PruningEnv:
         latency_fn: ``latency_fn(model) -> ms`` for ``reward="latency"`` (e.g. a device lookup table); by default
             the host latency of :func:`autostruct.measure.measure_latency`.
         latency_weight: the exponent ``w`` of the latency reward.
+        latency_table: path of a pruning latency table (:func:`autostruct.prune.latency_table.load_table`); the
+            latency rewards then use its prediction instead of timing each episode's model.
+        latency_budget_ms: a latency budget (needs ``latency_table``): it replaces the FLOPs budget, and
+            ``target_ratio`` (the state's alpha) becomes the budget over the base model's predicted latency.
+        latency_margin: the wall aims at ``(1 - latency_margin) * latency_budget_ms``: a measured latency scatters
+            around the table's prediction (by the calibration error), and the budget is a ceiling.
     """
 
     def __init__(
@@ -128,6 +140,9 @@ class PruningEnv:
         latency_fn: Callable[[nn.Module], float] | None = None,
         latency_weight: float = -0.07,
         eval_batch_size: int = 1000,
+        latency_table: str | None = None,
+        latency_budget_ms: float | None = None,
+        latency_margin: float = 0.05,
     ):
         if not isinstance(target_ratio, numbers.Real) or not 0.0 < target_ratio <= 1.0:
             raise AutostructError(f"FLOPs target ratio {target_ratio!r} is outside (0, 1]. Use e.g. 0.5 for half the FLOPs.")
@@ -191,8 +206,34 @@ class PruningEnv:
         for g in self.decidable:
             self.floor[g] = B.ceil_to_allowed(self.lbound, int(self.channels[g]), self.allowed[g])
         self.base_flops = float(self.graph.flop_model(self.full))
-        self.target_flops = self.target_ratio * self.base_flops
-        B.check_reachable(self.graph.flop_model, self.floor, self.base_flops, self.target_ratio, self.lbound)
+        self.latency_model = None
+        if latency_table is not None:
+            from autostruct.prune.latency_table import latency_model, layer_specs, load_table
+
+            specs = layer_specs(self.model, self.graph, self.example_inputs, round_to)
+            self.latency_model = latency_model(specs, load_table(latency_table))
+        self.latency_budget_ms = None if latency_budget_ms is None else float(latency_budget_ms)
+        if self.latency_budget_ms is not None:
+            if self.latency_model is None:
+                raise AutostructError("latency_budget_ms needs latency_table (the per-layer table that prices it).")
+            self.base_latency_ms = self.latency_model.latency_ms(self.full)
+            least = self.latency_model.latency_ms(self.floor)
+            if least > self.latency_budget_ms * (1 + 1e-12):
+                raise AutostructError(
+                    f"Latency budget {self.latency_budget_ms:g} ms cannot be met: with every prunable group at "
+                    f"lbound={self.lbound:g} the table predicts {least:.4f} ms. Use a budget >= "
+                    f"{math.ceil(least * 1e4) / 1e4:g} ms or a smaller lbound."
+                )
+            self.target_ratio = min(1.0, self.latency_budget_ms / self.base_latency_ms)
+            if not 0.0 <= latency_margin < 1.0:
+                raise AutostructError(f"latency_margin must be in [0, 1), got {latency_margin!r}.")
+            # Reachability is checked on the budget itself; the aim falls back to it when the margin is out of reach.
+            self._latency_aim = max(self.latency_budget_ms * (1.0 - latency_margin), least)
+            self.target_flops = self.base_flops  # no FLOPs budget: latency is the budget
+        else:
+            self.target_flops = self.target_ratio * self.base_flops
+            B.check_reachable(self.graph.flop_model, self.floor, self.base_flops, self.target_ratio, self.lbound)
+        self.base_cost = float(self.cost_model(self.full))
 
         groups = [self.graph.groups[g] for g in self.decidable]
         self._static = static_features(groups, self.base_flops)
@@ -202,7 +243,8 @@ class PruningEnv:
         self._latency_fn = latency_fn
         self._target_latency: float | None = None
         if reward == "latency":
-            self._target_latency = self.target_ratio * self._latency(self.model)
+            self._target_latency = (self.latency_budget_ms if self.latency_budget_ms is not None
+                                    else self.target_ratio * self._latency(self.model, self.full))
         self.episodes = 0
         self._step = 0
         self._counts = self.full.copy()
@@ -237,17 +279,27 @@ class PruningEnv:
         return np.zeros(self.observation_size, dtype=np.float32), reward, True, info
 
     # -- budget -------------------------------------------------------------------------------------------
+    @property
+    def cost_model(self) -> Any:
+        """What the budget is on: the latency model of a latency task, else the FLOP model (same interface)."""
+        return self.latency_model if self.latency_budget_ms is not None else self.graph.flop_model
+
+    @property
+    def target_cost(self) -> float:
+        """The wall's target in ``cost_model`` units: ``(1 - latency_margin) x`` the latency budget, or FLOPs."""
+        return self._latency_aim if self.latency_budget_ms is not None else self.target_flops
+
     def wall(self, step: int, counts: np.ndarray | None = None) -> tuple[int, int]:
         """Allowed channel range ``(lo, hi)`` of the group decided at ``step``, given the decided ``counts``."""
         counts = self._counts if counts is None else counts
         g = int(self.decidable[step])
         later = self.decidable[step + 1 :]
         allowed = self.allowed[g]
-        fm = self.graph.flop_model
+        cm = self.cost_model
         if self.budget == "exact":
-            return B.exact_wall(fm, counts, g, allowed, later, self.floor, self.full, self.target_flops)
+            return B.exact_wall(cm, counts, g, allowed, later, self.floor, self.full, self.target_cost)
         if self.budget == "amc":
-            return int(self.floor[g]), B.amc_cap(fm, counts, g, allowed, later, self.floor, self.target_flops)
+            return int(self.floor[g]), B.amc_cap(cm, counts, g, allowed, later, self.floor, self.target_cost)
         return int(self.floor[g]), int(self.full[g])
 
     def simulate(self, actions: Sequence[float]) -> np.ndarray:
@@ -293,13 +345,19 @@ class PruningEnv:
         pruned = prune_counts(self.model, self.graph, counts, self.scores)
         t1 = time.perf_counter()
         flops = self.graph.flop_model.flops(counts)
-        over = flops > self.target_flops * (1 + 1e-9)
+        cost = float(self.cost_model(counts))
+        # Over the budget itself (a latency task's wall aims lower, at target_cost).
+        over = cost > (self.latency_budget_ms or self.target_flops) * (1 + 1e-9)
         accuracy: float | None = None
         t2 = t3 = t1
         latency = None
         if over and self.budget == "none":
-            floor = -math.log(max(self.base_flops, 1.0)) if self.reward_name == "acc_flops" else 0.0
-            reward = over_budget_penalty(flops, self.target_flops, floor)
+            floor = 0.0  # the lowest reward an in-budget episode can get
+            if self.reward_name == "acc_flops":
+                floor = -math.log(max(self.base_flops, 1.0))
+            elif self.reward_name == "acc_latency":
+                floor = -math.log(max(self._latency(self.model, self.full) * 1000.0, 1.0))
+            reward = over_budget_penalty(cost, self.target_cost, floor)
         else:
             if self._calib:
                 recalibrate_bn(pruned, [x for x, _ in self._calib], len(self._calib))
@@ -310,8 +368,11 @@ class PruningEnv:
                 reward = accuracy_reward(accuracy)
             elif self.reward_name == "acc_flops":
                 reward = acc_flops_reward(accuracy, flops)
+            elif self.reward_name == "acc_latency":
+                latency = self._latency(pruned, counts)
+                reward = acc_latency_reward(accuracy, latency)
             else:
-                latency = self._latency(pruned)
+                latency = self._latency(pruned, counts)
                 reward = latency_reward(accuracy, latency, self._target_latency, self.latency_weight)
         if split == "search":
             self.episodes += 1
@@ -335,6 +396,9 @@ class PruningEnv:
         }
         if latency is not None:
             info["latency_ms"] = latency
+        if self.latency_budget_ms is not None:
+            info["latency_budget_ms"] = self.latency_budget_ms
+            info["predicted_latency_ms"] = cost
         return float(reward), info
 
     def base_accuracy(self) -> float:
@@ -347,7 +411,7 @@ class PruningEnv:
 
     # -- internals ------------------------------------------------------------------------------------------
     def _observe(self) -> np.ndarray:
-        reduced = 1.0 - float(self.graph.flop_model(self._counts)) / self.base_flops
+        reduced = 1.0 - float(self.cost_model(self._counts)) / self.base_cost
         return observation(self._static, self._step, self.target_ratio, self.beta, reduced, self._prev)
 
     @property
@@ -365,9 +429,11 @@ class PruningEnv:
                 correct += int((out.argmax(1) == ys[i : i + self.eval_batch_size]).sum())
         return correct / len(xs)
 
-    def _latency(self, model: nn.Module) -> float:
+    def _latency(self, model: nn.Module, counts: np.ndarray) -> float:
         if self._latency_fn is not None:
             return float(self._latency_fn(model))
+        if self.latency_model is not None:
+            return self.latency_model.latency_ms(counts)
         from autostruct.measure import measure_latency
 
         return float(measure_latency(model, self.example_inputs, backend="torch", threads=1).median_ms)

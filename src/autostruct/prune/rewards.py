@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-REWARDS: tuple[str, ...] = ("acc", "acc_flops", "latency")
+REWARDS: tuple[str, ...] = ("acc", "acc_flops", "acc_latency", "latency")
 
 
 def accuracy_reward(accuracy: float) -> float:
@@ -16,6 +16,15 @@ def accuracy_reward(accuracy: float) -> float:
 def acc_flops_reward(accuracy: float, flops: float) -> float:
     """AMC's resource-aware reward ``-error * log(FLOPs)``: fewer FLOPs at the same error score higher."""
     return -(1.0 - float(accuracy)) * math.log(max(float(flops), 1.0))
+
+
+def acc_latency_reward(accuracy: float, latency_ms: float) -> float:
+    """AMC's resource-aware reward with latency in place of FLOPs: ``-error * log(latency in microseconds)``.
+
+    Microseconds keep the logarithm positive for any model that takes at least 1 us, so a faster model at the
+    same error always scores higher (with milliseconds, sub-millisecond models would flip the sign).
+    """
+    return -(1.0 - float(accuracy)) * math.log(max(float(latency_ms) * 1000.0, 1.0))
 
 
 def latency_reward(accuracy: float, latency: float, target_latency: float, w: float = -0.07) -> float:

@@ -35,7 +35,7 @@ def _acc_vs_flops(tasks: list[dict[str, Any]]) -> str:
         groups.setdefault(t["dataset_label"], []).append(t)
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
     for ax, (label, ts) in zip(axes[0], groups.items(), strict=True):
-        ts = sorted(ts, key=lambda t: t["ratio"])
+        ts = sorted(ts, key=lambda t: t["flops"] / t["base_flops"])
         base = ts[0]
         ax.scatter([base["base_flops"] / 1e6], [100 * base["base_accuracy"]], marker="*", s=160, c="k", label="base")
         ax.plot([t["flops"] / 1e6 for t in ts], [100 * t["accuracy_before_finetune"] for t in ts], "o--",
@@ -262,17 +262,19 @@ def render_prune_report(run_dir: str | Path) -> Path:
 
     rows = [
         [
-            t["task"], t["ratio"], pct(t["base_accuracy"]), pct(t["accuracy_before_finetune"]),
+            t["task"], t["ratio"] if t.get("ratio") is not None else f"{t['latency_budget_ms']:g} ms",
+            pct(t["base_accuracy"]), pct(t["accuracy_before_finetune"]),
             pct(t.get("accuracy_after_finetune")), pct((t.get("uniform") or {}).get("accuracy_before_finetune")),
             round(t["flops"] / t["base_flops"], 3), t["params"], t.get("base_latency_ms"), t.get("latency_ms"),
             None if t.get("speedup") is None else round(t["speedup"], 2),  # base / pruned median, interleaved runs
+            None if t.get("predicted_latency_ms") is None else round(t["predicted_latency_ms"], 4),
             t.get("episodes_to_best"),
         ]
         for t in tasks
     ]
     results_table = table(
-        ["task", "alpha", "base acc %", "acc no-FT %", "acc FT %", "uniform no-FT %", "FLOPs / base", "params",
-         "base latency ms", "latency ms", "speed-up x", "episodes to best"],
+        ["task", "budget", "base acc %", "acc no-FT %", "acc FT %", "uniform no-FT %", "FLOPs / base", "params",
+         "base latency ms", "latency ms", "speed-up x", "table ms", "episodes to best"],
         rows,
     )
     totals = res.get("totals", {})

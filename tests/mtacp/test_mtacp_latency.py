@@ -1,0 +1,68 @@
+"""MTACP with a latency budget end to end: a tiny run on digits with one FLOPs task and one latency_ms task."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from autostruct.config import PruneConfig, parse_config
+from autostruct.data import load_dataset
+from autostruct.models import create_model
+from autostruct.mtacp import run_prune
+from autostruct.prune.graph import analyze
+from autostruct.prune.latency_table import host_table, latency_model, layer_specs, smallest_latency
+
+
+def budget_between_floor_and_base(round_to: int = 8, lbound: float = 0.2) -> float:
+    """A reachable budget for ResNet-20 x0.5 on digits: halfway between the smallest model and the base.
+
+    Measures the host table into this session's cache, which the run then reads (same host, same architecture).
+    """
+    data = load_dataset("digits", val_size=5000, seed=0)
+    model = create_model("resnet20", num_classes=10, in_channels=1, image_size=data.image_size, width=0.5).eval()
+    x = torch.zeros(1, 1, data.image_size, data.image_size)
+    graph = analyze(model, x)
+    table, _ = host_table(model, graph, x, round_to)
+    lat = latency_model(layer_specs(model, graph, x, round_to), table)
+    least, base = smallest_latency(lat, graph, round_to, lbound), lat.latency_ms(graph.channels)
+    return round(0.5 * (least + base), 5)
+
+
+@pytest.fixture(scope="module")
+def latency_run(tmp_path_factory):
+    budget = budget_between_floor_and_base()
+    cfg = parse_config(PruneConfig, {
+        "name": "tiny-latency", "output_dir": str(tmp_path_factory.mktemp("run") / "lat"), "model": "resnet20",
+        "width": 0.5, "tasks": [{"dataset": "digits", "ratios": [0.5], "latency_ms": [budget]}],
+        "base_training": {"epochs": 3, "min_steps": 60},
+        "search": {"episodes": 6, "val_size": 200, "rescore_size": 100, "top_k": 2, "recal_batches": 2,
+                   "round_to": 8},
+        "rl": {"actors": 1, "batch_size": 2}, "finetune": {"epochs": 0}, "backend": {"name": "inline"},
+        "latency_runs": 20,
+    })
+    return run_prune(cfg, progress=False), budget
+
+
+def test_latency_task_is_priced_by_the_table_and_measured(latency_run):
+    result, budget = latency_run
+    res = json.loads((result.output_dir / "results.json").read_text())
+    flops_task, lat_task = res["tasks"]
+    assert flops_task["ratio"] == 0.5 and "latency_budget_ms" not in flops_task
+    assert lat_task["task"] == f"digits-l{budget:g}ms" and lat_task["ratio"] is None
+    assert lat_task["latency_budget_ms"] == budget
+    # The wall keeps every episode under the budget by the table, aiming at (1 - latency_margin) of it.
+    assert lat_task["predicted_latency_ms"] <= budget
+    assert lat_task["latency_vs_predicted"] == pytest.approx(lat_task["latency_ms"] / lat_task["predicted_latency_ms"])
+    assert lat_task["latency_vs_budget"] == pytest.approx(lat_task["latency_ms"] / budget)
+    assert lat_task["flops_ratio"] < 1.0
+    assert res["latency_tables"]["digits"].endswith(".json")
+    episodes = [json.loads(line) for line in (result.output_dir / "search" / "episodes.jsonl").read_text().splitlines()]
+    mine = [e for e in episodes if e.get("task_id") == lat_task["task_id"]]
+    assert mine, "the latency task got episodes"
+    for e in mine:
+        assert e["info"]["latency_budget_ms"] == budget and e["info"]["predicted_latency_ms"] <= budget
+        assert not e["info"]["over_budget"]
+    html = result.report_path.read_text()
+    assert f"{budget:g} ms" in html and "table ms" in html
