@@ -146,8 +146,12 @@ class Learner:
                 self._pending_optimizer_state = None
         return self._optimizer
 
-    def update(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
-        """One gradient step on ``trajectories``; returns scalar stats (losses, entropy, policy lag, ...)."""
+    def update(self, trajectories: Sequence[Trajectory], replayed: bool = False) -> dict[str, float]:
+        """One gradient step on ``trajectories``; returns scalar stats (losses, entropy, policy lag, ...).
+
+        ``replayed``: the trajectories were learned from before; the moving-average baseline then does not
+        average their returns again (it would drift towards old policies' returns and count them twice).
+        """
         batch = collate(list(trajectories))
         rl = self.rl
         self.policy.train()
@@ -209,7 +213,8 @@ class Learner:
             weights = truncated_importance_weights(log_rhos, rl.is_truncation, rl.is_mode, valid)
             if self.baseline is not None:
                 base = self.baseline.value(batch.task_id, batch.inputs.step[:T])
-                self.baseline.update(targets, batch.task_id, batch.inputs.step[:T], valid)
+                if not replayed:
+                    self.baseline.update(targets, batch.task_id, batch.inputs.step[:T], valid)
             else:
                 base = values[:T].detach()
             pg_loss = mc_policy_gradient_loss(target_log_prob, targets, base, weights, chosen)
