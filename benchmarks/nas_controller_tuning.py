@@ -86,7 +86,8 @@ def controller_traces(table: str, rl: NASRLConfig, seed: int, evals: int,
                       backend: str) -> tuple[list[Trace], dict[str, float]]:
     """One MTNAS run on both tasks of ``table``: per task its evaluations in order, and entropy/update stats."""
     factories = table_factories(table)
-    with tempfile.TemporaryDirectory() as tmp:
+    shm = Path("/dev/shm")  # the run folder's fsyncs cost more than the learning on a disk
+    with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:
         result = run_impala(factories, PolicySpec.from_env(factories[0](), use_lstm=rl.use_lstm),
                             total_episodes=evals * len(factories), run_dir=tmp, rl=rl,
                             backend=BackendConfig(name=backend), algorithm="mc", seed=seed, progress=False,
