@@ -37,3 +37,18 @@ def test_replayed_update_leaves_the_moving_average_alone(baseline):
         assert learner.baseline.averages != before  # type: ignore[union-attr]
     # The policy moved after the first update, so the replayed episodes are off-policy: ratios are not all 1.
     assert stats["rho_mean"] != pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("norm", ["task", "task_std"])
+def test_reward_norm_centres_and_optionally_scales_per_task(norm):
+    spec = PolicySpec.from_env(TableEnv(0, 0), use_lstm=False, hidden_sizes=(16,))
+    learner = Learner(make_policy(spec, 0), RLConfig(mc_baseline="moving_average", reward_norm=norm, discount=1.0), "mc")
+    for r in (0.2, 0.4, 0.6, 0.8, 1.0):  # mean 0.6; std over the window 0.2 * sqrt(2)
+        learner.observe_episode(0, r)
+    mean, std = learner.reward_stats.scale(0)
+    assert mean == pytest.approx(0.6) and std == pytest.approx(0.2 * 2**0.5)
+    (tr,) = episodes(1, spec)
+    learner.update([tr])
+    expected = (float(tr.reward[-1]) - mean) / (std if norm == "task_std" else 1.0)
+    # The baseline's first sight of (task 0, last step) is that step's (normalized) return itself.
+    assert learner.baseline.averages[(0, TableEnv(0, 0).decisions - 1)] == pytest.approx(expected, rel=1e-5)  # type: ignore[union-attr]
