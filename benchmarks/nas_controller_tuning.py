@@ -7,7 +7,8 @@
 Each ``--variant NAME:key=value,...`` is a :class:`~autostruct.nas.config.NASRLConfig` with those fields changed
 (values parsed as YAML); without one, the defaults. Tables (``--table``): ``default`` is the table of
 ``tests/rl/test_learning_table.py`` (``TableEnv``'s defaults: 6 decisions x 5 options), ``hard`` is
-:data:`~autostruct.rl.toy_envs.HARD_TABLE` (8 x 5, stronger and longer-range interactions, more noise). Both
+:data:`~autostruct.rl.toy_envs.HARD_TABLE` (8 x 5, stronger and longer-range interactions, more noise), ``flat``
+is :data:`~autostruct.rl.toy_envs.FLAT_TABLE` (the hard table with a supernet's spread of a few points). All
 have two "datasets" sharing most of their structure, searched together as two tasks by one controller
 (``run_impala(..., algorithm="mc")``, inline backend and 1 actor unless ``--backend local --actors 2``).
 
@@ -40,9 +41,9 @@ from autostruct.baselines.nas_random import random_search
 from autostruct.config import BackendConfig
 from autostruct.nas.config import NASRLConfig
 from autostruct.rl import PolicySpec, run_impala
-from autostruct.rl.toy_envs import HARD_TABLE, TableEnv
+from autostruct.rl.toy_envs import FLAT_TABLE, HARD_TABLE, TableEnv
 
-TABLES: dict[str, dict[str, Any]] = {"default": {}, "hard": HARD_TABLE}
+TABLES: dict[str, dict[str, Any]] = {"default": {}, "hard": HARD_TABLE, "flat": FLAT_TABLE}
 CHECKPOINTS = (50, 100, 200)
 
 #: One search's evaluations in order, each as (noisy reward, true accuracy).

@@ -2,12 +2,16 @@
 
 ``TableEnv`` is a cell space like the public tabular NAS benchmarks (6 decisions x 5 options, masked options) for
 two "datasets" that share most of their structure; ``HARD_TABLE`` has 8 decisions, stronger and longer-range
-interactions and more noise. Best-found = the true accuracy of the architecture with the best noisy reward.
+interactions and more noise; ``FLAT_TABLE`` is the hard table with a supernet's spread (accuracies 10x closer
+together). Best-found = the true accuracy of the architecture with the best noisy reward.
 Measured with the defaults over these 5 seeds (the numbers the assertions check):
 
-* table at 50 evaluations per task: +11.0 pt over random search (5 of 5 seeds); with ``learning_rate=1e-9`` (a
+* table at 50 evaluations per task: +11.3 pt over random search (5 of 5 seeds); with ``learning_rate=1e-9`` (a
   learner that does not learn) +1.1 pt (2 of 5), which fails the assertions;
-* hard table at 100 evaluations per task: +9.3 pt (5 of 5); with ``learning_rate=1e-9`` -2.2 pt (2 of 5), fails.
+* hard table at 100 evaluations per task: +8.7 pt (5 of 5); with ``learning_rate=1e-9`` -2.2 pt (2 of 5), fails;
+* flat table at 100 evaluations per task: +1.0 pt (5 of 5); with ``learning_rate=1e-9`` -0.1 pt (2 of 5), fails.
+  (Returns centred but not scaled per task, as in an earlier draft of these defaults, gave +0.4 pt here over 10
+  seeds: the test catches a controller whose step depends on the reward's scale.)
 
 Before issue 11's defaults (RMSProp with an LSTM, value-head baseline, entropy cost 1e-3) the first was +7.9 pt.
 """
@@ -22,10 +26,11 @@ import pytest
 from autostruct.config import BackendConfig
 from autostruct.nas.config import NASRLConfig
 from autostruct.rl import PolicySpec, run_impala
-from autostruct.rl.toy_envs import HARD_TABLE, TableEnv
+from autostruct.rl.toy_envs import FLAT_TABLE, HARD_TABLE, TableEnv
 
 FACTORIES = [functools.partial(TableEnv, i, i) for i in range(2)]
 HARD = [functools.partial(TableEnv, i, i, **HARD_TABLE) for i in range(2)]
+FLAT = [functools.partial(TableEnv, i, i, **FLAT_TABLE) for i in range(2)]
 SEEDS = range(5)
 
 
@@ -67,9 +72,17 @@ def test_controller_beats_random_search_on_a_table(tmp_path):
     assert np.mean(diffs) >= 5.0 and sum(d > 0 for d in diffs) >= 4, diffs
 
 
+@pytest.mark.slow
 def test_controller_beats_random_search_on_the_hard_table(tmp_path):
     diffs = gains_over_random(HARD, 100, tmp_path)
     assert np.mean(diffs) >= 5.0 and sum(d > 0 for d in diffs) >= 4, diffs
+
+
+@pytest.mark.slow
+def test_controller_beats_random_search_on_a_flat_table(tmp_path):
+    """The hard table with a supernet's spread (accuracies 10x closer): the same defaults must still learn."""
+    diffs = gains_over_random(FLAT, 100, tmp_path)
+    assert np.mean(diffs) >= 0.5 and sum(d > 0 for d in diffs) >= 4, diffs
 
 
 def test_table_optimum_is_feasible_and_beats_random():
