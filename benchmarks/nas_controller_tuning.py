@@ -1,6 +1,6 @@
 """Tune the NAS controller on tables in seconds: MTNAS vs random search and regularized evolution.
 
-    python benchmarks/nas_controller_tuning.py                               # NASRLConfig defaults, both tables
+    python benchmarks/nas_controller_tuning.py                               # NASRLConfig defaults, all tables
     python benchmarks/nas_controller_tuning.py --variant "old:optimizer=rmsprop,rmsprop_eps=0.01,use_lstm=true" \\
         --variant "adam:optimizer=adam" --seeds 10 --out tuning.json
 
@@ -205,7 +205,7 @@ def headline(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--variant", action="append", default=[], help="NAME:key=value,... (repeatable)")
-    p.add_argument("--table", action="append", choices=sorted(TABLES), help="default and hard unless given")
+    p.add_argument("--table", action="append", choices=sorted(TABLES), help="all three unless given")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--evals", type=int, default=200, help="evaluations per task, for every method")
     p.add_argument("--backend", choices=("inline", "local"), default="inline")
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     variants = [parse_variant(v) for v in args.variant] or [("defaults", {})]
     cache: dict[tuple, list[Trace]] = {}
     results = []
-    for table in args.table or ["default", "hard"]:
+    for table in args.table or list(TABLES):
         for name, overrides in variants:
             r = evaluate(name, overrides, table, range(args.seeds), args.evals, backend=args.backend,
                          actors=args.actors, baseline_cache=cache)

@@ -263,7 +263,8 @@ class TableEnv:
     not tens). One option per step is masked at random but fixed per (dataset, step), as infeasible choices
     are in the NAS env. Observation: dataset one-hot, step one-hot, previous choice one-hot.
 
-    The defaults are the table of ``tests/rl/test_learning_table.py``; :data:`HARD_TABLE` is a harder one.
+    The defaults are the table of ``tests/rl/test_learning_table.py``; :data:`HARD_TABLE` is a harder one and
+    :data:`FLAT_TABLE` the hard one with a supernet's spread.
     """
 
     def __init__(self, task_id: int = 0, dataset_id: int = 0, num_datasets: int = 2, decisions: int = 6,
