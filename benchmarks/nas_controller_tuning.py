@@ -18,7 +18,7 @@ evaluations for MTNAS, random search and regularized evolution; paired differenc
 MTNAS - evolution with 95% t-intervals; evaluations MTNAS needs to reach random search's final best (true
 accuracy, same seed) against random's own point of discovery, as ``benchmarks/mtnas_vs_baselines.py`` counts
 them; the controller's policy entropy (first and last tenth of its updates) so a collapse shows.
-Prints one JSON line per variant and table, then the whole document (also written to ``--out``).
+Prints one summary line per variant and table; the whole JSON document goes to ``--out``.
 """
 
 from __future__ import annotations
