@@ -110,8 +110,6 @@ def build_lut_cmd(
     """Measure the per-layer latency table of a config's model on this machine (onnxruntime, batch 1); write it."""
     from autostruct.api import build_prune_lut
 
-    if not config.is_file():
-        raise AutostructError(f"Config file '{config}' does not exist. Pass the YAML of the run, e.g. configs/my-run.yaml.")
     result = build_prune_lut(config, out, dataset=dataset, threads=threads, device_name=device_name, progress=True)
     console.print_json(json.dumps(result.summary()))
 
