@@ -105,7 +105,7 @@ def build_lut_cmd(
     threads: Annotated[int | None, typer.Option(
         help="onnxruntime intra-op threads (default: the config's search.latency_threads).")] = None,
     device_name: Annotated[str | None, typer.Option(
-        help="Name stored in the table, e.g. raspberry-pi-4 (default: this host's OS and CPU).")] = None,
+        help="Name stored in the table, e.g. raspberry-pi-4 (default: OS and CPU architecture, e.g. linux-aarch64).")] = None,
 ) -> None:
     """Measure the per-layer latency table of a config's model on this machine (onnxruntime, batch 1); write it."""
     from autostruct.api import build_prune_lut
