@@ -111,6 +111,7 @@ def test_unreachable_budget_is_priced_by_the_device_table(built):
     ({"search": {"round_to": 4}}, ["round_to=8 (this run: 4", "search.round_to: 8"]),
     ({"tasks": [{"dataset": "digits", "classes": [0, 1, 2], "latency_ms": [1.0]}]}, ["another layer geometry"]),
     ({"model": "vgg11"}, ["model ResNet", "(this run: VGG"]),
+    ({"width": 0.5, "search": {"round_to": 4}}, ["round_to=8 (this run: 4)", "another layer geometry"]),
 ])
 def test_a_table_for_another_model_is_refused(built, tmp_path, over, needles):
     _, out, _ = built

@@ -298,14 +298,13 @@ def check_latency_budgets(cfg: PruneConfig, round_to: int, progress: bool = Fals
                 table = load_table(path)
             except AutostructError as exc:
                 raise _field_error("search.latency_table", exc) from None
-        specs = layer_specs(model, graph, x, round_to)
         if s.latency_table != "host":
-            why = table_mismatch(table, specs, model, x, round_to)
+            why = table_mismatch(table, model, graph, x, round_to)
             if why is not None:
                 raise AutostructError(f"Invalid config: 'search.latency_table': '{path}' does not price "
                                       f"'{cfg.model}' on {key.label}: {why}")
         try:
-            lat = latency_model(specs, table)
+            lat = latency_model(layer_specs(model, graph, x, round_to), table)
         except AutostructError as exc:
             raise _field_error("search.latency_table", exc) from None
         least = smallest_latency(lat, graph, round_to, s.lbound)

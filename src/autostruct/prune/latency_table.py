@@ -389,9 +389,10 @@ def load_table(path: str | Path) -> LatencyTable:
     return table
 
 
-def table_mismatch(table: LatencyTable, specs: Sequence[LayerSpec], model: nn.Module, example: torch.Tensor,
+def table_mismatch(table: LatencyTable, model: nn.Module, graph: PruningGraph, example: torch.Tensor,
                    round_to: int) -> str | None:
-    """Why ``table`` does not price ``specs`` (None when it was built for this very model, input and rounding).
+    """Why ``table`` does not price ``model`` at ``round_to`` (None when it was built for this very model, input
+    and rounding).
 
     A table's calibration was fitted to whole models of *its* model, so one built for another model is refused
     even where its cells happen to cover this one. A table without a fingerprint (written by hand) is judged
@@ -399,7 +400,7 @@ def table_mismatch(table: LatencyTable, specs: Sequence[LayerSpec], model: nn.Mo
     """
     meta = table.meta
     theirs = meta.get("fingerprint")
-    if theirs is None or theirs == model_fingerprint(specs):
+    if theirs is None or theirs == model_fingerprint(layer_specs(model, graph, example, round_to)):
         return None
     shape = list(example[:1].shape)
     diffs = []
@@ -407,12 +408,17 @@ def table_mismatch(table: LatencyTable, specs: Sequence[LayerSpec], model: nn.Mo
         diffs.append(f"model {meta['model']} (this run: {type(model).__name__})")
     if meta.get("input_shape") not in (None, shape):
         diffs.append(f"input {'x'.join(map(str, meta['input_shape']))} (this run: {'x'.join(map(str, shape))})")
-    if meta.get("round_to") not in (None, round_to):
-        diffs.append(f"round_to={meta['round_to']} (this run: {round_to}; set search.round_to: {meta['round_to']} "
-                     "or rebuild the table)")
-    what = "; ".join(diffs) if diffs else "another layer geometry (width, model_kwargs or number of classes)"
-    return (f"the table (device '{table.device}') was built for {what}. A table prices one model, input shape and "
-            "rounding; rebuild it on the device with this config: autostruct prune build-lut CONFIG --out TABLE.json.")
+    r = meta.get("round_to")
+    only_rounding = False
+    if isinstance(r, int) and r >= 1 and r != round_to:
+        only_rounding = not diffs and theirs == model_fingerprint(layer_specs(model, graph, example, r))
+        diffs.append(f"round_to={r} (this run: {round_to}" + (f"; set search.round_to: {r} or rebuild the table)"
+                                                            if only_rounding else ")"))
+    if not only_rounding and not any(d.startswith(("model", "input")) for d in diffs):
+        diffs.append("another layer geometry (width, model_kwargs or number of classes)")
+    return (f"the table (device '{table.device}') was built for {'; '.join(diffs)}. A table prices one model, "
+            "input shape and rounding; rebuild it on the device with this config: autostruct prune build-lut "
+            "CONFIG --out TABLE.json.")
 
 
 def smallest_latency(lat: LatencyModel, graph: PruningGraph, round_to: int, lbound: float) -> float:
