@@ -123,6 +123,17 @@ def prune(config: Any, *, resume: bool = False, overwrite: bool = False, progres
     return run_prune(config, resume=resume, overwrite=overwrite, progress=progress)
 
 
+def build_prune_lut(config: Any, out: str | Path, **kwargs: Any) -> Any:
+    """Measure the pruning latency table of ``config``'s model on this machine; write it to ``out`` (JSON).
+
+    The file is what ``search.latency_table: <out>`` takes to price ``latency_ms`` tasks for this device
+    (see :func:`autostruct.mtacp.build_prune_lut` for ``dataset``, ``threads`` and ``device_name``).
+    """
+    from autostruct.mtacp import build_prune_lut as _build
+
+    return _build(config, out, **kwargs)
+
+
 def zero_shot_prune(policy: str | Path, dataset: str, ratio: float, **kwargs: Any) -> dict[str, Any]:
     """Prune for a new (dataset, ratio) with a trained MTACP policy in one greedy episode, no search."""
     from autostruct.mtacp import zero_shot_prune as _zero_shot

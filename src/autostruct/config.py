@@ -260,7 +260,8 @@ class PruneSearchConfig(StrictModel):
     importance: Literal["l1", "l2", "bn_scale", "taylor"] = "l1"
     round_to: int | Literal["auto"] = Field(
         "auto", description="Kept channels are a multiple of this; 'auto': the multiple measured to pay on this host "
-        "(onnxruntime, batch 1; autostruct.measure.rounding, cached per host; 8 if it cannot be measured)."
+        "(onnxruntime, batch 1; autostruct.measure.rounding, cached per host; 8 if it cannot be measured), or the "
+        "device's when latency_ms tasks are priced by a table built there (autostruct prune build-lut)."
     )
     recal_batches: int = Field(10, ge=0, description="Batches for BN recalibration (0 = off).")
 

@@ -8,8 +8,10 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from autostruct.errors import AutostructError
 
@@ -34,6 +36,20 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class RunByDefault(TyperGroup):
+    """``autostruct X CONFIG ...`` means ``autostruct X run CONFIG ...``; named subcommands and --help pass through.
+
+    Without arguments: ``run`` too, unless the group shows its help then (``no_args_is_help``).
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if (args and args[0] not in self.commands and args[0] not in ("--help", "-h")) or (
+            not args and not self.no_args_is_help
+        ):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
 
 
 def parse_int_list(text: str | None, what: str) -> list[int] | None:

@@ -6,26 +6,14 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
-from typer.core import TyperGroup
 
 from autostruct.cli._app import app
-from autostruct.cli.common import console, parse_int_list, user_errors
+from autostruct.cli.common import RunByDefault, console, parse_int_list, user_errors
 from autostruct.errors import AutostructError
 
-
-class _RunByDefault(TyperGroup):
-    """``autostruct nas CONFIG ...`` means ``autostruct nas run CONFIG ...``; named subcommands pass through."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
 nas_app = typer.Typer(
-    cls=_RunByDefault,
+    cls=RunByDefault,
     help="Multi-task NAS: one RL controller searches a weight-sharing supernet for every (dataset, budget) task.",
     no_args_is_help=True,
 )

@@ -1,4 +1,5 @@
-"""``autostruct prune`` (multi-task search, or zero-shot with --policy) and ``autostruct report``."""
+"""``autostruct prune`` (multi-task search, or zero-shot with --policy), ``autostruct prune build-lut`` (a
+device's pruning latency table) and ``autostruct report``."""
 
 from __future__ import annotations
 
@@ -9,15 +10,31 @@ from typing import Annotated
 import typer
 
 from autostruct.cli._app import app
-from autostruct.cli.common import IMPORT_HELP, console, import_user_modules, parse_int_list, user_errors
+from autostruct.cli.common import (
+    IMPORT_HELP,
+    RunByDefault,
+    console,
+    import_user_modules,
+    parse_int_list,
+    user_errors,
+)
 from autostruct.errors import AutostructError
 
+prune_app = typer.Typer(
+    cls=RunByDefault,
+    help="Multi-task channel pruning (MTACP): `autostruct prune CONFIG` runs the search (the `run` command); "
+    "`autostruct prune build-lut CONFIG --out T.json` measures a device's latency table for it.",
+    no_args_is_help=False,  # `autostruct prune` alone says which config to pass (the run command's error)
+)
+app.add_typer(prune_app, name="prune")
 
-@app.command(
+
+@prune_app.command(
+    "run",
     epilog=(
         "Examples: autostruct prune configs/quickstart-prune.yaml [--resume]  |  "
         "autostruct prune --policy runs/quickstart-prune/policy.pt --dataset fashion-mnist --ratio 0.4"
-    )
+    ),
 )
 @user_errors
 def prune(
@@ -66,6 +83,35 @@ def prune(
                if t.get("latency_budget_ms") is not None else "")
         )
     console.print(f"results: {result.output_dir / 'results.json'}\nreport:  {result.report_path}")
+
+
+@prune_app.command(
+    "build-lut",
+    epilog=(
+        "The model and input shape are resolved as the run resolves them (model, width, model_kwargs, imports, "
+        "each dataset's shape and classes, search.round_to incl. auto, measured here).  "
+        "Example (on the device): autostruct prune build-lut configs/my-run.yaml --out profiles/pi4-resnet20.json "
+        "--device-name raspberry-pi-4; then set search.latency_table: profiles/pi4-resnet20.json in the config "
+        "and run `autostruct prune configs/my-run.yaml` on any machine (docs/prune.md)."
+    ),
+)
+@user_errors
+def build_lut_cmd(
+    config: Annotated[Path, typer.Argument(help="YAML config of the run whose latency tasks the table prices.")],
+    out: Annotated[Path, typer.Option(help="Where to write the table (a .json file).")],
+    dataset: Annotated[str | None, typer.Option(
+        help="Task data to price (a label such as fashion-mnist-c5.7.9 for classes [5, 7, 9], or a dataset name) "
+        "when the config's latency tasks use data of different shapes.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="onnxruntime intra-op threads (default: the config's search.latency_threads).")] = None,
+    device_name: Annotated[str | None, typer.Option(
+        help="Name stored in the table, e.g. raspberry-pi-4 (default: OS and CPU architecture, e.g. linux-aarch64).")] = None,
+) -> None:
+    """Measure the per-layer latency table of a config's model on this machine (onnxruntime, batch 1); write it."""
+    from autostruct.api import build_prune_lut
+
+    result = build_prune_lut(config, out, dataset=dataset, threads=threads, device_name=device_name, progress=True)
+    console.print_json(json.dumps(result.summary()))
 
 
 @app.command(epilog="Example: autostruct report runs/quickstart-prune")

@@ -11,8 +11,9 @@ resolves a ``package.module:function`` model (the module imports, the function e
 ``nn.Module`` with ``model_kwargs``), and runs every model once on each task dataset's input shape.
 
 :func:`check_latency_budgets` then prices every ``latency_ms`` task: it measures (or reads from the cache) the
-model's per-layer latency table on this host, or reads ``search.latency_table``, and refuses a budget below the
-smallest model the table allows (every group at ``search.lbound``), naming ``tasks.<i>.latency_ms``.
+model's per-layer latency table on this host, or reads ``search.latency_table`` (refused, naming what differs,
+when it was built for another model, input shape or rounding), and refuses a budget below the smallest model
+the table allows (every group at ``search.lbound``), naming ``tasks.<i>.latency_ms``.
 """
 
 from __future__ import annotations
@@ -170,11 +171,31 @@ def auto_steps(measured: int) -> list[int]:
     return steps
 
 
+def table_round_to(cfg: PruneConfig) -> int | None:
+    """The rounding a device table was built with, when ``round_to: auto`` prices latency tasks with one.
+
+    ``auto`` means the multiple that pays where the model will run: for a table measured on another device that
+    is the device's (``autostruct prune build-lut`` resolved ``auto`` there), not this host's. None when there
+    is no such table or it cannot be read (:func:`check_latency_budgets` then names the problem).
+    """
+    from autostruct.prune.latency_table import load_table
+
+    s = cfg.search
+    if s.round_to != "auto" or s.latency_table == "host" or not any(t.latency_ms for t in cfg.tasks):
+        return None
+    try:
+        value = load_table(s.latency_table).meta.get("round_to")
+    except AutostructError:
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
 def check_prune_inputs(cfg: PruneConfig) -> int:
     """Raise on any input of ``cfg`` that would make the run fail; writes nothing (see the module docstring).
 
-    Returns the channel multiple the run uses: ``search.round_to``, or for ``auto`` the measured multiple, halved
-    until every task's budget is reachable with it (a model too small for it).
+    Returns the channel multiple the run uses: ``search.round_to``, or for ``auto`` the measured multiple (the
+    device table's, :func:`table_round_to`, when latency tasks are priced by one), halved until every task's
+    budget is reachable with it (a model too small for it).
     """
     from autostruct.data import load_dataset
     from autostruct.measure.rounding import resolve_round_to
@@ -189,7 +210,7 @@ def check_prune_inputs(cfg: PruneConfig) -> int:
 
     import_modules(cfg.imports, "imports")  # errors already name 'imports.<i>'
     r = cfg.search.round_to
-    steps = auto_steps(resolve_round_to(r)) if r == "auto" else [r]
+    steps = auto_steps(table_round_to(cfg) or resolve_round_to(r)) if r == "auto" else [r]
     checkpoint = _load_checkpoint(cfg) if is_checkpoint(cfg.model) else None
     if checkpoint is None:
         _check_model_name(cfg)
@@ -217,6 +238,30 @@ def check_prune_inputs(cfg: PruneConfig) -> int:
     return steps[0]
 
 
+def load_config_checkpoint(cfg: PruneConfig) -> torch.nn.Module | None:
+    """The config's ``model.pt`` (errors name the field), or None when ``model`` is a name or a factory."""
+    return _load_checkpoint(cfg) if is_checkpoint(cfg.model) else None
+
+
+def priced_model(
+    cfg: PruneConfig, key: DataKey, checkpoint: torch.nn.Module | None
+) -> tuple[torch.nn.Module, Any, torch.Tensor]:
+    """The model a latency table of ``key``'s tasks prices (eval mode), its pruning graph and a zero input.
+
+    As the run resolves it: the dataset as the run loads it (its input shape and classes), then the checkpoint or
+    an untrained copy of the configured architecture (``width``, ``model_kwargs``); a table depends on the
+    architecture only. Run after :func:`check_prune_inputs` (imports done, inputs checked).
+    """
+    from autostruct.data import load_dataset
+    from autostruct.prune.graph import analyze
+
+    data = load_dataset(key.dataset, root=key.root, val_size=5000, seed=cfg.seed,
+                        classes=list(key.classes) if key.classes else None)
+    model = _task_model(cfg, key, data, checkpoint).eval()
+    x = torch.zeros(1, data.in_channels, data.image_size, data.image_size)
+    return model, analyze(model, x), x
+
+
 def check_latency_budgets(cfg: PruneConfig, round_to: int, progress: bool = False) -> dict[DataKey, str]:
     """The latency table (its JSON path) of each dataset that has ``latency_ms`` tasks; raises if one is unreachable.
 
@@ -224,30 +269,25 @@ def check_latency_budgets(cfg: PruneConfig, round_to: int, progress: bool = Fals
     seconds); a path is read and must cover the model. Run after :func:`check_prune_inputs` (``round_to`` is
     its answer); writes nothing but the cache.
     """
-    from autostruct.data import load_dataset
-    from autostruct.prune.graph import analyze
     from autostruct.prune.latency_table import (
         host_table,
         latency_model,
         layer_specs,
         load_table,
         smallest_latency,
+        table_mismatch,
     )
     from autostruct.utils.runs import say
 
     keys, tasks = expand_tasks(cfg)
     s = cfg.search
     out: dict[DataKey, str] = {}
-    checkpoint = _load_checkpoint(cfg) if is_checkpoint(cfg.model) else None
+    checkpoint = load_config_checkpoint(cfg)
     for key in keys:
         mine = [t for t in tasks if t.data == key and t.latency_ms is not None]
         if not mine:
             continue
-        data = load_dataset(key.dataset, root=key.root, val_size=5000, seed=cfg.seed,
-                            classes=list(key.classes) if key.classes else None)
-        model = _task_model(cfg, key, data, checkpoint).eval()
-        x = torch.zeros(1, data.in_channels, data.image_size, data.image_size)
-        graph = analyze(model, x)
+        model, graph, x = priced_model(cfg, key, checkpoint)
         if s.latency_table == "host":
             say(progress, f"latency table for {key.label}: measuring on this host (cached per host and model)")
             # The cells come from the cache; the whole-model calibration is re-timed for this run (seconds).
@@ -258,6 +298,11 @@ def check_latency_budgets(cfg: PruneConfig, round_to: int, progress: bool = Fals
                 table = load_table(path)
             except AutostructError as exc:
                 raise _field_error("search.latency_table", exc) from None
+        if s.latency_table != "host":
+            why = table_mismatch(table, model, graph, x, round_to)
+            if why is not None:
+                raise AutostructError(f"Invalid config: 'search.latency_table': '{path}' does not price "
+                                      f"'{cfg.model}' on {key.label}: {why}")
         try:
             lat = latency_model(layer_specs(model, graph, x, round_to), table)
         except AutostructError as exc:

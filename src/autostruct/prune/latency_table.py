@@ -266,7 +266,7 @@ def latency_model(specs: Sequence[LayerSpec], table: LatencyTable, scale: float 
         raise AutostructError(
             f"Latency table for device '{table.device}' has no entry for {len(missing)} layer cell(s), e.g. "
             f"'{missing[0]}'. It was built for another model, input size or round_to; rebuild it for this one "
-            "(autostruct.prune.latency_table.host_table on the device)."
+            "on the device (autostruct prune build-lut CONFIG --out TABLE.json)."
         )
     call = table.entries.get(CALL_KEY, 0.0)
     tables = []
@@ -384,9 +384,41 @@ def load_table(path: str | Path) -> LatencyTable:
     if table.meta.get("kind") != TABLE_KIND:
         raise AutostructError(
             f"Latency table '{path}' is not a pruning layer table (meta.kind != '{TABLE_KIND}'). Build one on the "
-            "device with autostruct.prune.latency_table.host_table and save it."
+            "device with `autostruct prune build-lut CONFIG --out TABLE.json`."
         )
     return table
+
+
+def table_mismatch(table: LatencyTable, model: nn.Module, graph: PruningGraph, example: torch.Tensor,
+                   round_to: int) -> str | None:
+    """Why ``table`` does not price ``model`` at ``round_to`` (None when it was built for this very model, input
+    and rounding).
+
+    A table's calibration was fitted to whole models of *its* model, so one built for another model is refused
+    even where its cells happen to cover this one. A table without a fingerprint (written by hand) is judged
+    by its cells alone (:func:`latency_model`).
+    """
+    meta = table.meta
+    theirs = meta.get("fingerprint")
+    if theirs is None or theirs == model_fingerprint(layer_specs(model, graph, example, round_to)):
+        return None
+    shape = list(example[:1].shape)
+    diffs = []
+    if meta.get("model") not in (None, type(model).__name__):
+        diffs.append(f"model {meta['model']} (this run: {type(model).__name__})")
+    if meta.get("input_shape") not in (None, shape):
+        diffs.append(f"input {'x'.join(map(str, meta['input_shape']))} (this run: {'x'.join(map(str, shape))})")
+    r = meta.get("round_to")
+    only_rounding = False
+    if isinstance(r, int) and r >= 1 and r != round_to:
+        only_rounding = not diffs and theirs == model_fingerprint(layer_specs(model, graph, example, r))
+        diffs.append(f"round_to={r} (this run: {round_to}" + (f"; set search.round_to: {r} or rebuild the table)"
+                                                            if only_rounding else ")"))
+    if not only_rounding and not any(d.startswith(("model", "input")) for d in diffs):
+        diffs.append("another layer geometry (width, model_kwargs or number of classes)")
+    return (f"the table (device '{table.device}') was built for {'; '.join(diffs)}. A table prices one model, "
+            "input shape and rounding; rebuild it on the device with this config: autostruct prune build-lut "
+            "CONFIG --out TABLE.json.")
 
 
 def smallest_latency(lat: LatencyModel, graph: PruningGraph, round_to: int, lbound: float) -> float:
@@ -399,4 +431,4 @@ def smallest_latency(lat: LatencyModel, graph: PruningGraph, round_to: int, lbou
 
 __all__ = ["MAX_POINTS", "TABLE_KIND", "LayerSpec", "calibrate", "calibration_counts",
            "host_table", "host_table_path", "latency_model", "layer_specs", "load_table", "measure_cells",
-           "model_fingerprint", "smallest_latency"]
+           "model_fingerprint", "smallest_latency", "table_mismatch"]
