@@ -365,6 +365,62 @@ def experts(space: Space, p: Preset, task: int, arch: list[int], flops: int, see
     return rows
 
 
+# ---------------------------------------------------------------------------------------------- report
+
+
+def markdown(out: dict[str, Any]) -> str:
+    """The result tables of a benchmark JSON as Markdown (accuracies in %, differences in points)."""
+    lines: list[str] = []
+    s = out["settings"]
+    checkpoints = [c for c in CHECKPOINTS if c <= s["evals"]] or [s["evals"]]
+    pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
+    lines += [f"Best-found accuracy (true accuracy of the selection; mean +- 95% CI over {len(s['seeds'])} seeds)", "",
+              "| task | method | " + " | ".join(f"@{n}" for n in checkpoints) + " | evals to random's final best (random's / method's) |",
+              "| --- | --- | " + " | ".join("---" for _ in checkpoints) + " | --- |"]
+    for task, summary in out["summary"].items():
+        for m, row in summary.items():
+            e = row["evals_to_random_best"]
+            reach = f"{e['mean']:.1f} ({e['fewer_than_random_x']:.2f}x" + (
+                f"; {e['unreached']} seed(s) never, counted as {s['evals']})" if e["unreached"] else ")")
+            cells = [f"{pct(row['best_found'][str(n)]['mean'])} +- {pct(row['best_found'][str(n)]['ci95'])}"
+                     for n in checkpoints]
+            lines.append(f"| {task} | {m} | " + " | ".join(cells) + f" | {reach} |")
+    for ref in ("random", "evolution"):
+        lines += ["", f"Paired difference vs {ref} (points; mean [95% CI], seeds better/worse)", "",
+                  "| task | method | " + " | ".join(f"@{n}" for n in checkpoints) + " |",
+                  "| --- | --- | " + " | ".join("---" for _ in checkpoints) + " |"]
+        for task, summary in out["summary"].items():
+            for m, row in summary.items():
+                if f"vs_{ref}" not in row:
+                    continue
+                cells = []
+                for n in checkpoints:
+                    d = row[f"vs_{ref}"][str(n)]
+                    lo, hi = d["ci95"]
+                    cells.append(f"{100 * d['mean_diff']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}] {d['better']}/{d['worse']}")
+                lines.append(f"| {task} | {m} | " + " | ".join(cells) + " |")
+    if "mtnas" in next(iter(out["summary"].values())):
+        lines += ["", "Targets (MTNAS): >= 3x fewer evaluations to random's final best (every seed reaching it); "
+                  "best-found >= regularized evolution's at 50 and 100 (mean paired difference >= 0)", ""]
+        for task, summary in out["summary"].items():
+            e = summary["mtnas"]["evals_to_random_best"]
+            fast = e["fewer_than_random_x"] >= 3 and not e["unreached"]
+            evo = {n: summary["mtnas"]["vs_evolution"][str(n)]["mean_diff"] >= 0
+                   for n in (50, 100) if str(n) in summary["mtnas"].get("vs_evolution", {})}
+            lines.append(f"- {task}: 3x fewer: {'met' if fast else 'not met'} ({e['fewer_than_random_x']:.2f}x, "
+                         f"{e['unreached']} unreached); >= evolution: "
+                         + ", ".join(f"@{n} {'met' if ok else 'not met'}" for n, ok in evo.items()))
+    if "after_identical_training" in out:
+        lines += ["", "| task | found net (FLOPs) | MobileNetV2 (width, FLOPs) | ResNet-20 (width, FLOPs) |",
+                  "| --- | --- | --- | --- |"]
+        for task, r in out["after_identical_training"].items():
+            f, mb, rn = r["mtnas_found"], r["mobilenetv2"], r["resnet20"]
+            lines.append(f"| {task} | {pct(f['test_accuracy'])}% ({f['flops'] / 1e6:.2f}M) | "
+                         f"{pct(mb['test_accuracy'])}% ({mb['width']}, {mb['flops'] / 1e6:.2f}M) | "
+                         f"{pct(rn['test_accuracy'])}% ({rn['width']}, {rn['flops'] / 1e6:.2f}M) |")
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -403,7 +459,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--backend", default="inline", choices=["inline", "local"], help="MTNAS' actors")
     ap.add_argument("--seed", type=int, default=0, help="supernet, data and training seed")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--markdown", type=Path, default=None, help="print the tables of this benchmark JSON and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())), end="")
+        return {}
     torch.set_num_threads(1)
     preset_name, p = _preset(args)
     methods = [m for m in METHODS if m in args.methods.split(",")]
