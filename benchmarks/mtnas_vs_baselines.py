@@ -365,41 +365,65 @@ def experts(space: Space, p: Preset, task: int, arch: list[int], flops: int, see
     return rows
 
 
+def all_experts(space: Space, p: Preset, archs: list[list[int]], seed: int) -> dict[str, Any]:
+    """:func:`experts` for every task, ``archs[i]`` being the found architecture of task ``i``."""
+    rows = {}
+    for i, name in enumerate(space.names):
+        flops = int(space.make_env(i, 0).costs(space.spaces[p.tasks[i][0]].arch(archs[i]))["flops"])
+        rows[name] = experts(space, p, i, archs[i], flops, seed)
+        print(json.dumps({"task": name, "after_identical_training": rows[name]}), flush=True)
+    return rows
+
+
+def experts_from(path: Path, out_path: Path | None) -> dict[str, Any]:
+    """The expert comparison for the MTNAS selections (seed 0) of an earlier benchmark JSON, same settings."""
+    prev = json.loads(path.read_text())
+    s = prev["settings"]
+    p = Preset(**{f.name: (tuple(tuple(x) if isinstance(x, list) else x for x in s[f.name])
+                           if isinstance(s[f.name], list) else s[f.name]) for f in dataclasses.fields(Preset)})
+    t0 = time.monotonic()
+    space = supernet_space(p, s["seed"], "inline")
+    archs = [prev["runs"][name]["mtnas"][0]["selected_arch"] for name in space.names]
+    out = {"settings": {**s, "experts_from": str(path)}, "after_identical_training": all_experts(space, p, archs, s["seed"]),
+           "total_seconds": round(time.monotonic() - t0, 1)}
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(out) + "\n")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- report
 
 
-def markdown(out: dict[str, Any]) -> str:
-    """The result tables of a benchmark JSON as Markdown (accuracies in %, differences in points)."""
-    lines: list[str] = []
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+def _search_tables(out: dict[str, Any]) -> list[str]:
     s = out["settings"]
     checkpoints = [c for c in CHECKPOINTS if c <= s["evals"]] or [s["evals"]]
-    pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
-    lines += [f"Best-found accuracy (true accuracy of the selection; mean +- 95% CI over {len(s['seeds'])} seeds)", "",
-              "| task | method | " + " | ".join(f"@{n}" for n in checkpoints) + " | evals to random's final best (random's / method's) |",
-              "| --- | --- | " + " | ".join("---" for _ in checkpoints) + " | --- |"]
+    head = "| task | method | " + " | ".join(f"@{n}" for n in checkpoints)
+    rule = "| --- | --- | " + " | ".join("---" for _ in checkpoints)
+    lines = [f"Best-found accuracy (true accuracy of the selection, %; mean +- 95% CI over {len(s['seeds'])} seeds)",
+             "", head + " | evals to random's final best (random's / method's) |", rule + " | --- |"]
     for task, summary in out["summary"].items():
         for m, row in summary.items():
             e = row["evals_to_random_best"]
             reach = f"{e['mean']:.1f} ({e['fewer_than_random_x']:.2f}x" + (
                 f"; {e['unreached']} seed(s) never, counted as {s['evals']})" if e["unreached"] else ")")
-            cells = [f"{pct(row['best_found'][str(n)]['mean'])} +- {pct(row['best_found'][str(n)]['ci95'])}"
+            cells = [f"{_pct(row['best_found'][str(n)]['mean'])} +- {_pct(row['best_found'][str(n)]['ci95'])}"
                      for n in checkpoints]
             lines.append(f"| {task} | {m} | " + " | ".join(cells) + f" | {reach} |")
     for ref in ("random", "evolution"):
-        lines += ["", f"Paired difference vs {ref} (points; mean [95% CI], seeds better/worse)", "",
-                  "| task | method | " + " | ".join(f"@{n}" for n in checkpoints) + " |",
-                  "| --- | --- | " + " | ".join("---" for _ in checkpoints) + " |"]
+        lines += ["", f"Paired difference vs {ref} (points; mean [95% CI], seeds better/worse)", "", head + " |",
+                  rule + " |"]
         for task, summary in out["summary"].items():
             for m, row in summary.items():
-                if f"vs_{ref}" not in row:
-                    continue
-                cells = []
-                for n in checkpoints:
-                    d = row[f"vs_{ref}"][str(n)]
-                    lo, hi = d["ci95"]
-                    cells.append(f"{100 * d['mean_diff']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}] {d['better']}/{d['worse']}")
-                lines.append(f"| {task} | {m} | " + " | ".join(cells) + " |")
-    if "mtnas" in next(iter(out["summary"].values())):
+                if f"vs_{ref}" in row:
+                    cells = [f"{100 * d['mean_diff']:+.2f} [{100 * d['ci95'][0]:+.2f}, {100 * d['ci95'][1]:+.2f}] "
+                             f"{d['better']}/{d['worse']}" for d in (row[f"vs_{ref}"][str(n)] for n in checkpoints)]
+                    lines.append(f"| {task} | {m} | " + " | ".join(cells) + " |")
+    if all("mtnas" in summary for summary in out["summary"].values()):
         lines += ["", "Targets (MTNAS): >= 3x fewer evaluations to random's final best (every seed reaching it); "
                   "best-found >= regularized evolution's at 50 and 100 (mean paired difference >= 0)", ""]
         for task, summary in out["summary"].items():
@@ -410,14 +434,26 @@ def markdown(out: dict[str, Any]) -> str:
             lines.append(f"- {task}: 3x fewer: {'met' if fast else 'not met'} ({e['fewer_than_random_x']:.2f}x, "
                          f"{e['unreached']} unreached); >= evolution: "
                          + ", ".join(f"@{n} {'met' if ok else 'not met'}" for n, ok in evo.items()))
+    return lines
+
+
+def _expert_table(rows: dict[str, Any]) -> list[str]:
+    lines = ["Test accuracy after identical training from scratch", "",
+             "| task | found net (FLOPs) | MobileNetV2 (width, FLOPs) | ResNet-20 (width, FLOPs) |",
+             "| --- | --- | --- | --- |"]
+    for task, r in rows.items():
+        f, mb, rn = r["mtnas_found"], r["mobilenetv2"], r["resnet20"]
+        lines.append(f"| {task} | {_pct(f['test_accuracy'])}% ({f['flops'] / 1e6:.2f}M) | "
+                     f"{_pct(mb['test_accuracy'])}% ({mb['width']}, {mb['flops'] / 1e6:.2f}M) | "
+                     f"{_pct(rn['test_accuracy'])}% ({rn['width']}, {rn['flops'] / 1e6:.2f}M) |")
+    return lines
+
+
+def markdown(out: dict[str, Any]) -> str:
+    """The result tables of a benchmark JSON as Markdown (accuracies in %, differences in points)."""
+    lines = _search_tables(out) if out.get("summary") else []
     if "after_identical_training" in out:
-        lines += ["", "| task | found net (FLOPs) | MobileNetV2 (width, FLOPs) | ResNet-20 (width, FLOPs) |",
-                  "| --- | --- | --- | --- |"]
-        for task, r in out["after_identical_training"].items():
-            f, mb, rn = r["mtnas_found"], r["mobilenetv2"], r["resnet20"]
-            lines.append(f"| {task} | {pct(f['test_accuracy'])}% ({f['flops'] / 1e6:.2f}M) | "
-                         f"{pct(mb['test_accuracy'])}% ({mb['width']}, {mb['flops'] / 1e6:.2f}M) | "
-                         f"{pct(rn['test_accuracy'])}% ({rn['width']}, {rn['flops'] / 1e6:.2f}M) |")
+        lines += ["", *_expert_table(out["after_identical_training"])] if lines else _expert_table(out["after_identical_training"])
     return "\n".join(lines) + "\n"
 
 
@@ -454,6 +490,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--recal-batches", type=int, default=None)
     ap.add_argument("--experts", action="store_true", help="train found vs width-scaled expert nets")
     ap.add_argument("--skip-experts", action="store_true")
+    ap.add_argument("--experts-from", type=Path, default=None,
+                    help="skip the searches: train the MTNAS selections (seed 0) of this benchmark JSON vs the experts")
     ap.add_argument("--train-epochs", type=int, default=None, help="identical training of found vs expert nets")
     ap.add_argument("--train-size", type=int, default=None)
     ap.add_argument("--backend", default="inline", choices=["inline", "local"], help="MTNAS' actors")
@@ -466,6 +504,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     torch.set_num_threads(1)
     preset_name, p = _preset(args)
+    if args.experts_from:
+        return experts_from(args.experts_from, args.out)
     methods = [m for m in METHODS if m in args.methods.split(",")]
     if "random" not in methods:
         ap.error("--methods must include random (the reference)")
@@ -509,13 +549,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps({"task": name, "summary": brief}), flush=True)
 
     if p.experts and p.space == "supernet" and "mtnas" in methods:
-        out["after_identical_training"] = {}
-        for i, name in enumerate(space.names):
-            arch = runs[i]["mtnas"][0]["selected_arch"]
-            flops = int(space.make_env(i, 0).costs(space.spaces[p.tasks[i][0]].arch(arch))["flops"])
-            out["after_identical_training"][name] = experts(space, p, i, arch, flops, args.seed)
-            print(json.dumps({"task": name, "after_identical_training": out["after_identical_training"][name]}),
-                  flush=True)
+        archs = [runs[i]["mtnas"][0]["selected_arch"] for i in range(n_tasks)]
+        out["after_identical_training"] = all_experts(space, p, archs, args.seed)
 
     out["total_seconds"] = round(time.monotonic() - t_all, 1)
     if args.out:
