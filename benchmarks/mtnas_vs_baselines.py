@@ -365,6 +365,21 @@ def experts(space: Space, p: Preset, task: int, arch: list[int], flops: int, see
     return rows
 
 
+def reuse_runs(path: Path, settings: dict[str, Any], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Runs of the methods not being run now, from an earlier JSON whose preset settings are these.
+
+    Only methods whose code did not change in between may be reused (e.g. the baselines after a change of the
+    NAS controller's defaults); the JSON records which were.
+    """
+    prev = json.loads(path.read_text())
+    keys = [f.name for f in dataclasses.fields(Preset)] + ["window", "seed"]
+    diff = [k for k in keys if prev["settings"].get(k) != json.loads(json.dumps(settings[k]))]
+    if diff:
+        raise SystemExit(f"--reuse {path}: settings differ in {diff}; rerun every method instead")
+    return {m: {task: prev["runs"][task][m] for task in prev["runs"]} for m in prev["settings"]["methods"]
+            if m not in methods}
+
+
 def all_experts(space: Space, p: Preset, archs: list[list[int]], seed: int) -> dict[str, Any]:
     """:func:`experts` for every task, ``archs[i]`` being the found architecture of task ``i``."""
     rows = {}
@@ -479,7 +494,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="the 'quick' preset: 3 Digits tasks (8x8)")
     ap.add_argument("--evals", type=int, default=None, help="evaluations per task, method and seed")
     ap.add_argument("--seeds", default=None, help="search seeds, e.g. 0,1,2,3,4 (each method runs once per seed)")
-    ap.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)} (random is required)")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)} (random is required, here or in --reuse)")
     ap.add_argument("--table-kwargs", default="{}", help="JSON of TableEnv settings over its defaults (table preset)")
     ap.add_argument("--window", type=int, default=10, help="window of the sampled-reward learning curve")
     ap.add_argument("--width", type=float, default=None, help="channel width of the supernet space")
@@ -497,6 +512,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--backend", default="inline", choices=["inline", "local"], help="MTNAS' actors")
     ap.add_argument("--seed", type=int, default=0, help="supernet, data and training seed")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--reuse", type=Path, default=None,
+                    help="take the runs of methods not in --methods from this earlier JSON (same preset settings)")
     ap.add_argument("--markdown", type=Path, default=None, help="print the tables of this benchmark JSON and exit")
     args = ap.parse_args(argv)
     if args.markdown:
@@ -507,8 +524,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.experts_from:
         return experts_from(args.experts_from, args.out)
     methods = [m for m in METHODS if m in args.methods.split(",")]
-    if "random" not in methods:
-        ap.error("--methods must include random (the reference)")
+    if "random" not in methods and not args.reuse:
+        ap.error("--methods must include random (the reference), or --reuse a JSON with it")
     t_all = time.monotonic()
 
     from autostruct.nas.config import NASRLConfig
@@ -523,6 +540,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     print(json.dumps({"settings": out["settings"], "space": space.info}), flush=True)
     runs: dict[int, dict[str, list[dict[str, Any]]]] = {i: {m: [] for m in methods} for i in range(n_tasks)}
+    if args.reuse:
+        reused = reuse_runs(args.reuse, out["settings"], methods)
+        out["settings"]["reused"] = {"from": str(args.reuse), "methods": sorted(reused)}
+        for i, name in enumerate(space.names):
+            runs[i] = {m: reused[m][name] if m in reused else runs[i][m] for m in METHODS if m in reused or m in methods}
     for seed in p.seeds:
         for m in methods:
             t0 = time.monotonic()
