@@ -64,10 +64,12 @@ class Preset:
     experts: bool = False
     train_epochs: int = 3
     train_size: int | None = None
+    table: str = "default"  # table: TableEnv's defaults, or "hard" (autostruct.rl.toy_envs.HARD_TABLE)
 
 
 PRESETS = {
     "table": Preset("table", evals=200, seeds=tuple(range(10))),
+    "table-hard": Preset("table", evals=200, seeds=tuple(range(10)), table="hard"),
     # Sized to ~20 min on one loaded core; docs/benchmarks.md lists what this cuts from the full run.
     "supernet": Preset("supernet", evals=100, seeds=tuple(range(5)),
                        tasks=(("fashion-mnist", 2.5e6), ("fashion-mnist", 4.5e6)), width=0.35, val_size=250,
@@ -148,10 +150,14 @@ class Space:
     evaluators: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def table_space(table_kwargs: dict[str, Any]) -> Space:
-    """Two "datasets" of :class:`~autostruct.rl.toy_envs.TableEnv` (its defaults, plus ``table_kwargs``)."""
+def table_space(table: str, table_kwargs: dict[str, Any]) -> Space:
+    """Two "datasets" of :class:`~autostruct.rl.toy_envs.TableEnv`: its defaults or ``HARD_TABLE``, plus ``table_kwargs``."""
+    from autostruct.rl import toy_envs
     from autostruct.rl.toy_envs import TableEnv
 
+    if table == "hard" and not hasattr(toy_envs, "HARD_TABLE"):
+        raise SystemExit("this checkout's autostruct.rl.toy_envs has no HARD_TABLE; use --preset table")
+    table_kwargs = {**(toy_envs.HARD_TABLE if table == "hard" else {}), **table_kwargs}
     tasks = [functools.partial(TableEnv, i, i, **table_kwargs) for i in range(2)]
 
     def make_env(i: int, seed: int) -> Any:
@@ -533,7 +539,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from autostruct.nas.config import NASRLConfig
 
-    space = (table_space(json.loads(args.table_kwargs)) if p.space == "table"
+    space = (table_space(p.table, json.loads(args.table_kwargs)) if p.space == "table"
              else supernet_space(p, args.seed, args.backend))
     n_tasks = len(space.names)
     out: dict[str, Any] = {
