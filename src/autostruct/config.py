@@ -56,8 +56,9 @@ class RLConfig(StrictModel):
     discount: float = Field(0.99, ge=0, le=1)
     baseline_cost: float = Field(0.5, ge=0)
     entropy_cost: float = Field(0.01, ge=0)
-    reward_norm: Literal["task", "none"] = Field(
-        "task", description="task: subtract each task's running mean return (a per-task baseline) before learning."
+    reward_norm: Literal["task", "task_std", "none"] = Field(
+        "task", description="task: subtract each task's running mean return (a per-task baseline) before learning; "
+        "task_std: also divide by its running std (advantages in units of the task's spread, whatever the scale).",
     )
     reward_norm_window: int = Field(
         50, ge=1, description="Episodes per task the running reward statistics average over (exponential)."

@@ -322,7 +322,7 @@ def run_impala(
                     while replay_credit >= 1.0 and len(replay) >= rl.batch_size:
                         replay_credit -= 1.0
                         pick = replay_rng.choice(len(replay), size=rl.batch_size, replace=False)
-                        replayed.append(learner.update([replay[i] for i in pick]))
+                        replayed.append(learner.update([replay[i] for i in pick], replayed=True))
                     backend_obj.publish(schedule(), learner.version)
                     window.learner_time += time.monotonic() - tl
                     for k, v in stats.items():

@@ -9,7 +9,9 @@ mean ``m_i`` of task ``i``'s recent episode returns is subtracted at each episod
 ratio 0.3 and 0.7 (returns around 0.5 and 0.9) give advantages on one footing and the value head starts near its
 target. Returns are not divided by their std: as a policy converges that std shrinks, the targets the value head
 learned keep changing scale, and the toy tasks were learned clearly worse (greedy reward 0.79-0.86 against
-0.97-0.98 centred only). ``algorithm="critic"`` does divide by it (its critic is refit on replay at every step).
+0.97-0.98 centred only). ``algorithm="critic"`` does divide by it (its critic is refit on replay at every step), and so does
+``rl.reward_norm="task_std"``: the NAS controller's default, where an architecture's reward spread is anything
+from 1 to 20 points and the entropy cost should weigh the same against it.
 Steps the env marked forced take no part in the policy-gradient and entropy terms (``rl.mask_forced``); the
 value head still learns from them.
 
@@ -146,8 +148,12 @@ class Learner:
                 self._pending_optimizer_state = None
         return self._optimizer
 
-    def update(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
-        """One gradient step on ``trajectories``; returns scalar stats (losses, entropy, policy lag, ...)."""
+    def update(self, trajectories: Sequence[Trajectory], replayed: bool = False) -> dict[str, float]:
+        """One gradient step on ``trajectories``; returns scalar stats (losses, entropy, policy lag, ...).
+
+        ``replayed``: the trajectories were learned from before; the moving-average baseline then does not
+        average their returns again (it would drift towards old policies' returns and count them twice).
+        """
         batch = collate(list(trajectories))
         rl = self.rl
         self.policy.train()
@@ -164,10 +170,10 @@ class Learner:
         chosenf = chosen.to(values.dtype)
         discounts = rl.discount * (~batch.done).to(values.dtype)
         reward = batch.reward
-        if rl.reward_norm == "task":
+        if rl.reward_norm in ("task", "task_std"):
             mean, std = task_scales(batch.task_id, self.reward_stats)
             reward = reward - batch.done.to(reward.dtype) * mean
-            if self.algorithm == "critic":
+            if self.algorithm == "critic" or rl.reward_norm == "task_std":
                 reward = reward / std
         log_rhos = (target_log_prob.detach() - batch.behaviour_log_prob) * validf
 
@@ -209,7 +215,8 @@ class Learner:
             weights = truncated_importance_weights(log_rhos, rl.is_truncation, rl.is_mode, valid)
             if self.baseline is not None:
                 base = self.baseline.value(batch.task_id, batch.inputs.step[:T])
-                self.baseline.update(targets, batch.task_id, batch.inputs.step[:T], valid)
+                if not replayed:
+                    self.baseline.update(targets, batch.task_id, batch.inputs.step[:T], valid)
             else:
                 base = values[:T].detach()
             pg_loss = mc_policy_gradient_loss(target_log_prob, targets, base, weights, chosen)

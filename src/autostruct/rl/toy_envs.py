@@ -256,33 +256,51 @@ class TableEnv:
 
     ``decisions`` categorical steps of ``ops`` options each (a cell space like the public tabular NAS benchmarks:
     6 x 5 = 15,625 architectures). An architecture's accuracy on dataset ``d`` is a sum of per-decision option
-    effects shared by both datasets (plus a smaller dataset-specific part) and a pairwise interaction between
-    neighbouring decisions, squashed into (0, 1); the reward adds Gaussian noise of std ``noise``. One option per
-    step is masked at random but fixed per (dataset, step), as infeasible choices are in the NAS env.
-    Observation: dataset one-hot, step one-hot, previous choice one-hot.
+    effects shared by both datasets (plus a dataset-specific part scaled by ``own_scale``) and pairwise
+    interactions between decisions (neighbours at ``pair_scale``; with ``pair_span > 1`` also decisions up to
+    ``pair_span`` apart, at ``pair_scale / distance``), squashed into (0, 1); the reward adds Gaussian noise of
+    std ``noise``. One option per step is masked at random but fixed per (dataset, step), as infeasible choices
+    are in the NAS env. Observation: dataset one-hot, step one-hot, previous choice one-hot.
+
+    The defaults are the table of ``tests/rl/test_learning_table.py``; :data:`HARD_TABLE` is a harder one.
     """
 
     def __init__(self, task_id: int = 0, dataset_id: int = 0, num_datasets: int = 2, decisions: int = 6,
-                 ops: int = 5, noise: float = 0.005, seed: int = 7) -> None:
+                 ops: int = 5, noise: float = 0.005, seed: int = 7, own_scale: float = 0.5, pair_scale: float = 0.3,
+                 pair_span: int = 1) -> None:
+        if pair_span < 1 or decisions < 2:
+            raise ValueError(f"TableEnv needs decisions >= 2 and pair_span >= 1, got {decisions}, {pair_span}")
         self.task_id, self.dataset_id, self.num_datasets = task_id, dataset_id, num_datasets
         self.decisions, self.ops, self.noise = decisions, ops, noise
         rng = np.random.default_rng(seed)
         shared = rng.normal(0.0, 1.0, (decisions, ops))
         own = rng.normal(0.0, 1.0, (num_datasets, decisions, ops))
-        self.effect = shared + 0.5 * own[dataset_id]
-        self.pair = 0.3 * rng.normal(0.0, 1.0, (decisions - 1, ops, ops))
+        self.effect = shared + own_scale * own[dataset_id]
+        # pairs[d - 1][t] couples decisions t and t + d.
+        self.pairs = [pair_scale * rng.normal(0.0, 1.0, (decisions - 1, ops, ops))]
         masked = rng.integers(0, ops, (num_datasets, decisions))
+        # Drawn after the mask so pair_span=1 keeps the tables it always built.
+        for d in range(2, min(pair_span, decisions - 1) + 1):
+            self.pairs.append(pair_scale / d * rng.normal(0.0, 1.0, (decisions - d, ops, ops)))
         self.masked = masked[dataset_id]
         self.observation_size = num_datasets + decisions + ops
         self.action_spec = CategoricalSpec(choices=(ops,) * decisions)
         self.max_episode_steps = decisions
         self.rng = np.random.default_rng(task_id)
 
+    def accuracies(self, archs: np.ndarray) -> np.ndarray:
+        """Noise-free accuracies of ``archs`` ``[N, decisions]`` (one option index per decision), vectorized."""
+        archs = np.asarray(archs, dtype=np.int64)
+        steps = np.arange(self.decisions)
+        score = self.effect[steps, archs].sum(-1)
+        for d, pair in enumerate(self.pairs, start=1):
+            t = np.arange(self.decisions - d)
+            score = score + pair[t, archs[:, :-d], archs[:, d:]].sum(-1)
+        return 1.0 / (1.0 + np.exp(-(score / 3.0 + 0.5)))
+
     def accuracy(self, arch: list[int] | tuple[int, ...]) -> float:
         """Noise-free accuracy of ``arch`` (one option per decision)."""
-        score = sum(self.effect[t, a] for t, a in enumerate(arch))
-        score += sum(self.pair[t, arch[t], arch[t + 1]] for t in range(len(arch) - 1))
-        return float(1.0 / (1.0 + np.exp(-(score / 3.0 + 0.5))))
+        return float(self.accuracies(np.asarray(arch)[None, :])[0])
 
     def feasible(self, arch: list[int] | tuple[int, ...]) -> bool:
         return all(a != self.masked[t] for t, a in enumerate(arch))
@@ -315,10 +333,21 @@ class TableEnv:
         reward = acc + float(self.rng.normal(0.0, self.noise))
         return self._obs(), reward, True, {"accuracy": acc, "arch": list(self.arch)}
 
+    def all_feasible(self) -> np.ndarray:
+        """Every feasible architecture, ``[N, decisions]`` (``(ops - 1) ** decisions`` rows)."""
+        options = [np.flatnonzero(np.arange(self.ops) != m) for m in self.masked]
+        grid = np.meshgrid(*options, indexing="ij")
+        return np.stack([g.reshape(-1) for g in grid], axis=-1)
+
     def optimum(self) -> tuple[list[int], float]:
         """The best feasible architecture, by enumeration."""
-        import itertools
+        archs = self.all_feasible()
+        acc = self.accuracies(archs)
+        i = int(np.argmax(acc))
+        return [int(a) for a in archs[i]], float(acc[i])
 
-        best = max((arch for arch in itertools.product(range(self.ops), repeat=self.decisions) if self.feasible(arch)),
-                   key=self.accuracy)
-        return list(best), self.accuracy(best)
+
+#: A harder table than TableEnv's defaults (8 decisions x 5 options, stronger and longer-range interactions,
+#: noisier rewards, datasets sharing more of their structure): ``functools.partial(TableEnv, i, i, **HARD_TABLE)``.
+HARD_TABLE: dict[str, Any] = {"decisions": 8, "ops": 5, "noise": 0.01, "own_scale": 0.3, "pair_scale": 0.6,
+                              "pair_span": 2}
