@@ -1,7 +1,10 @@
 """MTNAS vs single-task NAS searches at equal evaluations per task, over seeds, on a table and on supernet tasks.
 
-    python benchmarks/mtnas_vs_baselines.py --preset table --out runs/bench-nas-table.json      # seconds-minutes
-    python benchmarks/mtnas_vs_baselines.py --preset supernet --out runs/bench-nas-sn.json     # ~20 min, 1 core
+    python benchmarks/mtnas_vs_baselines.py --preset table --out runs/bench-nas-table.json      # ~2 min
+    python benchmarks/mtnas_vs_baselines.py --preset table-hard --out runs/bench-nas-hard.json  # ~2 min
+    python benchmarks/mtnas_vs_baselines.py --preset supernet --out runs/bench-nas-sn.json     # ~25 min, 1 core
+    python benchmarks/mtnas_vs_baselines.py --experts-from runs/bench-nas-sn.json --out runs/experts.json
+    python benchmarks/mtnas_vs_baselines.py --markdown runs/bench-nas-sn.json                 # the tables
     python benchmarks/mtnas_vs_baselines.py --quick              # 3 Digits supernet tasks (issue 6's preset)
     python benchmarks/mtnas_vs_baselines.py --evals 150          # Fashion-MNIST x2 + Digits (hours)
 
@@ -23,7 +26,9 @@ of the selection after every evaluation, and the sampled reward averaged over a 
 JSON. ``--experts`` (default on for ``quick``/``full``) also trains MTNAS' found architectures and MobileNetV2 /
 ResNet-20 width-scaled to the task's FLOPs budget from scratch, identically, and compares test accuracy.
 
-Prints JSON lines as it goes and writes one JSON document to ``--out``.
+``--methods`` runs a subset; ``--reuse JSON`` takes the other methods' runs from an earlier JSON with identical
+settings (e.g. the baselines, when only the controller's defaults changed). Prints JSON lines as it goes and
+writes one JSON document to ``--out``.
 """
 
 from __future__ import annotations
