@@ -58,7 +58,8 @@ def test_cem_finds_the_optimum_of_a_tiny_table():
     for seed in range(5):
         hits_cem += categorical_cem_search(factory(), 120, seed=seed).best_arch == arch
         hits_random += random_search(factory(), 120, seed=seed).best_arch == arch
-    # the distribution concentrates on the optimum; uniform sampling of 120 of 256 often misses it
+    # The distribution concentrates on the optimum; uniform sampling of 120 of 256 often misses it. Measured:
+    # 5/5 seeds (random search 2/5); a CEM that does not learn (smoothing=1e-9) finds it in 3/5 and fails here.
     assert hits_cem >= 4 and hits_cem > hits_random, (hits_cem, hits_random)
 
 
@@ -67,7 +68,7 @@ def test_cem_concentrates_its_samples():
     result = categorical_cem_search(env, 200, seed=0)
     early = np.mean([r["accuracy"] for r in result.records[:20]])
     late = np.mean([r["accuracy"] for r in result.records[-20:]])
-    assert late > early + 0.05, (early, late)
+    assert late > early + 0.05, (early, late)  # measured 0.47 -> 0.78; with smoothing=1e-9: 0.47 -> 0.44
 
 
 def test_cem_config_is_validated():
