@@ -246,7 +246,8 @@ def supernet_space(p: Preset, seed: int, backend: str) -> Space:
 # ---------------------------------------------------------------------------------------------- runs
 
 
-def run_mtnas(space: Space, evals: int, seed: int) -> tuple[list[tuple[list[float], list[dict[str, Any]]]], int]:
+def run_mtnas(space: Space, evals: int, seed: int, actors: int | None = None
+              ) -> tuple[list[tuple[list[float], list[dict[str, Any]]]], int]:
     """One multi-task search over all tasks: per task its episodes' rewards and records in order, and the number
     of greedy diagnostic rollouts the actors played besides (used neither for learning nor for the selection)."""
     from autostruct.config import BackendConfig
@@ -254,7 +255,7 @@ def run_mtnas(space: Space, evals: int, seed: int) -> tuple[list[tuple[list[floa
     from autostruct.rl import PolicySpec, run_impala
 
     n = len(space.names)
-    rl = NASRLConfig(actors=n)  # the NAS defaults; one actor per task
+    rl = NASRLConfig(actors=actors or n)  # the NAS defaults; by default one actor per task
     factories = space.factories(seed)
     spec = PolicySpec.from_env(factories[0](), use_lstm=rl.use_lstm)
     with tempfile.TemporaryDirectory(prefix="mtnas-bench-") as tmp:
@@ -523,6 +524,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="skip the searches: train the MTNAS selections (seed 0) of this benchmark JSON vs the experts")
     ap.add_argument("--train-epochs", type=int, default=None, help="identical training of found vs expert nets")
     ap.add_argument("--train-size", type=int, default=None)
+    ap.add_argument("--actors", type=int, default=None, help="MTNAS' actors (default: one per task)")
     ap.add_argument("--backend", default="inline", choices=["inline", "local"], help="MTNAS' actors")
     ap.add_argument("--seed", type=int, default=0, help="supernet, data and training seed")
     ap.add_argument("--out", type=Path, default=None)
@@ -549,7 +551,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     n_tasks = len(space.names)
     out: dict[str, Any] = {
         "settings": {"preset": preset_name, **dataclasses.asdict(p), "methods": methods, "window": args.window,
-                     "backend": args.backend, "seed": args.seed, "nas_rl_defaults": NASRLConfig(actors=n_tasks).model_dump()},
+                     "backend": args.backend, "seed": args.seed, "actors": args.actors or n_tasks,
+                     "nas_rl_defaults": NASRLConfig(actors=args.actors or n_tasks).model_dump()},
         "space": space.info, "tasks": space.names, "runs": {}, "summary": {}, "seconds": {}, "greedy_rollouts": [],
     }
     print(json.dumps({"settings": out["settings"], "space": space.info}), flush=True)
@@ -563,7 +566,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for m in methods:
             t0 = time.monotonic()
             if m == "mtnas":
-                per_task, greedy = run_mtnas(space, p.evals, seed)
+                per_task, greedy = run_mtnas(space, p.evals, seed, args.actors)
                 out["greedy_rollouts"].append(greedy)
             else:
                 per_task = [run_single(m, space.make_env(i, seed), p.evals, seed) for i in range(n_tasks)]
