@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from nas_table import SPACE, best, evaluate
 
+from autostruct.baselines.nas_cem import CategoricalCEMConfig, categorical_cem_search
 from autostruct.baselines.nas_common import play, random_episode
 from autostruct.baselines.nas_evolution import mutate, regularized_evolution
 from autostruct.baselines.nas_random import random_search
@@ -18,6 +19,7 @@ SEARCHES = [
     (random_search, {}),
     (regularized_evolution, {"population": 5, "sample_size": 2}),
     (reinforce_search, {"lr": 0.05}),
+    (categorical_cem_search, {"config": CategoricalCEMConfig(population=8)}),
 ]
 
 
