@@ -71,6 +71,27 @@ def test_results_meet_budgets_and_models_run(finished):
     assert result.report_path.is_file() and "<img" in result.report_path.read_text()
 
 
+def test_selection_rescores_the_top_k_on_a_disjoint_split(finished):
+    _, result = finished
+    res = json.loads((result.output_dir / "results.json").read_text())
+    for t in res["tasks"]:
+        # Digits' hold-out is clamped to half its training set: 200 reward images leave room for a re-score.
+        assert t["selection"] == "rescore" and 0 < t["rescore_images"] <= 1000
+        cands = t["rescore_candidates"]
+        assert 1 <= len(cands) <= t["top_k"] == 5
+        assert len({tuple(c["arch"]) for c in cands}) == len(cands)
+        assert [c["search_reward"] for c in cands] == sorted((c["search_reward"] for c in cands), reverse=True)
+        chosen = cands[t["selected_rank"] - 1]
+        assert chosen["arch"] == t["arch"]["indices"]
+        assert chosen["rescore_reward"] == max(c["rescore_reward"] for c in cands)
+        assert (t["search_score"], t["rescore"]) == (chosen["search_score"], chosen["rescore"]) == (t["accuracy"], t["rescore"])
+        assert 0 <= t["rescore"] <= 1
+        ev = res["evaluated"][t["task"]]
+        best = max(r for r, m in zip(ev["reward"], ev["meets_budgets"], strict=True) if m)
+        assert t["naive_best"]["arch"] == cands[0]["arch"] and t["naive_best"]["search_reward"] == best
+        assert 0 <= t["naive_best"]["accuracy_before_finetune"] <= 1
+
+
 def test_resume_extends_the_search_and_refuses_other_settings(finished):
     tmp, first = finished
     with pytest.raises(AutostructError, match="--resume"):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from autostruct.errors import AutostructError
 from autostruct.nas.costs import COST_NAMES
@@ -209,6 +210,7 @@ class NASEnvFactory:
     dataset_index: int = 0
     num_datasets: int = 1
     val_size: int = 2000
+    rescore_size: int = 0
     recal_batches: int = 4
     recal_batch_size: int = 64
     reward: str = "mnas_soft"
@@ -217,6 +219,8 @@ class NASEnvFactory:
     mask_infeasible: bool = True
     seed: int = 0
     name: str = field(default="task")
+    #: "search" scores with the reward's subset; "rescore" with the disjoint re-score subset (selection only).
+    split: str = "search"
 
     def __call__(self) -> NASEnv:
         from autostruct.data import load_dataset
@@ -225,13 +229,15 @@ class NASEnvFactory:
         from autostruct.nas.train_supernet import load_supernet
 
         data = load_dataset(
-            self.dataset, root=self.root, val_size=self.val_size, seed=self.seed, classes=list(self.classes) if self.classes else None
+            self.dataset, root=self.root, val_size=self.val_size + self.rescore_size, seed=self.seed,
+            classes=list(self.classes) if self.classes else None,
         )
         space = get_space(self.space, data.image_size).scaled(self.width)
         supernet = load_supernet(self.supernet_path, data.num_classes, data.in_channels)
         if supernet.space != space:
             raise AutostructError(f"Supernet '{self.supernet_path}' was trained for another space than '{space.name}'.")
-        evaluator = make_evaluator(supernet, data, self.val_size, self.recal_batches, self.recal_batch_size, self.seed)
+        evaluator = make_evaluator(supernet, data, self.val_size, self.recal_batches, self.recal_batch_size, self.seed,
+                                   rescore_size=self.rescore_size, split=self.split)
         profile = load_profile(self.profile_path) if self.profile_path else None
         costs = TaskCosts(data.in_channels, data.image_size, data.num_classes, profile)
         return NASEnv(
@@ -248,9 +254,53 @@ class NASEnvFactory:
         )
 
 
-def make_evaluator(supernet: Any, data: Any, val_size: int, recal_batches: int, recal_batch_size: int, seed: int) -> ArchEvaluator:
-    """The evaluator of one dataset: fixed validation subset and calibration batches, drawn with ``seed``."""
-    val = data.val.subset(val_size, seed=seed) if len(data.val) else data.train.subset(val_size, seed=seed + 1)
+def holdout_indices(n: int, val_size: int, rescore_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted indices into a hold-out of ``n`` images: (the reward's subset, the disjoint re-score subset).
+
+    The reward's subset is drawn exactly as ``Split.subset(val_size, seed)`` draws it, so ``rescore_size=0``
+    changes nothing. The re-score subset is the next ``rescore_size`` images of the same permutation; when the
+    hold-out is too small the reward's subset keeps its size and the re-score subset gets what is left (possibly
+    nothing), so the two never overlap.
+
+    >>> search, rescore = holdout_indices(10, 6, 3, seed=0)
+    >>> len(search), len(rescore), set(search.tolist()) & set(rescore.tolist())
+    (6, 3, set())
+    """
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_search = min(val_size, n)
+    return perm[:n_search].sort().values, perm[n_search : n_search + rescore_size].sort().values
+
+
+def make_evaluator(
+    supernet: Any,
+    data: Any,
+    val_size: int,
+    recal_batches: int,
+    recal_batch_size: int,
+    seed: int,
+    *,
+    rescore_size: int = 0,
+    split: str = "search",
+) -> ArchEvaluator:
+    """The evaluator of one dataset: fixed validation subset and calibration batches, drawn with ``seed``.
+
+    ``split="search"`` scores on the reward's ``val_size`` images of ``data.val``; ``split="rescore"`` on the
+    disjoint ``rescore_size`` images (:func:`holdout_indices`), with the same calibration batches.
+    """
+    if split not in ("search", "rescore"):
+        raise AutostructError(f"split must be 'search' or 'rescore', got '{split}'.")
     calib_split = data.train.subset(recal_batches * recal_batch_size, seed=seed + 2)
     calib = [xb for xb, _ in calib_split.batches(recal_batch_size)][:recal_batches]
-    return ArchEvaluator(supernet, val.x, val.y, calib, image_size=data.image_size)
+    if len(data.val) == 0:
+        if split == "rescore":
+            raise AutostructError("The dataset has no validation hold-out to re-score on; load it with a val_size.")
+        val = data.train.subset(val_size, seed=seed + 1)
+        return ArchEvaluator(supernet, val.x, val.y, calib, image_size=data.image_size)
+    search_idx, rescore_idx = holdout_indices(len(data.val), val_size, rescore_size, seed)
+    idx = search_idx if split == "search" else rescore_idx
+    if len(idx) == 0:
+        raise AutostructError(
+            f"No images left for the re-score split: the hold-out has {len(data.val)} and the reward takes "
+            f"{len(search_idx)}. Lower search.val_size or set search.rescore_size: 0."
+        )
+    return ArchEvaluator(supernet, data.val.x[idx], data.val.y[idx], calib, image_size=data.image_size)

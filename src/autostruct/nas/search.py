@@ -33,9 +33,10 @@ import torch
 
 from autostruct.errors import AutostructError
 from autostruct.nas.config import NASConfig, NASTask
-from autostruct.nas.env import NASEnvFactory, make_evaluator, observation_size
+from autostruct.nas.env import NASEnvFactory, holdout_indices, make_evaluator, observation_size
 from autostruct.nas.evaluate import TaskCosts
 from autostruct.nas.space import SearchSpace, get_space
+from autostruct.prune.selection import RescoreFn, Selection, select_strategy
 from autostruct.utils.io import write_json_atomic, write_text_atomic
 from autostruct.utils.runs import DataKey, RunResult, engine_totals, mean_of, prepare_run_dir, say
 
@@ -78,7 +79,7 @@ def prepare_output_dir(cfg: NASConfig, *, resume: bool, overwrite: bool, dry_run
 
 
 class _Data:
-    """Datasets loaded lazily, once per key (the search's val carve is ``search.val_size``)."""
+    """Datasets loaded lazily, once per key (the val carve holds the reward's and the re-score's images)."""
 
     def __init__(self, cfg: NASConfig) -> None:
         self.cfg = cfg
@@ -91,11 +92,16 @@ class _Data:
             self._cache[key] = load_dataset(
                 key.dataset,
                 root=key.root,
-                val_size=self.cfg.search.val_size,
+                val_size=holdout_size(self.cfg),
                 seed=self.cfg.seed,
                 classes=list(key.classes) if key.classes else None,
             )
         return self._cache[key]
+
+
+def holdout_size(cfg: NASConfig) -> int:
+    """Validation images carved from the training set: the reward's ``val_size`` plus the re-score's."""
+    return cfg.search.val_size + cfg.search.rescore_size
 
 
 def _space(cfg: NASConfig, data: Any) -> SearchSpace:
@@ -119,7 +125,7 @@ def prepare_supernets(cfg: NASConfig, out: Path, keys: list[DataKey], datas: _Da
         _say(progress, f"supernet for {key.label}: {space.num_architectures():.3g} architectures, "
                        f"{cfg.supernet.epochs} epochs ({cfg.supernet.sampling} sampling), cached after training")
         _, info = get_or_train_supernet(
-            space, data, cfg.supernet, seed=cfg.seed, val_size=cfg.search.val_size, device=cfg.device, progress=progress
+            space, data, cfg.supernet, seed=cfg.seed, val_size=holdout_size(cfg), device=cfg.device, progress=progress
         )
         rec = {"dataset": key.dataset, "classes": list(key.classes) if key.classes else None, "path": str(info.path),
                "cache_hit": info.hit, "metrics": info.metrics}
@@ -211,6 +217,7 @@ def make_factories(
             dataset_index=keys.index(_data_key(t)),
             num_datasets=len(keys),
             val_size=s.val_size,
+            rescore_size=s.rescore_size,
             recal_batches=s.recal_batches,
             recal_batch_size=s.recal_batch_size,
             reward=s.reward,
@@ -266,6 +273,59 @@ def best_in_budget(episodes: list[Any], task_id: int) -> tuple[Any, int, int] | 
     return (best, best_i, len(task_eps)) if best is not None else None
 
 
+def select_architecture(
+    episodes: list[Any], task_id: int, rescore: RescoreFn | None, top_k: int
+) -> tuple[Selection, tuple[Any, int, int]] | None:
+    """Select a task's architecture without the winner's curse (:func:`~autostruct.prune.selection.select_strategy`).
+
+    The ``top_k`` distinct architectures meeting their budgets, best by search reward, are re-scored with
+    ``rescore`` (choice indices -> ``(reward, info)`` on images that never scored an episode) and the best re-score
+    wins (ties: the search reward). With ``rescore=None`` the pick is :func:`best_in_budget`'s. Returns the
+    selection and (the selected episode, its 1-based index among the task's episodes, their count), or None when
+    no episode met its budgets.
+    """
+    task_eps = [e for e in episodes if e.task_id == task_id]
+    within = [(e.reward, e.info) for e in task_eps if e.info.get("meets_budgets")]
+    if not within:
+        return None
+    selection = select_strategy(within, rescore, top_k, key="arch")
+    index = next(i for i, e in enumerate(task_eps, start=1) if e.info is selection.info)
+    return selection, (task_eps[index - 1], index, len(task_eps))
+
+
+def env_rescorer(factory: NASEnvFactory) -> RescoreFn:
+    """Scores architectures on the factory's re-score split with the task's reward: indices -> (reward, info)."""
+    env = dataclasses.replace(factory, split="rescore")()
+
+    def rescore(indices: Any) -> tuple[float, dict[str, Any]]:
+        info = env.evaluate(env.space.arch([int(i) for i in indices]))
+        return float(info["reward"]), info
+
+    return rescore
+
+
+def selection_fields(selection: Selection, rescored: bool, rescore_images: int) -> dict[str, Any]:
+    """The results.json fields of a task's selection: ``search_score`` and ``rescore`` are accuracies (on the
+    reward's subset and on the disjoint re-score subset); ``naive_best`` is the best-by-reward architecture."""
+
+    def scores(c: Any) -> dict[str, Any]:
+        return {"arch": list(c.channels), "arch_str": c.info.get("arch_str"), "search_score": c.info.get("accuracy"),
+                "rescore": c.rescore_info.get("accuracy") if rescored else None, "search_reward": c.search_score,
+                "rescore_reward": c.rescore if rescored else None}
+
+    chosen = scores(selection.selected)
+    return {
+        "search_score": chosen["search_score"],
+        "rescore": chosen["rescore"],
+        "selection": "rescore" if rescored else "search",
+        "selected_rank": selection.candidates.index(selection.selected) + 1,
+        "top_k": selection.top_k,
+        "rescore_images": rescore_images,
+        "naive_best": scores(selection.candidates[0]),
+        "rescore_candidates": [scores(c) for c in selection.candidates],
+    }
+
+
 def _latency(model: torch.nn.Module, x: torch.Tensor, runs: int) -> float:
     from autostruct.measure import measure_latency
 
@@ -282,10 +342,15 @@ def _finish_task(
     supernet_path: str,
     profile_path: str | None,
     chosen: tuple[Any, int, int],
+    selected: dict[str, Any],
     search_episodes: int,
     progress: bool,
 ) -> dict[str, Any]:
-    """Build the chosen architecture with inherited weights, train it further, export, measure."""
+    """Build the chosen architecture with inherited weights, train it further, export, measure.
+
+    ``selected`` is :func:`selection_fields`'s record; the best-by-reward architecture's test accuracy with
+    inherited weights is added to its ``naive_best`` (the winner's curse, measured).
+    """
     from autostruct.export import export
     from autostruct.measure import count_flops
     from autostruct.models.registry import create_model
@@ -304,7 +369,9 @@ def _finish_task(
     best, episodes_to_best, n_task_eps = chosen
     space = _space(cfg, data)
     arch = space.arch(best.info["arch"])
-    _say(progress, f"task {name}: best architecture {arch} (reward {best.reward:.4f}); "
+    rescore_note = f", re-score accuracy {selected['rescore']:.4f}" if selected["rescore"] is not None else ""
+    _say(progress, f"task {name}: selected architecture {arch} (rank {selected['selected_rank']} of "
+                   f"{len(selected['rescore_candidates'])} by reward {best.reward:.4f}{rescore_note}); "
                    + ("training from scratch" if from_scratch else "fine-tuning inherited weights"))
     write_json_atomic(task_dir / "arch.json", arch.to_json())
     supernet = load_supernet(supernet_path, data.num_classes, data.in_channels)
@@ -312,6 +379,9 @@ def _finish_task(
                               cfg.search.recal_batch_size, cfg.seed)
     model = evaluator.model(arch).to(memory_format=torch.contiguous_format)
     acc_before = evaluate(model, data.test, device=cfg.device).accuracy
+    naive = dict(selected["naive_best"])
+    naive["accuracy_before_finetune"] = acc_before if naive["arch"] == list(arch.indices) else evaluate(
+        evaluator.model(space.arch(naive["arch"])), data.test, device=cfg.device).accuracy
     acc_after, ft_epochs = None, 0
     if from_scratch:
         with torch.random.fork_rng(devices=[]):
@@ -362,6 +432,8 @@ def _finish_task(
         "episodes": n_task_eps,
         "search_episodes": search_episodes,
         "found_at_seconds": float(best.wall_time),
+        **selected,
+        "naive_best": naive,
     }
     paths = export(model, task_dir, x, metadata={k: rec[k] for k in ("task", "dataset", "classes", "budgets", "arch")})
     rec["model_path"], rec["onnx_path"] = str(paths.model_pt), str(paths.onnx)
@@ -449,15 +521,26 @@ def search(
     policy_path = save_policy(result.policy, out / "policy.pt", metadata={"space": cfg.model_dump(mode="json")["space"],
                                                                            "tasks": names, "seed": cfg.seed})
     records = []
+    s = cfg.search
     for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
-        chosen = best_in_budget(result.episodes, i)
-        if chosen is None:
+        key = _data_key(task)
+        n_rescore = len(holdout_indices(len(datas(key).val), s.val_size, s.rescore_size, cfg.seed)[1])
+        if n_rescore < s.rescore_size:
+            msg = (f"task {name}: the validation hold-out has room for {n_rescore} of search.rescore_size="
+                   f"{s.rescore_size} re-score images after the reward's {s.val_size}"
+                   + ("; selecting by the search reward" if n_rescore == 0 else ""))
+            log.warning(msg)
+            _say(progress, msg)
+        rescore = env_rescorer(factories[i]) if n_rescore > 0 and s.top_k > 1 else None
+        picked = select_architecture(result.episodes, i, rescore, s.top_k)
+        if picked is None:
             raise AutostructError(
                 f"Task {name}: none of its episodes met its budgets {task.budgets}. Raise search.episodes, relax the "
                 "budgets, or set search.mask_infeasible: true."
             )
-        key = _data_key(task)
+        selection, chosen = picked
         records.append(_finish_task(cfg, out, name, i, task, datas(key), supernets[key]["path"], profiles.get(i), chosen,
+                                    selection_fields(selection, rescore is not None, n_rescore),
                                     len(result.episodes), progress))
 
     supernet_seconds = sum(float(supernets[k]["metrics"].get("seconds", 0.0)) for k in keys)
@@ -488,4 +571,5 @@ def search(
     return NASRunResult(out, results, report, policy_path)
 
 
-__all__ = ["NASRunResult", "best_in_budget", "search", "task_name"]
+__all__ = ["NASRunResult", "best_in_budget", "env_rescorer", "holdout_size", "search", "select_architecture",
+           "selection_fields", "task_name"]

@@ -23,7 +23,7 @@ RescoreFn = Callable[[Sequence[int]], tuple[float, dict[str, Any]]]
 class Candidate:
     """One distinct strategy among the top-k: its search score and re-score."""
 
-    channels: list[int]
+    channels: list[int]  # the strategy's decisions: kept channels per group (pruning), choice indices (NAS)
     search_score: float
     rescore: float
     info: dict[str, Any]  # the episode's info (search split)
@@ -52,43 +52,45 @@ class Selection:
                 "candidates": [c.to_json() for c in self.candidates]}
 
 
-def top_k_distinct(scored: Iterable[tuple[float, dict[str, Any]]], k: int) -> list[tuple[float, dict[str, Any]]]:
-    """The ``k`` best ``(score, info)`` pairs by score with distinct ``info["channels"]`` (first one wins ties)."""
+def top_k_distinct(scored: Iterable[tuple[float, dict[str, Any]]], k: int, key: str = "channels"
+                   ) -> list[tuple[float, dict[str, Any]]]:
+    """The ``k`` best ``(score, info)`` pairs by score with distinct ``info[key]`` (first one wins ties)."""
     ranked = sorted(enumerate(scored), key=lambda p: (-p[1][0], p[0]))
     seen: set[tuple[int, ...]] = set()
     out = []
     for _, (score, info) in ranked:
-        if "channels" not in info:
+        if key not in info:
             continue  # e.g. an over-budget episode under budget "none" that was never scored
-        key = tuple(int(c) for c in info["channels"])
-        if key in seen:
+        decisions = tuple(int(c) for c in info[key])
+        if decisions in seen:
             continue
-        seen.add(key)
+        seen.add(decisions)
         out.append((float(score), info))
         if len(out) == k:
             break
     return out
 
 
-def select_strategy(scored: Iterable[tuple[float, dict[str, Any]]], rescore: RescoreFn | None, top_k: int = 5
-                    ) -> Selection:
+def select_strategy(scored: Iterable[tuple[float, dict[str, Any]]], rescore: RescoreFn | None, top_k: int = 5,
+                    key: str = "channels") -> Selection:
     """Re-score the ``top_k`` distinct strategies of ``scored`` (search reward, episode info) and pick the best.
 
     With ``rescore=None`` or ``top_k=1`` the best search score is selected (the biased choice; kept for
-    ablations). Ties in the re-score go to the better search score.
+    ablations). Ties in the re-score go to the better search score. ``key`` names the info field holding a
+    strategy's decisions (``"channels"`` for pruning, ``"arch"`` for NAS); :attr:`Candidate.channels` holds them.
     """
     if top_k < 1:
         raise AutostructError(f"top_k must be >= 1, got {top_k}.")
-    top = top_k_distinct([(s, i) for s, i in scored if i.get("accuracy") is not None or "channels" in i], top_k)
+    top = top_k_distinct([(s, i) for s, i in scored if i.get("accuracy") is not None or key in i], top_k, key)
     if not top:
         raise AutostructError("No scored strategy to select from: the search produced no episode within budget.")
     candidates = []
     for score, info in top:
         if rescore is None or top_k == 1:
-            candidates.append(Candidate([int(c) for c in info["channels"]], score, score, info))
+            candidates.append(Candidate([int(c) for c in info[key]], score, score, info))
             continue
-        r, r_info = rescore(info["channels"])
-        candidates.append(Candidate([int(c) for c in info["channels"]], score, float(r), info, r_info))
+        r, r_info = rescore(info[key])
+        candidates.append(Candidate([int(c) for c in info[key]], score, float(r), info, r_info))
     best = max(candidates, key=lambda c: (c.rescore, c.search_score))
     return Selection(best, candidates, top_k)
 

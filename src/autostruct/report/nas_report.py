@@ -122,7 +122,8 @@ def render_nas_report(run_dir: str | Path) -> Path:
     tasks = results["tasks"]
     summary = table(
         ["task", "budgets", "architecture", "MFLOPs", "params (k)", "latency ms (host)", "latency ms (LUT)",
-         "val acc (supernet)", "test acc (inherited)", "test acc (trained)", "episodes to best"],
+         "val acc (supernet)", "re-score acc", "test acc (inherited)", "test acc (trained)", "episodes to best",
+         "best by reward: val / re-score / test (inherited)"],
         [
             [
                 t["task"],
@@ -133,9 +134,11 @@ def render_nas_report(run_dir: str | Path) -> Path:
                 t["latency_ms"],
                 t.get("predicted_latency_ms"),
                 _pct(t["accuracy"]),
+                _pct(t.get("rescore")),
                 _pct(t.get("accuracy_before_finetune")),
                 _pct(t.get("accuracy_after_finetune")),
                 t["episodes_to_best"],
+                _naive(t),
             ]
             for t in tasks
         ],
@@ -165,6 +168,16 @@ def render_nas_report(run_dir: str | Path) -> Path:
     out = run_dir / "report.html"
     write_text_atomic(out, page(f"autostruct NAS: {results['name']}", sections, meta))
     return out
+
+
+def _naive(t: dict[str, Any]) -> str:
+    """The best-by-reward architecture's scores when the re-score selected another one ("same" otherwise)."""
+    naive = t.get("naive_best")
+    if not naive:
+        return "-"
+    if t.get("selected_rank") == 1:
+        return "same"
+    return " / ".join(_pct(naive.get(k)) for k in ("search_score", "rescore", "accuracy_before_finetune"))
 
 
 def _render_custom(run_dir: Path, results: dict[str, Any]) -> Path:
