@@ -15,16 +15,19 @@ from autostruct.prune.graph import analyze
 from autostruct.prune.latency_table import host_table, latency_model, layer_specs, smallest_latency
 
 
-def budget_between_floor_and_base(round_to: int = 8, lbound: float = 0.2) -> float:
-    """A reachable budget for ResNet-20 x0.5 on digits: halfway between the smallest model and the base.
+def table_and_budget(path, round_to: int = 8, lbound: float = 0.2) -> float:
+    """Measure ResNet-20 x0.5's table on digits into ``path``; return a budget halfway from the smallest model to the base.
 
-    Measures the host table into this session's cache, which the run then reads (same host, same architecture).
+    The run reads the table from ``path`` (as a device table), so its pricing is the one the budget was set with:
+    a host table would be re-timed in the run's preflight, and this host's speed drifts by 10-30% within minutes
+    under load (a budget set before could then be unreachable, or above the base).
     """
     data = load_dataset("digits", val_size=5000, seed=0)
     model = create_model("resnet20", num_classes=10, in_channels=1, image_size=data.image_size, width=0.5).eval()
     x = torch.zeros(1, 1, data.image_size, data.image_size)
     graph = analyze(model, x)
-    table, _ = host_table(model, graph, x, round_to)
+    table, _ = host_table(model, graph, x, round_to, use_cache=False)
+    table.save(path)
     lat = latency_model(layer_specs(model, graph, x, round_to), table)
     least, base = smallest_latency(lat, graph, round_to, lbound), lat.latency_ms(graph.channels)
     return round(0.5 * (least + base), 5)
@@ -32,13 +35,14 @@ def budget_between_floor_and_base(round_to: int = 8, lbound: float = 0.2) -> flo
 
 @pytest.fixture(scope="module")
 def latency_run(tmp_path_factory):
-    budget = budget_between_floor_and_base()
+    root = tmp_path_factory.mktemp("run")
+    budget = table_and_budget(root / "table.json")
     cfg = parse_config(PruneConfig, {
-        "name": "tiny-latency", "output_dir": str(tmp_path_factory.mktemp("run") / "lat"), "model": "resnet20",
+        "name": "tiny-latency", "output_dir": str(root / "lat"), "model": "resnet20",
         "width": 0.5, "tasks": [{"dataset": "digits", "ratios": [0.5], "latency_ms": [budget]}],
         "base_training": {"epochs": 3, "min_steps": 60},
         "search": {"episodes": 6, "val_size": 200, "rescore_size": 100, "top_k": 2, "recal_batches": 2,
-                   "round_to": 8},
+                   "round_to": 8, "latency_table": str(root / "table.json")},
         "rl": {"actors": 1, "batch_size": 2}, "finetune": {"epochs": 0}, "backend": {"name": "inline"},
         "latency_runs": 20,
     })

@@ -24,6 +24,9 @@ BOX = dict(factories=[functools.partial(TargetEnv, i) for i in range(2)], algori
 # (measured 18 updates on Ray with 8 per batch, greedy rewards 0.84-0.88), so the async cases do not replay,
 # step smaller and run longer (5 seeds on local: greedy 0.90-0.99).
 BOX_ASYNC = dict(BOX, episodes=1000, rl=BOX["rl"].model_copy(update={"replay_ratio": 0.0, "learning_rate": 2e-4}))
+# Ray's actors lag more than local processes (policy lag ~2 updates): at 1000 episodes the box case ended at greedy
+# 0.85-0.86 in a CI run; twice the episodes at the same step size.
+BOX_RAY = dict(BOX_ASYNC, episodes=2000)
 CHOICE = dict(factories=[functools.partial(ChoiceEnv, i) for i in range(2)], algorithm="mc", episodes=160,
               rl=RLConfig(actors=2, batch_size=2, learning_rate=1e-3), use_lstm=True)
 CHOICE_ASYNC = dict(CHOICE, rl=CHOICE["rl"].model_copy(update={"replay_ratio": 0.0}))
@@ -117,7 +120,7 @@ def local_ray():
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_RAY, reason="ray is not installed")
-@pytest.mark.parametrize("case", [BOX_ASYNC, CHOICE_ASYNC], ids=["box-vtrace", "choice-mc"])
+@pytest.mark.parametrize("case", [BOX_RAY, CHOICE_ASYNC], ids=["box-vtrace", "choice-mc"])
 def test_learns_ray(case, tmp_path, local_ray):
     result, greedy = train_async(case, "ray", tmp_path)
     check_learned(result, greedy, case)
