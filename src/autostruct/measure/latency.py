@@ -366,35 +366,9 @@ def compare_latency(
     Both are exported and opened first; then each round times one call of each, alternating which goes first,
     so load from other processes and CPU frequency changes fall on both alike. Same input for both.
     """
-    _check_count("runs", runs, 1)
-    _check_count("warmup", warmup, 0)
-    _check_count("threads", threads, 1)
-    sessions = []
-    with tempfile.TemporaryDirectory(prefix="autostruct-onnx-") as tmp:
-        for i, m in enumerate((base, model)):
-            args = _as_tuple(to_device(example_inputs, model_device(m)))
-            path = Path(tmp) / f"model{i}.onnx"
-            _export_onnx_tmp(m, args, path)
-            sess = onnx_session(path, threads)
-            feeds = {meta.name: t.detach().cpu().numpy() for meta, t in zip(sess.get_inputs(), args, strict=True)}
-            sessions.append((sess, feeds))
-    for sess, feeds in sessions:
-        for _ in range(warmup):
-            sess.run(None, feeds)
-    times: list[list[int]] = [[], []]
-    with _gc_paused():
-        for r in range(runs):
-            order = (0, 1) if r % 2 == 0 else (1, 0)
-            for i in order:
-                sess, feeds = sessions[i]
-                t0 = time.perf_counter_ns()
-                sess.run(None, feeds)
-                times[i].append(time.perf_counter_ns() - t0)
-    batch = _batch_of(example_inputs)
-    return LatencyComparison(
-        base=summarize(times[0], backend="onnxruntime", threads=threads, batch=batch),
-        model=summarize(times[1], backend="onnxruntime", threads=threads, batch=batch),
-    )
+    base_stats, model_stats = time_interleaved([base, model], example_inputs, warmup=warmup, runs=runs,
+                                               threads=threads)
+    return LatencyComparison(base=base_stats, model=model_stats)
 
 
 def time_interleaved(
