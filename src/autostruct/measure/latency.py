@@ -24,6 +24,7 @@ from torch import nn
 
 from autostruct.errors import AutostructError, unknown_name
 from autostruct.measure._inputs import ExampleInputs, model_device, to_device
+from autostruct.measure.ort_timing import session_options
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -85,13 +86,9 @@ def onnx_session(path: str | os.PathLike[str], threads: int = 1) -> onnxruntime.
             f"ONNX file '{path}' does not exist. Export one with `autostruct export` first."
         )
     _check_count("threads", threads, 1)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), sess_options=session_options(threads),
+                                    providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
         raise AutostructError(f"ONNX Runtime could not load '{path}': {exc}") from exc
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from autostruct.errors import AutostructError
+from autostruct.measure.ort_timing import session_options, time_cells_shuffled
 from autostruct.utils.cache import cache_root
 from autostruct.utils.io import write_json_atomic
 
@@ -150,12 +151,7 @@ def measure_channel_timings(
     """
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
+    opts = session_options(threads, quiet=True)
     rng = np.random.default_rng(seed)
     cells = []
     for name, kernel, size in layers:
@@ -165,18 +161,10 @@ def measure_channel_timings(
             feed = {"x": rng.standard_normal((1, int(c), size, size)).astype(np.float32)}
             for _ in range(warmup):
                 sess.run(None, feed)
-            cells.append((name, int(c), sess, feed))
-    times: dict[tuple[str, int], list[int]] = {(n, c): [] for n, c, _, _ in cells}
-    for _ in range(rounds):
-        for i in rng.permutation(len(cells)):
-            name, c, sess, feed = cells[int(i)]
-            for _ in range(runs):
-                t0 = time.perf_counter_ns()
-                sess.run(None, feed)
-                times[(name, c)].append(time.perf_counter_ns() - t0)
+            cells.append(((name, int(c)), sess, feed))
     out: dict[str, dict[int, float]] = {}
-    for (name, c), ts in times.items():
-        out.setdefault(name, {})[c] = float(np.median(ts)) / 1e6
+    for (name, c), ms in time_cells_shuffled(cells, rounds=rounds, runs=runs, rng=rng).items():
+        out.setdefault(name, {})[c] = ms
     return out
 
 

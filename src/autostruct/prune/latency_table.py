@@ -34,6 +34,7 @@ from torch import nn
 
 from autostruct.errors import AutostructError
 from autostruct.measure import LatencyTable
+from autostruct.measure.ort_timing import session_options, time_cells_shuffled
 from autostruct.prune.graph import PruningGraph
 from autostruct.prune.latency import LatencyModel, LayerTable, fit_calibration, monotone_envelope
 from autostruct.prune.surgery import group_allowed, prune_counts
@@ -212,12 +213,7 @@ def measure_cells(specs: Sequence[LayerSpec], threads: int = 1, *, rounds: int =
     """
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
+    opts = session_options(threads, quiet=True)
     rng = np.random.default_rng(seed)
     done = set(skip)
     cells = []
@@ -244,15 +240,7 @@ def measure_cells(specs: Sequence[LayerSpec], threads: int = 1, *, rounds: int =
         m.ir_version = 8
         sess = ort.InferenceSession(m.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
         cells.append((CALL_KEY, sess, {"x": np.zeros((1, 1), dtype=np.float32)}))
-    times: dict[str, list[int]] = {k: [] for k, _, _ in cells}
-    for _ in range(rounds):
-        for i in rng.permutation(len(cells)):
-            key, sess, feed = cells[int(i)]
-            for _ in range(runs):
-                t0 = time.perf_counter_ns()
-                sess.run(None, feed)
-                times[key].append(time.perf_counter_ns() - t0)
-    return {k: float(np.median(v)) / 1e6 for k, v in times.items()}
+    return time_cells_shuffled(cells, rounds=rounds, runs=runs, rng=rng)
 
 
 def latency_model(specs: Sequence[LayerSpec], table: LatencyTable, scale: float | None = None,
