@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autostruct.baselines.nas_common import Episode, NASSearchResult, Stopwatch, _allowed, env_name
+from autostruct.baselines.nas_common import Episode, NASSearchResult, Stopwatch, env_name, play_with
 from autostruct.errors import AutostructError
 from autostruct.rl.env import CategoricalSpec, Env
 
@@ -58,21 +58,12 @@ class CategoricalCEMConfig:
 
 def _sample(env: Env, probs: list[np.ndarray], rng: np.random.Generator) -> Episode:
     """Play one architecture, each step drawn from ``probs[t]`` within the options the env allows there."""
-    env.reset()
-    reward, info, done = 0.0, {}, False
-    actions: list[int] = []
-    allowed: list[list[int]] = []
-    while not done:
-        t = len(actions)
-        if t >= len(probs):
-            raise RuntimeError(f"episode did not end within max_episode_steps={len(probs)}")
-        options = _allowed(env, t)
+
+    def choose(t: int, options: list[int]) -> int:
         w = probs[t][options]
-        a = int(rng.choice(options, p=w / w.sum())) if w.sum() > 0 else int(rng.choice(options))
-        _, reward, done, info = env.step(a)
-        actions.append(a)
-        allowed.append(options)
-    return Episode(float(reward), dict(info), actions, allowed)
+        return int(rng.choice(options, p=w / w.sum())) if w.sum() > 0 else int(rng.choice(options))
+
+    return play_with(env, choose, max_steps=len(probs))
 
 
 def _update(probs: list[np.ndarray], elites: list[Episode], cfg: CategoricalCEMConfig) -> None:

@@ -12,7 +12,7 @@ whether it counts for the best.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -95,28 +95,41 @@ def _allowed(env: Env, step: int) -> list[int]:
     return [int(a) for a in np.flatnonzero(np.asarray(mask)[: env.action_spec.choices[step]])]
 
 
-def play(env: Env, desired: Sequence[int], rng: np.random.Generator) -> Episode:
-    """Play ``desired`` choices through ``env``; where one is masked (or missing), take a random allowed option.
+def play_with(env: Env, choose: Callable[[int, list[int]], int], max_steps: int | None = None) -> Episode:
+    """Play one episode through ``env``, taking ``choose(step, allowed_options)`` at every step.
 
     Works on any env with a :class:`~autostruct.rl.env.CategoricalSpec` and ``action_mask()`` (the documented
-    protocol). On :class:`~autostruct.nas.env.NASEnv` skipped blocks only allow option 0, so they resolve to
-    it, and a choice that would break a budget is replaced by a random feasible one (evolution's repair step).
+    protocol); ``max_steps`` (default ``env.max_episode_steps``) bounds an env that never ends.
     """
+    max_steps = env.max_episode_steps if max_steps is None else max_steps
     env.reset()
     reward, info, done = 0.0, {}, False
     actions: list[int] = []
     allowed: list[list[int]] = []
     while not done:
         t = len(actions)
-        if t >= env.max_episode_steps:
-            raise RuntimeError(f"episode did not end within max_episode_steps={env.max_episode_steps}")
+        if t >= max_steps:
+            raise RuntimeError(f"episode did not end within max_episode_steps={max_steps}")
         options = _allowed(env, t)
-        want = int(desired[t]) if t < len(desired) else -1
-        a = want if want in options else int(rng.choice(options))
+        a = choose(t, options)
         _, reward, done, info = env.step(a)
         actions.append(a)
         allowed.append(options)
     return Episode(float(reward), dict(info), actions, allowed)
+
+
+def play(env: Env, desired: Sequence[int], rng: np.random.Generator) -> Episode:
+    """Play ``desired`` choices through ``env``; where one is masked (or missing), take a random allowed option.
+
+    On :class:`~autostruct.nas.env.NASEnv` skipped blocks only allow option 0, so they resolve to it, and a
+    choice that would break a budget is replaced by a random feasible one (evolution's repair step).
+    """
+
+    def choose(t: int, options: list[int]) -> int:
+        want = int(desired[t]) if t < len(desired) else -1
+        return want if want in options else int(rng.choice(options))
+
+    return play_with(env, choose)
 
 
 def random_episode(env: Env, rng: np.random.Generator) -> Episode:
