@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "mtnas_vs_baselines.py"
+from bench_scripts import load_benchmark
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("mtnas_vs_baselines", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("mtnas_vs_baselines")
 
 
 def test_statistics_helpers():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -12,16 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from bench_scripts import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "mtacp_vs_baselines.py"
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("mtacp_vs_baselines", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("mtacp_vs_baselines")
 
 
 def test_statistics_helpers():

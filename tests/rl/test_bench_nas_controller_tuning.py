@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "nas_controller_tuning.py"
+from bench_scripts import load_benchmark
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("nas_controller_tuning", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("nas_controller_tuning")
 
 
 def test_helpers():
