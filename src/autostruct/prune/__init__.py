@@ -24,6 +24,7 @@ _LAZY = {
     "PruningEnvFactory": "autostruct.prune.env",
     "FlopModel": "autostruct.prune.budget",
     "LatencyModel": "autostruct.prune.latency",
+    "graph_latency_floor": "autostruct.prune.latency_floor",
 }
 
 __all__ = sorted(_LAZY)

@@ -294,7 +294,8 @@ class PruningEnv:
         counts = self._counts if counts is None else counts
         g = int(self.decidable[step])
         later = self.decidable[step + 1 :]
-        allowed = self.allowed[g]
+        # The walls search every allowed count; below the floor they would break lbound (exact's lower wall did).
+        allowed = self.allowed[g][self.allowed[g] >= self.floor[g]]
         cm = self.cost_model
         if self.budget == "exact":
             return B.exact_wall(cm, counts, g, allowed, later, self.floor, self.full, self.target_cost)
