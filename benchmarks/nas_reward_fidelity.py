@@ -99,7 +99,7 @@ def stats(rows: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--archs", type=int, default=40, help="random feasible architectures per task")
+    ap.add_argument("--archs", type=int, default=60, help="random feasible architectures per task")
     ap.add_argument("--budgets", default="2.5e6,4.5e6", help="FLOPs budgets of the tasks")
     ap.add_argument("--width", type=float, default=0.35)
     ap.add_argument("--holdout", type=int, default=3000, help="validation images carved from training")
