@@ -77,11 +77,16 @@ def score(evaluator: Any, arch: Any, val_x: torch.Tensor, val_y: torch.Tensor, s
 
 def stats(rows: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
     """Spread of test accuracies vs reward noise, rank correlation, and best-by-reward selection, per reward size."""
-    from scipy.stats import spearmanr
+    from scipy.stats import pearsonr, spearmanr
 
     test = np.array([r["test"] for r in rows])
+    first = np.array([r["test_first_1000"] for r in rows])
+    half = float(pearsonr(first, 2 * test - first).statistic)  # the test images' two halves, as two measurements
     out: dict[str, Any] = {"archs": len(rows), "test_mean": float(test.mean()), "test_std": float(test.std(ddof=1)),
-                           "test_max": float(test.max()), "per_size": {}}
+                           "test_max": float(test.max()),
+                           # Spearman-Brown: how reliable the whole test accuracy is at telling architectures apart
+                           # (a perfect reward's correlation with it cannot exceed its square root).
+                           "test_reliability": 2 * half / (1 + half), "per_size": {}}
     for n in sizes:
         rew = np.array([r["reward"][str(n)] for r in rows])
         best = int(np.argmax(rew))
@@ -164,16 +169,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def markdown(out: dict[str, Any]) -> str:
-    """One table row per (supernet, task, reward size)."""
-    lines = ["| supernet (epochs x images, train s) | task | test std | reward images | Spearman | reward SE | "
-             "std(reward - test) | test of best-by-reward / sample's best | s per eval |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    """One table row per (supernet, task, reward size), the statistics recomputed from the JSON's rows."""
+    lines = ["| supernet (epochs x images, train s) | task | test mean | test std | test reliability | reward images | "
+             "Spearman | reward SE | std(reward - test) | test of best-by-reward / sample's best | s per eval |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for setting, res in out["results"].items():
         secs = res["supernet"]["train_seconds"]
-        for task, st in [*((k, v["stats"]) for k, v in res["tasks"].items()), ("pooled", res["pooled"])]:
+        sizes = [int(n) for n in res["pooled"]["per_size"]]
+        pooled = [row for t in res["tasks"].values() for row in t["rows"]]
+        for task, st in [*((k, stats(v["rows"], sizes)) for k, v in res["tasks"].items()),
+                         ("pooled", stats(pooled, sizes))]:
             for n, s in st["per_size"].items():
                 lines.append(f"| {setting} ({secs if secs is not None else 'cached'}) | {task} | "
-                             f"{100 * st['test_std']:.2f} | {n} | {s['spearman']:.2f} | {100 * s['binomial_se']:.2f} | "
+                             f"{100 * st['test_mean']:.2f} | {100 * st['test_std']:.2f} | {st['test_reliability']:.2f} | "
+                             f"{n} | {s['spearman']:.2f} | {100 * s['binomial_se']:.2f} | "
                              f"{100 * s['std_reward_minus_test']:.2f} | {100 * s['selected_test']:.2f} / "
                              f"{100 * st['test_max']:.2f} | {s['eval_seconds_median']:.2f} |")
     return "\n".join(lines) + "\n"
