@@ -42,3 +42,49 @@ def test_table_preset_runs_every_method_with_equal_evaluations(tmp_path):
             if method != "random":
                 assert summary[method]["vs_random"]["12"]["seeds"] == 2
         assert summary["random"]["evals_to_random_best"]["unreached"] == 0
+
+
+def _rescore_case():
+    """Six evaluations (one repeats an architecture, one is over budget) and a memoizing, counting re-scorer."""
+    archs = [[0], [1], [2], [3], [1], [4], [5]]
+    rewards = [0.5, 0.9, 0.7, 0.8, 0.9, 0.6, 0.99]
+    records = [{"arch": a, "accuracy": r, "meets_budgets": a != [5]} for a, r in zip(archs, rewards, strict=True)]
+    held_out = {0: 0.1, 1: 0.5, 2: 0.9, 3: 0.6, 4: 0.95, 5: 1.0}
+    calls: list[int] = []
+
+    def rescore(arch):
+        calls.append(int(arch[0]))
+        return held_out[int(arch[0])], {"accuracy": held_out[int(arch[0])]}
+
+    return rewards, records, rescore, calls
+
+
+def test_rescored_selection_is_the_best_rescore_of_the_top_k():
+    bench = _load_script()
+    rewards, records, rescore, calls = _rescore_case()
+    # top 2 by reward after each evaluation: {0}, {1,0}, {1,2}, {1,3}, {1,3} (the repeat of 1 changes nothing),
+    # {1,3} (4 is below them); the over-budget 5 never counts, whatever its reward or re-score.
+    assert bench.rescored_selections(rewards, records, rescore, 2) == [0, 1, 2, 3, 3, 3, 3]
+    assert bench.selections(rewards, records) == [0, 1, 1, 1, 1, 1, 1]
+    assert set(calls) == {0, 1, 2, 3}  # only architectures that entered the top 2 were re-scored
+
+
+def test_summarize_run_reports_both_selections_and_the_rescore_is_no_evaluation():
+    bench = _load_script()
+    rewards, records, rescore, calls = _rescore_case()
+    truth = {0: 0.2, 1: 0.3, 2: 0.8, 3: 0.7, 4: 0.9, 5: 0.0}
+    space = bench.Space(["t"], lambda i, seed: None, lambda seed: [], lambda i, rec: truth[rec["arch"][0]],
+                        {"rescore_images": 7}, rescorer=lambda i: rescore)
+    run = bench.summarize_run(space, 0, rewards, records, window=2, top_k=2)
+    assert run["best_so_far"] == [0.2, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]  # naive: arch 1, lucky on the reward
+    assert run["rescored_best_so_far"] == [0.2, 0.3, 0.8, 0.7, 0.7, 0.7, 0.7]
+    assert run["rescored_best_so_far_rescore_accuracy"][-1] == 0.6 and run["rescored_selected_arch"] == [3]
+    assert run["rescore"] == {"top_k": 2, "images": 7}
+    assert len(run["windowed_reward"]) == len(rewards)  # the re-scores added no evaluation to the curves
+    other = {**run, "rescore": {"top_k": 3, "images": 7}}
+    summary = bench.aggregate({"random": [run, run], "mtnas": [run, run]}, 7, "rescored")
+    assert summary["mtnas"]["best_found"]["7"]["mean"] == 0.7
+    with pytest.raises(AssertionError, match="different rules"):
+        bench.aggregate({"random": [run, run], "mtnas": [other, other]}, 7, "rescored")
+    with pytest.raises(SystemExit):  # a space without a re-score hold-out cannot re-score
+        bench.summarize_run(bench.Space(["t"], None, None, space.true_accuracy, {}), 0, rewards, records, 2, top_k=2)
