@@ -605,6 +605,35 @@ def complete_seeds(out: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def merge_seeds(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One benchmark JSON from runs of the same settings over different seeds (e.g. a stopped run's finished
+    seeds and a second run of the rest): runs concatenated in the given order, summaries recomputed.
+
+    Every architecture's accuracies are deterministic and each method is seeded per seed, so a seed gives the
+    same numbers whichever process ran it; only the seeds and wall times may differ between the parts.
+    """
+    docs = [complete_seeds(d) if d.get("partial") else d for d in docs]
+    first = docs[0]["settings"]
+    ignore = {"seeds", "reused"}
+    for d in docs[1:]:
+        diff = sorted(k for k in set(first) | set(d["settings"])
+                      if k not in ignore and first.get(k) != d["settings"].get(k))
+        if diff:
+            raise SystemExit(f"--merge: settings differ in {diff}; only runs of one preset over other seeds merge")
+    seeds = [s for d in docs for s in d["settings"]["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--merge: seeds repeat across the files ({seeds})")
+    runs = {task: {m: [r for d in docs for r in d["runs"][task][m]] for m in task_runs}
+            for task, task_runs in docs[0]["runs"].items()}
+    merged = {**docs[0], "settings": {**first, "seeds": seeds}, "runs": runs, "partial": False,
+              "merged_from": [d["settings"]["seeds"] for d in docs],
+              "seconds": {m: [t for d in docs for t in d["seconds"].get(m, [])] for m in docs[0]["seconds"]},
+              "summary": {task: aggregate(r, first["evals"]) for task, r in runs.items()}}
+    if first.get("rescore_top_k", 1) > 1:
+        merged["summary_rescored"] = {task: aggregate(r, first["evals"], "rescored") for task, r in runs.items()}
+    return merged
+
+
 def markdown(out: dict[str, Any]) -> str:
     """The result tables of a benchmark JSON as Markdown (accuracies in %, differences in points)."""
     lines = []
@@ -681,7 +710,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--reuse", type=Path, default=None,
                     help="take the runs of methods not in --methods from this earlier JSON (same preset settings)")
     ap.add_argument("--markdown", type=Path, default=None, help="print the tables of this benchmark JSON and exit")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="join JSONs of the same settings over other seeds into --out (then --markdown it) and exit")
     args = ap.parse_args(argv)
+    if args.merge:
+        if not args.out:
+            ap.error("--merge needs --out")
+        merged = merge_seeds([json.loads(f.read_text()) for f in args.merge])
+        _write(args.out, merged)
+        print(json.dumps({"seeds": merged["settings"]["seeds"], "out": str(args.out)}))
+        return merged
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())), end="")
         return {}

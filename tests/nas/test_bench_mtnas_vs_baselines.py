@@ -88,3 +88,23 @@ def test_summarize_run_reports_both_selections_and_the_rescore_is_no_evaluation(
         bench.aggregate({"random": [run, run], "mtnas": [other, other]}, 7, "rescored")
     with pytest.raises(SystemExit):  # a space without a re-score hold-out cannot re-score
         bench.summarize_run(bench.Space(["t"], None, None, space.true_accuracy, {}), 0, rewards, records, 2, top_k=2)
+
+
+def test_merge_joins_seeds_run_apart_into_the_run_over_all_of_them(tmp_path):
+    """Seeds 0 and 1 run in two processes, merged, summarize exactly as one run over both (a seed's numbers do
+    not depend on which process ran it); repeated seeds and other settings are refused."""
+    bench = _load_script()
+    common = ["--preset", "table", "--evals", "10", "--methods", "random,evolution"]
+    whole = bench.main([*common, "--seeds", "0,1"])
+    parts = [tmp_path / "s0.json", tmp_path / "s1.json"]
+    for seed, path in zip("01", parts, strict=True):
+        bench.main([*common, "--seeds", seed, "--out", str(path)])
+    merged = bench.main(["--merge", *map(str, parts), "--out", str(tmp_path / "all.json")])
+    assert merged["settings"]["seeds"] == [0, 1] and not merged["partial"]
+    assert merged["summary"] == json.loads(json.dumps(whole["summary"]))
+    with pytest.raises(SystemExit, match="seeds repeat"):
+        bench.main(["--merge", str(parts[0]), str(parts[0]), "--out", str(tmp_path / "x.json")])
+    other = tmp_path / "other.json"
+    bench.main([*common, "--evals", "8", "--seeds", "2", "--out", str(other)])
+    with pytest.raises(SystemExit, match="evals"):
+        bench.main(["--merge", str(parts[0]), str(other), "--out", str(tmp_path / "y.json")])
