@@ -12,6 +12,7 @@ is gone (e.g. after SIGKILL), so no orphan keeps running.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue as queue_mod
 import signal
@@ -61,6 +62,9 @@ def actor_process_main(
     """Body of one actor process: refresh weights, unroll, send; until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(spec.threads)
+    # autostruct's searches load every dataset in the learner's process before starting actors, and that process
+    # reports what the loads have to say (e.g. a clamped val_size); each actor's repeat would only print it again.
+    logging.getLogger("autostruct.data").setLevel(logging.ERROR)
     code = 0
     try:
         actor = Actor(spec, generation)
