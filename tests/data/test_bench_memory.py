@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from bench_scripts import load_benchmark
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux smaps_rollup")
