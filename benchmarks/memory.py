@@ -111,7 +111,7 @@ def sample_run(cmd: list[str], interval: float, env: dict[str, str]) -> dict[str
     while True:
         done = proc.poll() is not None
         now = round(time.monotonic() - t0, 2)
-        total = {"pss": 0, "rss": 0, "pss_anon": 0, "pss_file": 0, "pss_shmem": 0}
+        total = {"pss": 0, "rss": 0, "pss_anon": 0, "pss_file": 0, "pss_shmem": 0, "pss_main": 0, "pss_actors": 0}
         n = 0
         for pid in descendants(proc.pid) if not done else []:
             m = smaps_rollup(pid)
@@ -125,6 +125,8 @@ def sample_run(cmd: list[str], interval: float, env: dict[str, str]) -> dict[str
             total["pss_shmem"] += m.get("Pss_Shmem", 0)
             rec = per_process.setdefault(pid, {"pid": pid, "role": role(pid, proc.pid), "peak_pss": 0,
                                                "peak_rss": 0, "first_seen_s": now})
+            if rec["role"] in ("main", "actor"):
+                total[f"pss_{'main' if rec['role'] == 'main' else 'actors'}"] += m["Pss"]
             rec["peak_pss"] = max(rec["peak_pss"], m["Pss"])
             rec["peak_rss"] = max(rec["peak_rss"], m.get("Rss", 0))
             rec["last_seen_s"] = now
@@ -143,7 +145,8 @@ def sample_run(cmd: list[str], interval: float, env: dict[str, str]) -> dict[str
         "samples": len(timeline),
         "peak_pss_sum_gib": round(peak["pss"] / GIB, 3),
         "peak_pss_sum_at_s": peak_at["pss"],
-        "peak_pss_breakdown_gib": {k: round(at_peak.get(k, 0) / GIB, 3) for k in ("pss_anon", "pss_file", "pss_shmem")},
+        "peak_pss_breakdown_gib": {k: round(at_peak.get(k, 0) / GIB, 3)
+                                   for k in ("pss_anon", "pss_file", "pss_shmem", "pss_main", "pss_actors")},
         "peak_rss_sum_gib": round(peak["rss"] / GIB, 3),
         "peak_rss_sum_at_s": peak_at["rss"],
         "largest_process_rss_gib": round(max((p["peak_rss"] for p in per_process.values()), default=0) / GIB, 3),
@@ -153,7 +156,8 @@ def sample_run(cmd: list[str], interval: float, env: dict[str, str]) -> dict[str
             for p in sorted(per_process.values(), key=lambda p: p["first_seen_s"])
         ],
         "timeline": [{"t": s["t"], "processes": s["processes"], "pss_gib": round(s["pss"] / GIB, 3),
-                      "rss_gib": round(s["rss"] / GIB, 3)} for s in timeline],
+                      "rss_gib": round(s["rss"] / GIB, 3), "main_pss_gib": round(s["pss_main"] / GIB, 3),
+                      "actors_pss_gib": round(s["pss_actors"] / GIB, 3)} for s in timeline],
     }
 
 

@@ -26,6 +26,7 @@ import torch.multiprocessing as tmp
 
 from autostruct.backends.base import ActorFailure, Message
 from autostruct.rl.actor import Actor, ActorSpec
+from autostruct.utils.memory import release_free_memory
 
 #: How often a blocked actor re-checks the stop flag and whether its parent is still alive.
 _CHECK_S = 0.5
@@ -71,6 +72,7 @@ def actor_process_main(
         while not stop.is_set() and not _orphaned(parent_pid):
             _sync_weights(actor, shared, seq)
             traj = actor.unroll()
+            release_free_memory()  # an episode's activations would otherwise stay in this process's heap
             while not stop.is_set() and not _orphaned(parent_pid):
                 try:
                     out.put(traj, timeout=_CHECK_S)
