@@ -87,9 +87,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("autostruct.nas.search", "autostruct.rl"): _PIPELINE,
     ("autostruct.nas.custom_search", "autostruct.report.nas_report"): _PIPELINE,
     ("autostruct.nas.custom_search", "autostruct.rl"): _PIPELINE,
-    ("autostruct.export", "autostruct.nas.supernet"): "load_model registers the NAS family itself",
-    ("autostruct.models.cache", "autostruct.export"): "checkpoint save/load lives in export.py",
-    ("autostruct.prune.env", "autostruct.export"): "the env loads a model.pt itself",
     # The CLI goes around the API.
     ("autostruct.cli.nas", "autostruct.nas.search"): _PIPELINE + "; cli/nas.py calls api.search",
     ("autostruct.cli.nas", "autostruct.nas.lut"): "cli: `nas build-lut` calls the LUT builder directly",
