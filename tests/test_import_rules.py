@@ -108,12 +108,51 @@ KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
 }
 
 
+#: Modules that still import our own modules inside functions (today's pipeline, API and CLI, which issue 14 item 1
+#: rewrites). Anywhere else a function-level import of an autostruct module must say why on its line with a
+#: ``# lazy:`` comment (e.g. a heavy optional dependency behind it), so it cannot quietly hide a cycle again.
+FUNCTION_LEVEL_IMPORTS: dict[str, str] = {
+    "autostruct": "train/search forward to the API; the callable-package trick goes with issue 14 item 3",
+    "autostruct.prune": _PIPELINE + "; the callable package calls the API",
+    "autostruct.api": _PIPELINE,
+    "autostruct.mtacp.run": _PIPELINE,
+    "autostruct.mtacp.preflight": _PIPELINE,
+    "autostruct.mtacp.zero_shot": _PIPELINE,
+    "autostruct.mtacp.latency_lut": _PIPELINE,
+    "autostruct.nas.search": _PIPELINE,
+    "autostruct.nas.custom_search": _PIPELINE,
+    "autostruct.rl.impala": _PIPELINE + "; the backend is passed in",
+    "autostruct.cli.foundation": "cli: commands import what they run (issue 14 item 1 routes them through api)",
+    "autostruct.cli.nas": "cli: commands import what they run (issue 14 item 1 routes them through api)",
+    "autostruct.cli.prune": "cli: commands import what they run (issue 14 item 1 routes them through api)",
+    "autostruct.cli.common": "cli: --import registers models on demand",
+}
+
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 MODULES = {_module_name(p): p for p in sorted((SRC / ROOT).rglob("*.py"))}
+
+
+def function_level_imports(module: str) -> list[int]:
+    """Lines of ``module`` that import one of our modules inside a function without a ``# lazy:`` reason."""
+    path = MODULES[module]
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    found = []
+    for fn in ast.walk(ast.parse(source, str(path))):
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(fn):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            ours = any(n == ROOT or n.startswith(ROOT + ".") for n in names) or getattr(node, "level", 0)
+            if ours and "# lazy:" not in lines[node.lineno - 1]:
+                found.append(node.lineno)
+    return sorted(set(found))
 
 
 def _type_checking_lines(tree: ast.Module) -> set[int]:
@@ -288,6 +327,17 @@ def test_known_cycle_edges_are_not_stale():
     assert not stale, "no longer in a circle: delete from KNOWN_CYCLE_EDGES:\n" + "\n".join(
         f"  {m} -> {t}" for m, t in stale
     )
+
+
+def test_no_new_function_level_imports():
+    """Our modules import each other at module level; an import inside a function hid a cycle more often than not."""
+    found = {m: function_level_imports(m) for m in MODULES}
+    new = {m: lines for m, lines in found.items() if lines and m not in FUNCTION_LEVEL_IMPORTS}
+    assert not new, "imports of autostruct modules inside functions (move them to the top, or add '# lazy: why'):\n" + (
+        "\n".join(f"  {m}: lines {', '.join(map(str, lines))}" for m, lines in sorted(new.items()))
+    )
+    stale = sorted(m for m in FUNCTION_LEVEL_IMPORTS if not found.get(m))
+    assert not stale, "no function-level imports left: delete from FUNCTION_LEVEL_IMPORTS:\n  " + "\n  ".join(stale)
 
 
 @pytest.mark.parametrize("layer", sorted(MAY_IMPORT))
