@@ -31,11 +31,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
 from autostruct.nas.costs import COST_NAMES
 from autostruct.nas.evaluate import ArchEvaluator, TaskCosts, describe
+from autostruct.nas.lut import load_profile
 from autostruct.nas.rewards import RewardSpec, meets
-from autostruct.nas.space import Architecture, SearchSpace
+from autostruct.nas.space import Architecture, SearchSpace, get_space
+from autostruct.nas.train_supernet import load_supernet
 from autostruct.rl.env import CategoricalSpec
 
 
@@ -223,11 +226,6 @@ class NASEnvFactory:
     split: str = "search"
 
     def __call__(self) -> NASEnv:
-        from autostruct.data import load_dataset
-        from autostruct.nas.lut import load_profile
-        from autostruct.nas.space import get_space
-        from autostruct.nas.train_supernet import load_supernet
-
         data = load_dataset(
             self.dataset, root=self.root, val_size=self.val_size + self.rescore_size, seed=self.seed,
             classes=list(self.classes) if self.classes else None,

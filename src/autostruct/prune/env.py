@@ -33,11 +33,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from autostruct.data import load_dataset
 from autostruct.errors import AutostructError, unknown_name
+from autostruct.measure import measure_latency
+from autostruct.models.bn import recalibrate_bn
+from autostruct.models.cache import get_or_train
+from autostruct.models.checkpoint import load_model
 from autostruct.prune import budget as B
-from autostruct.prune.bn import recalibrate_bn
 from autostruct.prune.features import NUM_FEATURES, normalized_dataset_id, observation, static_features
 from autostruct.prune.graph import analyze
+from autostruct.prune.latency_table import latency_model, layer_specs, load_table
 from autostruct.prune.rewards import (
     REWARDS,
     acc_flops_reward,
@@ -208,8 +213,6 @@ class PruningEnv:
         self.base_flops = float(self.graph.flop_model(self.full))
         self.latency_model = None
         if latency_table is not None:
-            from autostruct.prune.latency_table import latency_model, layer_specs, load_table
-
             specs = layer_specs(self.model, self.graph, self.example_inputs, round_to)
             self.latency_model = latency_model(specs, load_table(latency_table))
         self.latency_budget_ms = None if latency_budget_ms is None else float(latency_budget_ms)
@@ -435,8 +438,6 @@ class PruningEnv:
             return float(self._latency_fn(model))
         if self.latency_model is not None:
             return self.latency_model.latency_ms(counts)
-        from autostruct.measure import measure_latency
-
         return float(measure_latency(model, self.example_inputs, backend="torch", threads=1).median_ms)
 
 
@@ -445,7 +446,8 @@ class PruningEnvFactory:
     """Builds a :class:`PruningEnv` inside an actor process (picklable under ``spawn``: plain fields only).
 
     ``model`` is a zoo name (the trained base model comes from :func:`autostruct.models.cache.get_or_train`)
-    or the path of a saved model (``model.pt`` or its folder, loaded with :func:`autostruct.export.load_model`).
+    or the path of a saved model (``model.pt`` or its folder, loaded with
+    :func:`autostruct.models.checkpoint.load_model`).
     ``dataset``/``classes``/``data_root`` go to :func:`autostruct.data.load_dataset`. ``env`` holds the other
     :class:`PruningEnv` keyword arguments (e.g. ``{"budget": "exact", "val_size": 1000}``).
     """
@@ -483,8 +485,6 @@ class PruningEnvFactory:
         return d
 
     def __call__(self) -> PruningEnv:
-        from autostruct.data import load_dataset
-
         classes = list(self.classes) if self.classes is not None else None
         dataset = load_dataset(self.dataset, root=self.data_root, val_size=self.val_split, seed=self.seed,
                                classes=classes)
@@ -500,12 +500,8 @@ class PruningEnvFactory:
         if path.suffix == ".pt" or path.is_dir():
             if not path.exists():
                 raise AutostructError(f"Model checkpoint '{path}' does not exist. Pass a zoo name or a saved model.pt.")
-            from autostruct.export import load_model
-
             model, _ = load_model(path)
             return model
-        from autostruct.models.cache import get_or_train
-
         model, _ = get_or_train(
             self.model, self.dataset, classes=list(self.classes) if self.classes is not None else None,
             width=self.width, epochs=self.epochs, seed=self.seed, root=self.data_root, val_size=self.val_split,
