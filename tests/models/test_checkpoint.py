@@ -53,3 +53,29 @@ def test_export_reexports_the_checkpoint_functions():
     from autostruct import export
 
     assert export.load_model is load_model and export.save_model is save_model
+
+
+def test_a_checkpoint_cannot_make_the_loader_import_an_outside_module(tmp_path):
+    """Loading runs no code a checkpoint names: only autostruct's own modules are imported on its word."""
+    import pytest
+
+    from autostruct.errors import AutostructError
+    from autostruct.models import create_model
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil_builder.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    path = save_model(create_model("resnet20", num_classes=10, in_channels=1, image_size=8, width=0.25),
+                      tmp_path / "m.pt")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["spec"]["name"] = "not_registered_anywhere"
+    for module in (str(evil), "evil_builder"):
+        ckpt["spec"]["import"] = module
+        torch.save(ckpt, path)
+        sys.path.insert(0, str(tmp_path))
+        try:
+            with pytest.raises(AutostructError, match="not registered"):
+                load_model(path)
+        finally:
+            sys.path.remove(str(tmp_path))
+        assert not marker.exists(), f"loading imported {module}"

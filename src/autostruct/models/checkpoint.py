@@ -303,6 +303,11 @@ def _load_weights(model: nn.Module, ckpt: dict[str, Any], where: str) -> None:
         model.get_submodule(owner)._buffers[local] = tensor.clone()
 
 
+def _trusted_module(name: str) -> bool:
+    """A dotted module inside the autostruct package (a user's module is imported only when the user asks)."""
+    return name.startswith("autostruct.") and all(part.isidentifier() for part in name.split("."))
+
+
 def load_model(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -314,9 +319,10 @@ def load_model(
     ckpt = _read_checkpoint(path, map_location)
     spec = ckpt["spec"]
     module_name = spec.get("import") or _LEGACY_IMPORTS.get(spec["name"])
-    if spec["name"] not in list_models() and module_name:
+    if spec["name"] not in list_models() and module_name and _trusted_module(str(module_name)):
         # The module that registers the builder (recorded at build time); a failed import falls through to the
-        # error below.
+        # error below. Only autostruct's own modules are imported on a checkpoint's word: a file from elsewhere
+        # could name any module or .py path, and importing runs code (the state dict itself loads weights_only).
         with contextlib.suppress(AutostructError):
             import_module(str(module_name), f"Checkpoint '{path}'")
     if is_factory_name(spec["name"]):
