@@ -304,8 +304,8 @@ def _load_weights(model: nn.Module, ckpt: dict[str, Any], where: str) -> None:
 
 
 def _trusted_module(name: str) -> bool:
-    """A dotted module inside the autostruct package (a user's module is imported only when the user asks)."""
-    return name.startswith("autostruct.") and all(part.isidentifier() for part in name.split("."))
+    """A dotted module name (not a file path): importable only if installed or on ``sys.path`` already."""
+    return all(part.isidentifier() for part in name.split("."))
 
 
 def load_model(
@@ -321,8 +321,8 @@ def load_model(
     module_name = spec.get("import") or _LEGACY_IMPORTS.get(spec["name"])
     if spec["name"] not in list_models() and module_name and _trusted_module(str(module_name)):
         # The module that registers the builder (recorded at build time); a failed import falls through to the
-        # error below. Only autostruct's own modules are imported on a checkpoint's word: a file from elsewhere
-        # could name any module or .py path, and importing runs code (the state dict itself loads weights_only).
+        # error below. Only a dotted module name is imported on a checkpoint's word (what create_model records:
+        # an installed or importable module), never a .py path the file names: that would run any file.
         with contextlib.suppress(AutostructError):
             import_module(str(module_name), f"Checkpoint '{path}'")
     if is_factory_name(spec["name"]):
