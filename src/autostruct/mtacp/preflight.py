@@ -27,6 +27,7 @@ import torch
 from autostruct.config import PruneConfig
 from autostruct.errors import AutostructError
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
+from autostruct.pipeline.assets import load_any_model
 
 
 def _field_error(field: str, exc: AutostructError) -> AutostructError:
@@ -50,8 +51,6 @@ def is_checkpoint(model: str) -> bool:
 
 
 def _load_checkpoint(cfg: PruneConfig) -> torch.nn.Module:
-    from autostruct.api import load_any_model
-
     try:
         model, _ = load_any_model(cfg.model)
     except AutostructError as exc:

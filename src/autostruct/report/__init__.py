@@ -21,7 +21,7 @@ def render_report(run_dir: str | Path) -> Path:
         from autostruct.report.prune_report import render_prune_report
 
         return render_prune_report(run_dir)
-    if fmt.startswith("autostruct.nas-results"):
+    if fmt.startswith(("autostruct.nas-results", "autostruct.nas-custom-results")):
         from autostruct.report.nas_report import render_nas_report
 
         return render_nas_report(run_dir)
