@@ -221,7 +221,7 @@ def check_prune_inputs(cfg: PruneConfig) -> int:
     for key in keys:
         try:
             data = load_dataset(
-                key.dataset, root=key.root, val_size=5000, seed=cfg.seed,
+                key.dataset, root=key.root, val_size=cfg.search.holdout, seed=cfg.seed,
                 classes=list(key.classes) if key.classes else None,
             )
         except AutostructError as exc:
@@ -254,7 +254,7 @@ def priced_model(
     from autostruct.data import load_dataset
     from autostruct.prune.graph import analyze
 
-    data = load_dataset(key.dataset, root=key.root, val_size=5000, seed=cfg.seed,
+    data = load_dataset(key.dataset, root=key.root, val_size=cfg.search.holdout, seed=cfg.seed,
                         classes=list(key.classes) if key.classes else None)
     model = _task_model(cfg, key, data, checkpoint).eval()
     x = torch.zeros(1, data.in_channels, data.image_size, data.image_size)

@@ -45,7 +45,7 @@ from autostruct.pipeline import (
 )
 from autostruct.utils.io import write_json_atomic
 from autostruct.utils.recipes import epochs_for
-from autostruct.utils.runs import RunResult, mean_of, prepare_run_dir, say
+from autostruct.utils.runs import RunResult, mean_of, say
 
 log = logging.getLogger("autostruct.mtacp")
 
@@ -59,14 +59,6 @@ class PruneRunResult(RunResult):
     """What :func:`run_prune` returns: the parsed ``results.json`` plus where things are."""
 
 
-def prepare_output_dir(cfg: PruneConfig, *, resume: bool, overwrite: bool) -> Path:
-    """Create or reuse ``output_dir``; refuse to mix runs unless told to resume or overwrite."""
-    return prepare_run_dir(
-        cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS, resume=resume,
-        overwrite=overwrite, what_changed="tasks, model or search settings",
-    )
-
-
 def _example(data: Any) -> torch.Tensor:
     return torch.zeros(1, data.in_channels, data.image_size, data.image_size)
 
@@ -75,7 +67,7 @@ def _load_data(cfg: PruneConfig, key: DataKey) -> Any:
     from autostruct.data import load_dataset
 
     return load_dataset(
-        key.dataset, root=key.root, val_size=5000, seed=cfg.seed, classes=list(key.classes) if key.classes else None
+        key.dataset, root=key.root, val_size=cfg.search.holdout, seed=cfg.seed, classes=list(key.classes) if key.classes else None
     )
 
 
@@ -100,7 +92,7 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
     tcfg = TrainConfig(epochs=epochs, batch_size=bt.batch_size, lr=bt.lr)
     model, info = get_or_train(
         cfg.model, key.dataset, classes=list(key.classes) if key.classes else None, width=cfg.width,
-        epochs=epochs, seed=cfg.seed, root=key.root, val_size=5000, device=cfg.device,
+        epochs=epochs, seed=cfg.seed, root=key.root, val_size=cfg.search.holdout, device=cfg.device,
         progress=progress, train_config=tcfg, dataset=data, model_kwargs=dict(cfg.model_kwargs),
     )
     return model, str(info.path)
@@ -164,48 +156,36 @@ def warn_skipped(bases: dict[DataKey, dict[str, Any]], model: str) -> None:
         Console(stderr=True).print(f"[bold yellow]warning[/] {msg}", highlight=False)
 
 
-def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
-    """The PruningEnv settings every task (and every baseline) shares."""
+def resolved_search(cfg: PruneConfig) -> Any:
+    """``cfg.search`` with ``round_to`` as a number ('auto': measured once per host, then cached)."""
     from autostruct.measure.rounding import resolve_round_to
 
-    s = cfg.search
-    return {
-        "lbound": s.lbound,
-        "budget": s.budget,
-        "reward": s.reward,
-        "val_size": s.val_size,
-        "rescore_size": s.rescore_size,
-        "recal_batches": s.recal_batches,
-        "round_to": resolve_round_to(s.round_to),  # 'auto': measured once per host, then cached
-        "importance": s.importance,
-    }
+    return cfg.search.model_copy(update={"round_to": resolve_round_to(cfg.search.round_to)})
 
 
-def latency_kwargs(task: TaskSpec, tables: dict[DataKey, str], margin: float) -> dict[str, Any]:
-    """The env settings of a latency task (its budget and table); a FLOPs task gets the table only if there is one,
-    so its latency rewards use the table's prediction too."""
-    kw: dict[str, Any] = {}
-    if task.data in tables:
-        kw["latency_table"] = tables[task.data]
-    if task.latency_ms is not None:
-        kw["latency_budget_ms"] = task.latency_ms
-        kw["latency_margin"] = margin
-    return kw
+def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
+    """The PruningEnv settings every task (and every baseline) shares (the policy file records them)."""
+    from autostruct.prune.env import env_settings
+
+    return env_settings(resolved_search(cfg))
 
 
 def make_factories(cfg: PruneConfig, tasks: list[TaskSpec], bases: dict[DataKey, dict[str, Any]],
                    tables: dict[DataKey, str] | None = None) -> list[Any]:
-    """One env factory per task; ``tables`` maps datasets with latency tasks to their latency table's path."""
+    """One env factory per task, each given the typed ``search`` settings; ``tables`` maps datasets with latency
+    tasks to their latency table's path (a FLOPs task on such a dataset gets the table too, so its latency
+    rewards use the table's prediction)."""
     from autostruct.prune.env import PruningEnvFactory
 
     tables = tables or {}
+    search = resolved_search(cfg)
     num_datasets = len({t.data for t in tasks})
     return [
-        PruningEnvFactory.create(
+        PruningEnvFactory(
             bases[t.data]["checkpoint"], t.data.dataset, 1.0 if t.ratio is None else t.ratio, classes=t.data.classes,
-            width=cfg.width, epochs=cfg.base_training.epochs, seed=cfg.seed, val_split=5000, data_root=t.data.root,
-            device=cfg.device, task_id=t.task_id, dataset_index=t.dataset_index, num_datasets=num_datasets,
-            **env_kwargs(cfg), **latency_kwargs(t, tables, cfg.search.latency_margin),
+            width=cfg.width, epochs=cfg.base_training.epochs, seed=cfg.seed, val_split=cfg.search.holdout,
+            data_root=t.data.root, device=cfg.device, task_id=t.task_id, dataset_index=t.dataset_index,
+            num_datasets=num_datasets, search=search, latency_budget_ms=t.latency_ms, latency_table=tables.get(t.data),
         )
         for t in tasks
     ]
@@ -498,4 +478,4 @@ def run_prune(
 
 
 __all__ = ["PrunePlan", "PruneRunResult", "PruneSearch", "epochs_for", "make_factories", "policy_spec",
-           "prepare_bases", "prepare_output_dir", "run_prune"]
+           "prepare_bases", "run_prune"]

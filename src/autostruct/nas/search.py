@@ -43,7 +43,7 @@ from autostruct.pipeline import SearchRun, onnx_latency_ms, run_search, task_epi
 from autostruct.prune.selection import RescoreFn, Selection, select_strategy
 from autostruct.utils.io import write_json_atomic, write_text_atomic
 from autostruct.utils.recipes import epochs_for
-from autostruct.utils.runs import DataKey, RunResult, mean_of, prepare_run_dir, say
+from autostruct.utils.runs import DataKey, RunResult, mean_of, say
 
 log = logging.getLogger("autostruct.nas")
 
@@ -68,16 +68,8 @@ def task_name(i: int, task: NASTask) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", raw)
 
 
-def _say(progress: bool, msg: str) -> None:
-    say(progress, msg, prefix="autostruct nas")
-
-
-def prepare_output_dir(cfg: NASConfig, *, resume: bool, overwrite: bool, dry_run: bool = False) -> Path:
-    """Create or reuse ``output_dir``; refuse to mix runs unless told to resume or overwrite."""
-    return prepare_run_dir(
-        cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS, resume=resume,
-        overwrite=overwrite, what_changed="tasks, space, supernet or search settings", dry_run=dry_run,
-    )
+#: The prefix of this search's status lines.
+PREFIX = "autostruct nas"
 
 
 # ---------------------------------------------------------------------- phases
@@ -105,8 +97,9 @@ class _Data:
 
 
 def holdout_size(cfg: NASConfig) -> int:
-    """Validation images carved from the training set: the reward's ``val_size`` plus the re-score's."""
-    return cfg.search.val_size + cfg.search.rescore_size
+    """Validation images carved from the training set: ``search.holdout_size``, by default the reward's
+    ``val_size`` plus the re-score's ``rescore_size``."""
+    return cfg.search.holdout
 
 
 def _space(cfg: NASConfig, data: Any) -> SearchSpace:
@@ -127,8 +120,8 @@ def prepare_supernets(cfg: NASConfig, out: Path, keys: list[DataKey], datas: _Da
                 continue
         data = datas(key)
         space = _space(cfg, data)
-        _say(progress, f"supernet for {key.label}: {space.num_architectures():.3g} architectures, "
-                       f"{cfg.supernet.epochs} epochs ({cfg.supernet.sampling} sampling), cached after training")
+        say(progress, f"supernet for {key.label}: {space.num_architectures():.3g} architectures, "
+                       f"{cfg.supernet.epochs} epochs ({cfg.supernet.sampling} sampling), cached after training", prefix=PREFIX)
         _, info = get_or_train_supernet(
             space, data, cfg.supernet, seed=cfg.seed, val_size=holdout_size(cfg), device=cfg.device, progress=progress
         )
@@ -176,7 +169,8 @@ def prepare_profiles(cfg: NASConfig, tasks: list[NASTask], names: list[str], dat
             continue
         path = _host_profile_path(cfg, space, data)
         if not path.is_file():
-            _say(progress, f"latency table for {_data_key(task).label} on this host (onnxruntime, {cfg.lut.threads} thread(s))")
+            say(progress, f"latency table for {_data_key(task).label} on this host (onnxruntime, {cfg.lut.threads} thread(s))",
+                prefix=PREFIX)
             profile = build_lut(
                 space, data.image_size, data.in_channels, data.num_classes, device="host", threads=cfg.lut.threads,
                 warmup=cfg.lut.warmup, runs=cfg.lut.runs, rounds=cfg.lut.rounds, seed=cfg.seed, progress=progress,
@@ -185,8 +179,8 @@ def prepare_profiles(cfg: NASConfig, tasks: list[NASTask], names: list[str], dat
                 check = check_lut(profile, space, cfg.lut.check_archs, seed=cfg.seed, warmup=cfg.lut.warmup,
                                   runs=cfg.lut.runs, rounds=cfg.lut.rounds, progress=progress)
                 profile = profile.with_meta(check=check.as_dict())
-                _say(progress, f"  predicted vs measured latency of {cfg.lut.check_archs} networks: Spearman "
-                               f"{check.spearman:.3f} (target >= 0.9)")
+                say(progress, f"  predicted vs measured latency of {cfg.lut.check_archs} networks: Spearman "
+                               f"{check.spearman:.3f} (target >= 0.9)", prefix=PREFIX)
             save_profile(profile, path)
         paths[i] = str(path)
     return paths
@@ -223,6 +217,7 @@ def make_factories(
             num_datasets=len(keys),
             val_size=s.val_size,
             rescore_size=s.rescore_size,
+            holdout_size=s.holdout_size,
             recal_batches=s.recal_batches,
             recal_batch_size=s.recal_batch_size,
             reward=s.reward,
@@ -359,9 +354,9 @@ def _finish_task(
     space = _space(cfg, data)
     arch = space.arch(best.info["arch"])
     rescore_note = f", re-score accuracy {selected['rescore']:.4f}" if selected["rescore"] is not None else ""
-    _say(progress, f"task {name}: selected architecture {arch} (rank {selected['selected_rank']} of "
+    say(progress, f"task {name}: selected architecture {arch} (rank {selected['selected_rank']} of "
                    f"{len(selected['rescore_candidates'])} by reward {best.reward:.4f}{rescore_note}); "
-                   + ("training from scratch" if from_scratch else "fine-tuning inherited weights"))
+                   + ("training from scratch" if from_scratch else "fine-tuning inherited weights"), prefix=PREFIX)
     write_json_atomic(task_dir / "arch.json", arch.to_json())
     supernet = load_supernet(supernet_path, data.num_classes, data.in_channels)
     evaluator = make_evaluator(supernet, data, cfg.search.val_size, cfg.search.recal_batches,
@@ -464,7 +459,7 @@ class NASSearch:
     resumable = frozenset(_RESUMABLE_FIELDS)
     what_changed = "tasks, space, supernet or search settings"
     algorithm = "mc"
-    prefix = "autostruct nas"
+    prefix = PREFIX
 
     def __init__(self, from_scratch: bool | None = None) -> None:
         self.from_scratch = from_scratch
@@ -523,7 +518,7 @@ class NASSearch:
                    f"{s.rescore_size} re-score images after the reward's {s.val_size}"
                    + ("; selecting by the search reward" if n_rescore == 0 else ""))
             log.warning(msg)
-            _say(run.progress, msg)
+            say(run.progress, msg, prefix=PREFIX)
         rescore = env_rescorer(run.factories[task_id]) if n_rescore > 0 and s.top_k > 1 else None
         picked = select_architecture(run.episodes, task_id, rescore, s.top_k)
         if picked is None:
