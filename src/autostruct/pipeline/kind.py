@@ -8,7 +8,7 @@ kind keeps its own state (tasks, base models, supernets, latency tables) in ``ru
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,7 +33,6 @@ class SearchRun:
     factories: Sequence[Any] = ()
     result: Any = None
     search_wall: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def episodes(self) -> list[Any]:
