@@ -248,3 +248,56 @@ def test_api_names_the_kinds_it_knows():
     assert set(api.KINDS) == {"prune", "nas", "nas-custom"}
     with pytest.raises(AutostructError, match="prune"):
         api.run_search({}, "prunning")
+
+
+def test_the_engine_still_takes_a_backend_name(tmp_path):
+    from autostruct.rl import run_impala
+
+    factories = [functools.partial(ChoiceEnv, i, 2) for i in range(2)]
+    spec = PolicySpec(observation_size=5, action_spec=CategoricalSpec((3, 4, 3)), use_lstm=False)
+    result = run_impala(factories, spec, total_episodes=4, run_dir=tmp_path / "run", rl=RLConfig(actors=1),
+                        backend="inline", algorithm="mc", progress=False, tensorboard=False)
+    assert len(result.episodes) == 4
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["backend"]["name"] == "inline"
+
+
+@pytest.mark.parametrize("call,kind,options", [
+    (lambda: api.prune({"x": 1}, progress=False), "PruneSearch", {}),
+    (lambda: api.search({"x": 1}, progress=False, from_scratch=True), "NASSearch", {"from_scratch": True}),
+    (lambda: api.run_search({"x": 1}, "nas", progress=False), "NASSearch", {"from_scratch": None}),
+])
+def test_api_entry_points_go_through_the_pipeline(monkeypatch, call, kind, options):
+    seen = []
+
+    def spy(config, k, **kwargs):
+        seen.append((config, k))
+        return "result"
+
+    import autostruct.mtacp.run
+    import autostruct.nas.search
+
+    for module in (autostruct.mtacp.run, autostruct.nas.search, api):
+        monkeypatch.setattr(module, "run_search" if module is not api else "_run_search", spy)
+    assert call() == "result"
+    ((config, k),) = seen
+    assert config == {"x": 1} and type(k).__name__ == kind
+    assert {name: getattr(k, name) for name in options} == options
+
+
+def test_cli_nas_goes_through_the_api(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from autostruct.cli import app
+
+    calls = []
+
+    def fake_search(config, **kwargs):
+        calls.append((Path(config), kwargs))
+        raise AutostructError("stop here")
+
+    monkeypatch.setattr(api, "search", fake_search)
+    cfg = tmp_path / "nas.yaml"
+    cfg.write_text("tasks: []\n")
+    res = CliRunner().invoke(app, ["nas", str(cfg), "--from-scratch"])
+    assert res.exit_code != 0 and "stop here" in res.output
+    assert calls == [(cfg, {"resume": False, "overwrite": False, "from_scratch": True})]
