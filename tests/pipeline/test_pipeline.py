@@ -218,8 +218,13 @@ print(len(r.episodes), sorted(m for m in sys.modules if m.startswith("autostruct
 
 
 def test_the_engine_runs_a_backend_object_without_importing_the_backends(tmp_path):
+    import os
+
+    import autostruct
+
+    env = {**os.environ, "PYTHONPATH": str(Path(autostruct.__file__).parents[1])}  # the code under test
     out = subprocess.run([sys.executable, "-c", ENGINE_ONLY, str(tmp_path / "run")], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, env=env).stdout
     assert out.strip() == "6 []"
 
 
