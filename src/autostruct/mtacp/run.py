@@ -211,8 +211,8 @@ def _finish_task(
     from autostruct.baselines.uniform import uniform_prune
     from autostruct.export import export
     from autostruct.measure import compare_latency, count_flops
+    from autostruct.models.bn import recalibrate_bn
     from autostruct.models.train import evaluate, fine_tune
-    from autostruct.prune.bn import recalibrate_bn
     from autostruct.prune.selection import env_rescore, select_strategy
     from autostruct.rl import rollout
 

@@ -32,11 +32,14 @@ import numpy as np
 import torch
 
 from autostruct.config import SCORE_SIZE
+from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
 from autostruct.nas.costs import COST_NAMES
 from autostruct.nas.evaluate import ArchEvaluator, TaskCosts, describe
+from autostruct.nas.lut import load_profile
 from autostruct.nas.rewards import RewardSpec, meets
-from autostruct.nas.space import Architecture, SearchSpace
+from autostruct.nas.space import Architecture, SearchSpace, get_space
+from autostruct.nas.train_supernet import load_supernet
 from autostruct.rl.env import CategoricalSpec
 
 
@@ -225,11 +228,6 @@ class NASEnvFactory:
     split: str = "search"
 
     def __call__(self) -> NASEnv:
-        from autostruct.data import load_dataset
-        from autostruct.nas.lut import load_profile
-        from autostruct.nas.space import get_space
-        from autostruct.nas.train_supernet import load_supernet
-
         data = load_dataset(
             self.dataset, root=self.root, seed=self.seed,
             val_size=self.val_size + self.rescore_size if self.holdout_size is None else self.holdout_size,

@@ -19,7 +19,7 @@ _LAZY = {
     "apply_keep_ratios": "autostruct.prune.surgery",
     "channel_importance": "autostruct.prune.surgery",
     "prune_counts": "autostruct.prune.surgery",
-    "recalibrate_bn": "autostruct.prune.bn",
+    "recalibrate_bn": "autostruct.models.bn",
     "PruningEnv": "autostruct.prune.env",
     "PruningEnvFactory": "autostruct.prune.env",
     "FlopModel": "autostruct.prune.budget",

@@ -34,11 +34,16 @@ import torch
 from torch import nn
 
 from autostruct.config import SCORE_SIZE, PruneSearchConfig
+from autostruct.data import load_dataset
 from autostruct.errors import AutostructError, unknown_name
+from autostruct.measure import measure_latency
+from autostruct.models.bn import recalibrate_bn
+from autostruct.models.cache import get_or_train
+from autostruct.models.checkpoint import load_model
 from autostruct.prune import budget as B
-from autostruct.prune.bn import recalibrate_bn
 from autostruct.prune.features import NUM_FEATURES, normalized_dataset_id, observation, static_features
 from autostruct.prune.graph import analyze
+from autostruct.prune.latency_table import latency_model, layer_specs, load_table
 from autostruct.prune.rewards import (
     REWARDS,
     acc_flops_reward,
@@ -209,8 +214,6 @@ class PruningEnv:
         self.base_flops = float(self.graph.flop_model(self.full))
         self.latency_model = None
         if latency_table is not None:
-            from autostruct.prune.latency_table import latency_model, layer_specs, load_table
-
             specs = layer_specs(self.model, self.graph, self.example_inputs, round_to)
             self.latency_model = latency_model(specs, load_table(latency_table))
         self.latency_budget_ms = None if latency_budget_ms is None else float(latency_budget_ms)
@@ -436,8 +439,6 @@ class PruningEnv:
             return float(self._latency_fn(model))
         if self.latency_model is not None:
             return self.latency_model.latency_ms(counts)
-        from autostruct.measure import measure_latency
-
         return float(measure_latency(model, self.example_inputs, backend="torch", threads=1).median_ms)
 
 
@@ -467,7 +468,8 @@ class PruningEnvFactory:
     """Builds a :class:`PruningEnv` inside an actor process (picklable under ``spawn``).
 
     ``model`` is a zoo name (the trained base model comes from :func:`autostruct.models.cache.get_or_train`)
-    or the path of a saved model (``model.pt`` or its folder, loaded with :func:`autostruct.export.load_model`).
+    or the path of a saved model (``model.pt`` or its folder, loaded with
+    :func:`autostruct.models.checkpoint.load_model`).
     ``dataset``/``classes``/``data_root`` go to :func:`autostruct.data.load_dataset`; ``val_split`` is the
     validation hold-out (``search.holdout``). ``search`` is the run's typed search settings (:func:`env_settings`;
     None: :class:`PruningEnv`'s defaults); a latency task adds ``latency_budget_ms`` (aimed at with
@@ -523,8 +525,6 @@ class PruningEnvFactory:
         return {**kwargs, **dict(self.env)}
 
     def __call__(self) -> PruningEnv:
-        from autostruct.data import load_dataset
-
         classes = list(self.classes) if self.classes is not None else None
         dataset = load_dataset(self.dataset, root=self.data_root, val_size=self.val_split, seed=self.seed,
                                classes=classes)
@@ -540,12 +540,8 @@ class PruningEnvFactory:
         if path.suffix == ".pt" or path.is_dir():
             if not path.exists():
                 raise AutostructError(f"Model checkpoint '{path}' does not exist. Pass a zoo name or a saved model.pt.")
-            from autostruct.export import load_model
-
             model, _ = load_model(path)
             return model
-        from autostruct.models.cache import get_or_train
-
         model, _ = get_or_train(
             self.model, self.dataset, classes=list(self.classes) if self.classes is not None else None,
             width=self.width, epochs=self.epochs, seed=self.seed, root=self.data_root, val_size=self.val_split,

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from autostruct.errors import AutostructError
+from autostruct.report.nas_report import render_nas_report
+from autostruct.report.prune_report import render_prune_report
 
 
 def render_report(run_dir: str | Path) -> Path:
@@ -18,11 +20,7 @@ def render_report(run_dir: str | Path) -> Path:
     except json.JSONDecodeError as exc:
         raise AutostructError(f"'{path}' is not valid JSON ({exc}).") from None
     if fmt.startswith("autostruct.prune-results"):
-        from autostruct.report.prune_report import render_prune_report
-
         return render_prune_report(run_dir)
     if fmt.startswith(("autostruct.nas-results", "autostruct.nas-custom-results")):
-        from autostruct.report.nas_report import render_nas_report
-
         return render_nas_report(run_dir)
     raise AutostructError(f"'{path}' is not an autostruct results file (format '{fmt}').")
