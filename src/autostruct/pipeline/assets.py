@@ -1,4 +1,4 @@
-"""Loading a user's model checkpoint, shared by the pruning search, its preflight and the API."""
+"""A user's model checkpoint (a ``model.pt`` or the folder holding one), for the pruning search, its preflight and the API."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from autostruct.errors import AutostructError
-from autostruct.export import load_model
+from autostruct.models.checkpoint import load_model
 
 
 def load_any_model(source: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
