@@ -14,7 +14,18 @@ from typing import Any
 
 import torch
 
-from autostruct.errors import AutostructError
+from autostruct.errors import AutostructError, unknown_name
+from autostruct.mtacp.run import PruneSearch, run_prune
+from autostruct.nas.custom_search import CustomNASSearch, CustomRunResult
+from autostruct.nas.search import NASSearch
+from autostruct.nas.search import search as _nas_search
+from autostruct.pipeline import SearchKind
+from autostruct.pipeline import run_search as _run_search
+from autostruct.pipeline.assets import load_any_model
+from autostruct.utils.runs import RunResult
+
+#: The searches :func:`run_search` runs by name, each a :class:`~autostruct.pipeline.SearchKind`.
+KINDS: dict[str, type] = {"prune": PruneSearch, "nas": NASSearch, "nas-custom": CustomNASSearch}
 
 
 @dataclass(frozen=True)
@@ -92,21 +103,6 @@ def train(
     )
 
 
-def load_any_model(source: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Load an autostruct ``model.pt`` (export or cache checkpoint); clear error for anything else."""
-    from autostruct.export import load_model
-
-    path = Path(source)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise AutostructError(
-            f"Checkpoint '{source}' does not exist. Pass a model.pt written by `autostruct export` / `autostruct train`"
-            " or a run folder that holds one."
-        )
-    return load_model(path)
-
-
 def example_input_for(model: torch.nn.Module, batch: int = 1) -> torch.Tensor:
     """A zero input of the shape a zoo/exported model was built for (from its ``autostruct_spec``)."""
     spec = getattr(model, "autostruct_spec", None)
@@ -118,8 +114,6 @@ def example_input_for(model: torch.nn.Module, batch: int = 1) -> torch.Tensor:
 
 def prune(config: Any, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Any:
     """Run a multi-task pruning search (MTACP). ``config``: a YAML path, a dict, or a :class:`PruneConfig`."""
-    from autostruct.mtacp import run_prune
-
     return run_prune(config, resume=resume, overwrite=overwrite, progress=progress)
 
 
@@ -143,9 +137,7 @@ def zero_shot_prune(policy: str | Path, dataset: str, ratio: float, **kwargs: An
 
 def search(config: Any, *, resume: bool = False, overwrite: bool = False, progress: bool = True, **kwargs: Any) -> Any:
     """Run a multi-task NAS search (MTNAS). ``config``: a YAML path, a dict, or a :class:`NASConfig`."""
-    from autostruct.nas.search import search as _search
-
-    return _search(config, resume=resume, overwrite=overwrite, progress=progress, **kwargs)
+    return _nas_search(config, resume=resume, overwrite=overwrite, progress=progress, **kwargs)
 
 
 def search_custom(
@@ -170,7 +162,6 @@ def search_custom(
     ...                                   output_dir="runs/mine", search={"episodes": 100})  # doctest: +SKIP
     """
     from autostruct.nas.custom import CustomSpace, evaluator_name, load_space
-    from autostruct.nas.custom_search import search_custom as _search_custom
 
     space_obj = space if isinstance(space, CustomSpace) else None
     if space_obj is None and not isinstance(space, str):
@@ -181,5 +172,26 @@ def search_custom(
         "evaluator": evaluator_name(evaluator),
         "tasks": tasks,
     }
-    return _search_custom(config, space=space_obj, evaluator=None if isinstance(evaluator, str) else evaluator,
-                          resume=resume, overwrite=overwrite, progress=progress)
+    kind = CustomNASSearch(space_obj, None if isinstance(evaluator, str) else evaluator)
+    return _run_search(config, kind, resume=resume, overwrite=overwrite, progress=progress,
+                       result_type=CustomRunResult)
+
+
+def run_search(
+    config: Any, kind: str | SearchKind, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+    **options: Any,
+) -> RunResult:
+    """Run any search through the one pipeline: ``kind`` is ``"prune"``, ``"nas"``, ``"nas-custom"`` (``options``
+    go to the kind, e.g. ``from_scratch`` for ``"nas"``, ``space``/``evaluator`` objects for ``"nas-custom"``) or a
+    :class:`~autostruct.pipeline.SearchKind` object. :func:`prune` and :func:`search` are this with their kind."""
+    if isinstance(kind, str):
+        if kind not in KINDS:
+            raise unknown_name("search kind", kind, tuple(KINDS))
+        kind = KINDS[kind](**options)
+    elif options:
+        raise AutostructError(f"Options {sorted(options)} go to a kind given by name; this one is an object.")
+    return _run_search(config, kind, resume=resume, overwrite=overwrite, progress=progress)
+
+
+__all__ = ["KINDS", "TrainSummary", "build_prune_lut", "example_input_for", "load_any_model", "prune", "run_search",
+           "search", "search_custom", "train", "zero_shot_prune"]

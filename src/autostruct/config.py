@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from autostruct.errors import AutostructError
 
@@ -229,11 +237,25 @@ class BaseTrainingConfig(StrictModel):
     min_steps: int = Field(600, ge=0, description="Small datasets get more epochs until this many SGD steps.")
 
 
+#: Training images a pruning run sets aside for validation when ``search.holdout_size`` is unset.
+PRUNE_HOLDOUT = 5000
+#: The one default of the scoring subset (``search.val_size`` / ``score_size``) of both searches and their envs.
+SCORE_SIZE = 2000
+
+
 class PruneSearchConfig(StrictModel):
     """The pruning MDP shared by every task (same env settings for MTACP and the baselines)."""
 
     episodes: int = Field(600, ge=1, description="Total episodes over all tasks, split equally between them.")
-    val_size: int = Field(2000, ge=1, description="Validation images scored per episode (fixed subset).")
+    val_size: int = Field(
+        SCORE_SIZE, ge=1, validation_alias=AliasChoices("val_size", "score_size"),
+        description="The scoring subset: validation images that score one episode (a fixed subset of the hold-out). "
+        "Also spelled score_size.",
+    )
+    holdout_size: int | None = Field(
+        None, ge=1, description="The validation hold-out: training images set aside for scoring and re-scoring (and "
+        "the base models' cache key). None: 5000 (PRUNE_HOLDOUT), what every pruning run has used.",
+    )
     rescore_size: int = Field(
         1000, ge=0, description="Validation images, disjoint from val_size's, that re-score the top_k strategies."
     )
@@ -264,6 +286,16 @@ class PruneSearchConfig(StrictModel):
         "device's when latency_ms tasks are priced by a table built there (autostruct prune build-lut)."
     )
     recal_batches: int = Field(10, ge=0, description="Batches for BN recalibration (0 = off).")
+
+    @property
+    def score_size(self) -> int:
+        """The scoring subset (images per episode); the config key is ``val_size`` (or ``score_size``)."""
+        return self.val_size
+
+    @property
+    def holdout(self) -> int:
+        """The validation hold-out in images: ``holdout_size``, or :data:`PRUNE_HOLDOUT` when unset."""
+        return PRUNE_HOLDOUT if self.holdout_size is None else self.holdout_size
 
     @field_validator("round_to", mode="before")
     @classmethod

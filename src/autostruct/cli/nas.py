@@ -35,11 +35,11 @@ def run(
     ] = False,
 ) -> None:
     """Search the best architecture per task within its budgets (latency_ms, flops, params), train, export."""
-    from autostruct.nas.search import search
+    from autostruct import api
 
     if resume and overwrite:
         raise AutostructError("--resume and --overwrite exclude each other: pick one.")
-    result = search(config, resume=resume, overwrite=overwrite, from_scratch=True if from_scratch else None)
+    result = api.search(config, resume=resume, overwrite=overwrite, from_scratch=True if from_scratch else None)
     if "evaluator" in result.results:  # a search on the user's own space: the evaluator's metrics are the result
         for t in result.tasks:
             budgets = ", ".join(f"{k}<={v:g}" for k, v in t["budgets"].items()) or "no budget"

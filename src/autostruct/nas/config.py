@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from autostruct.config import BackendConfig, RLConfig, StrictModel, parse_config
+from autostruct.config import SCORE_SIZE, BackendConfig, RLConfig, StrictModel, parse_config
 from autostruct.nas.costs import COST_NAMES
 
 __all__ = [
@@ -97,7 +97,15 @@ class NASSearchConfig(StrictModel):
     """The NAS MDP shared by every task (same env for MTNAS and the baselines)."""
 
     episodes: int = Field(800, ge=1, description="Total episodes (architectures evaluated) over all tasks.")
-    val_size: int = Field(2000, ge=1, description="Validation images scored per architecture (a fixed subset).")
+    val_size: int = Field(
+        SCORE_SIZE, ge=1, validation_alias=AliasChoices("val_size", "score_size"),
+        description="The scoring subset: validation images that score one architecture (a fixed subset of the "
+        "hold-out). Also spelled score_size.",
+    )
+    holdout_size: int | None = Field(
+        None, ge=1, description="The validation hold-out: training images set aside for scoring and re-scoring (and "
+        "the supernets' cache key). None: val_size + rescore_size, what every NAS run has used.",
+    )
     #: The best reward of hundreds of architectures on one subset is biased upward (83-85% there, 78-79% on test):
     #: selecting on images that never scored an episode removes that winner's curse (as pruning's selection).
     rescore_size: int = Field(
@@ -119,6 +127,16 @@ class NASSearchConfig(StrictModel):
         description="Mask choices after which even the smallest completion breaks a budget, so every sampled "
         "architecture meets its budgets (as MTACP/AMC limit actions).",
     )
+
+    @property
+    def score_size(self) -> int:
+        """The scoring subset (images per architecture); the config key is ``val_size`` (or ``score_size``)."""
+        return self.val_size
+
+    @property
+    def holdout(self) -> int:
+        """The validation hold-out in images: ``holdout_size``, or ``val_size + rescore_size`` when unset."""
+        return self.val_size + self.rescore_size if self.holdout_size is None else self.holdout_size
 
 
 class NASFinetuneConfig(StrictModel):

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from autostruct.config import SCORE_SIZE
 from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
 from autostruct.nas.costs import COST_NAMES
@@ -212,8 +213,9 @@ class NASEnvFactory:
     task_id: int = 0
     dataset_index: int = 0
     num_datasets: int = 1
-    val_size: int = 2000
+    val_size: int = SCORE_SIZE
     rescore_size: int = 0
+    holdout_size: int | None = None  # None: val_size + rescore_size
     recal_batches: int = 4
     recal_batch_size: int = 64
     reward: str = "mnas_soft"
@@ -227,7 +229,8 @@ class NASEnvFactory:
 
     def __call__(self) -> NASEnv:
         data = load_dataset(
-            self.dataset, root=self.root, val_size=self.val_size + self.rescore_size, seed=self.seed,
+            self.dataset, root=self.root, seed=self.seed,
+            val_size=self.val_size + self.rescore_size if self.holdout_size is None else self.holdout_size,
             classes=list(self.classes) if self.classes else None,
         )
         space = get_space(self.space, data.image_size).scaled(self.width)

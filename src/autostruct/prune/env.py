@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from autostruct.config import SCORE_SIZE, PruneSearchConfig
 from autostruct.data import load_dataset
 from autostruct.errors import AutostructError, unknown_name
 from autostruct.measure import measure_latency
@@ -130,7 +131,7 @@ class PruningEnv:
         lbound: float = 0.2,
         budget: str = "exact",
         reward: str = "acc",
-        val_size: int = 1000,
+        val_size: int = SCORE_SIZE,
         rescore_size: int = 1000,
         recal_batches: int = 10,
         batch_size: int = 128,
@@ -441,15 +442,39 @@ class PruningEnv:
         return float(measure_latency(model, self.example_inputs, backend="torch", threads=1).median_ms)
 
 
+def env_settings(search: PruneSearchConfig) -> dict[str, Any]:
+    """The :class:`PruningEnv` keyword arguments that come from the run's typed ``search`` settings.
+
+    ``search.round_to`` must be resolved to a number first (``autostruct.measure.rounding.resolve_round_to``):
+    'auto' is measured once per host, never inside an actor.
+    """
+    if not isinstance(search.round_to, int):
+        raise AutostructError(f"search.round_to must be resolved to a number before the envs are built, got "
+                              f"{search.round_to!r} (autostruct.measure.rounding.resolve_round_to).")
+    return {
+        "lbound": search.lbound,
+        "budget": search.budget,
+        "reward": search.reward,
+        "val_size": search.val_size,
+        "rescore_size": search.rescore_size,
+        "recal_batches": search.recal_batches,
+        "round_to": search.round_to,
+        "importance": search.importance,
+    }
+
+
 @dataclass(frozen=True)
 class PruningEnvFactory:
-    """Builds a :class:`PruningEnv` inside an actor process (picklable under ``spawn``: plain fields only).
+    """Builds a :class:`PruningEnv` inside an actor process (picklable under ``spawn``).
 
     ``model`` is a zoo name (the trained base model comes from :func:`autostruct.models.cache.get_or_train`)
     or the path of a saved model (``model.pt`` or its folder, loaded with
     :func:`autostruct.models.checkpoint.load_model`).
-    ``dataset``/``classes``/``data_root`` go to :func:`autostruct.data.load_dataset`. ``env`` holds the other
-    :class:`PruningEnv` keyword arguments (e.g. ``{"budget": "exact", "val_size": 1000}``).
+    ``dataset``/``classes``/``data_root`` go to :func:`autostruct.data.load_dataset`; ``val_split`` is the
+    validation hold-out (``search.holdout``). ``search`` is the run's typed search settings (:func:`env_settings`;
+    None: :class:`PruningEnv`'s defaults); a latency task adds ``latency_budget_ms`` (aimed at with
+    ``search.latency_margin``) and ``latency_table``. ``env`` holds any other :class:`PruningEnv` keyword
+    arguments (what :meth:`create` is given beyond the fields), and wins over ``search``.
     """
 
     model: str
@@ -467,6 +492,9 @@ class PruningEnvFactory:
     num_datasets: int = 1
     env: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     model_kwargs: tuple[tuple[str, Any], ...] = ()  # the builder's extra arguments (a zoo or factory name)
+    search: PruneSearchConfig | None = field(default=None, hash=False)  # pydantic models do not hash
+    latency_budget_ms: float | None = None
+    latency_table: str | None = None
 
     @classmethod
     def create(cls, model: str, dataset: str, target_ratio: float, **kwargs: Any) -> PruningEnvFactory:
@@ -482,14 +510,26 @@ class PruningEnvFactory:
         d = asdict(self)
         d["env"] = dict(self.env)
         d["model_kwargs"] = dict(self.model_kwargs)
+        d["search"] = None if self.search is None else self.search.model_dump(mode="json")
         return d
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Every :class:`PruningEnv` keyword argument this factory sets beyond the task's identity."""
+        kwargs = {} if self.search is None else env_settings(self.search)
+        if self.latency_table is not None:
+            kwargs["latency_table"] = self.latency_table
+        if self.latency_budget_ms is not None:
+            kwargs["latency_budget_ms"] = self.latency_budget_ms
+            if self.search is not None:
+                kwargs["latency_margin"] = self.search.latency_margin
+        return {**kwargs, **dict(self.env)}
 
     def __call__(self) -> PruningEnv:
         classes = list(self.classes) if self.classes is not None else None
         dataset = load_dataset(self.dataset, root=self.data_root, val_size=self.val_split, seed=self.seed,
                                classes=classes)
         model = self._load_model(dataset)
-        kwargs = dict(self.env)
+        kwargs = self.env_kwargs()
         return PruningEnv(
             model, dataset, self.target_ratio, seed=self.seed, device=self.device, task_id=self.task_id,
             dataset_index=self.dataset_index, num_datasets=self.num_datasets, **kwargs,

@@ -21,6 +21,6 @@ def render_report(run_dir: str | Path) -> Path:
         raise AutostructError(f"'{path}' is not valid JSON ({exc}).") from None
     if fmt.startswith("autostruct.prune-results"):
         return render_prune_report(run_dir)
-    if fmt.startswith("autostruct.nas-results"):
+    if fmt.startswith(("autostruct.nas-results", "autostruct.nas-custom-results")):
         return render_nas_report(run_dir)
     raise AutostructError(f"'{path}' is not an autostruct results file (format '{fmt}').")
