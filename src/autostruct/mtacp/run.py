@@ -88,7 +88,7 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
     from autostruct.models.train import TrainConfig
 
     bt = cfg.base_training
-    epochs = epochs_for(bt.epochs, bt.min_steps, len(data.train), bt.batch_size)
+    epochs = bt.epochs_for(len(data.train))
     tcfg = TrainConfig(epochs=epochs, batch_size=bt.batch_size, lr=bt.lr)
     model, info = get_or_train(
         cfg.model, key.dataset, classes=list(key.classes) if key.classes else None, width=cfg.width,
@@ -274,8 +274,7 @@ def _finish_task(
         "accuracy_before_finetune": test_accuracy(uni.best_info["channels"]),
     }
     acc_after = None
-    ft = cfg.finetune
-    ft_epochs = epochs_for(ft.epochs, ft.min_steps, len(data.train), ft.batch_size)
+    ft_epochs = cfg.finetune.epochs_for(len(data.train))
     if ft_epochs > 0:
         fine_tune(pruned, data, ft_epochs, lr=cfg.finetune.lr, batch_size=cfg.finetune.batch_size,
                   seed=cfg.seed, device=cfg.device, progress=progress)
