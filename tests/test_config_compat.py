@@ -97,8 +97,14 @@ def test_the_shared_bases_hold_the_shared_defaults() -> None:
         TaskBase,
         TrainingRecipe,
     )
-    from autostruct.nas.config import CustomSearchConfig, CustomTask, NASFinetuneConfig, NASSearchConfig, NASTask
-    from autostruct.nas.config import SupernetConfig
+    from autostruct.nas.config import (
+        CustomSearchConfig,
+        CustomTask,
+        NASFinetuneConfig,
+        NASSearchConfig,
+        NASTask,
+        SupernetConfig,
+    )
 
     for recipe in (BaseTrainingConfig, FinetuneConfig, NASFinetuneConfig, SupernetConfig):
         assert issubclass(recipe, TrainingRecipe)
