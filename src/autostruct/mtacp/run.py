@@ -43,6 +43,7 @@ from autostruct.pipeline import (
     run_search,
     task_episodes,
 )
+from autostruct.results import PRUNE_FORMAT
 from autostruct.utils.io import write_json_atomic
 from autostruct.utils.recipes import epochs_for
 from autostruct.utils.runs import RunResult, mean_of, say
@@ -50,7 +51,7 @@ from autostruct.utils.runs import RunResult, mean_of, say
 log = logging.getLogger("autostruct.mtacp")
 
 RUN_FORMAT = "autostruct.prune-run/1"
-RESULTS_FORMAT = "autostruct.prune-results/1"
+RESULTS_FORMAT = PRUNE_FORMAT  # the schema: autostruct.results
 #: Config fields that may change between a run and its resume (they don't change what was already done).
 _RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device"}
 

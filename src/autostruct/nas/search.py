@@ -41,13 +41,14 @@ from autostruct.nas.evaluate import TaskCosts
 from autostruct.nas.space import SearchSpace, get_space
 from autostruct.pipeline import SearchRun, onnx_latency_ms, run_search, task_episodes
 from autostruct.prune.selection import RescoreFn, Selection, select_strategy
+from autostruct.results import NAS_FORMAT
 from autostruct.utils.io import write_json_atomic, write_text_atomic
 from autostruct.utils.runs import DataKey, RunResult, mean_of, say
 
 log = logging.getLogger("autostruct.nas")
 
 RUN_FORMAT = "autostruct.nas-run/1"
-RESULTS_FORMAT = "autostruct.nas-results/1"
+RESULTS_FORMAT = NAS_FORMAT  # the schema: autostruct.results
 #: Config fields that may change between a run and its resume (they don't change what was already done).
 _RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device", "lut"}
 
