@@ -118,11 +118,11 @@ def render_nas_report(run_dir: str | Path) -> Path:
     path = run_dir / "results.json"
     if not path.is_file():
         raise AutostructError(f"'{run_dir}' has no results.json. Pass the output_dir of a finished NAS run.")
-    raw = json.loads(path.read_text()) if path.is_file() else {}
-    results = load_results(run_dir, CustomNASResults if isinstance(raw, dict) and "evaluator" in raw else NASResults)
+    results = load_results(run_dir)  # the schema its "format" names
     if isinstance(results, CustomNASResults):
         return _render_custom(run_dir, results)
-    assert isinstance(results, NASResults)
+    if not isinstance(results, NASResults):
+        raise AutostructError(f"'{path}' is not the results of a NAS run (format '{results.format}').")
     tasks = results.tasks
     summary = table(
         ["task", "budgets", "architecture", "MFLOPs", "params (k)", "latency ms (host)", "latency ms (LUT)",
