@@ -74,11 +74,6 @@ _PIPELINE = "pipeline helper (issue 14 item 1): moves into the one search pipeli
 
 #: Today's violations of the direction: ``(importing module, imported module) -> reason``.
 KNOWN: dict[tuple[str, str], str] = {
-    # The callable-package trick: autostruct.prune(config) becomes a plain function in autostruct/__init__.py.
-    ("autostruct.prune", "autostruct.api"): _PIPELINE + "; the callable package goes",
-    # mtacp/ is the pruning search: it reaches sideways to baselines for the report's reference strategies.
-    ("autostruct.mtacp.run", "autostruct.baselines.random_search"): _PIPELINE + " (baseline comparison)",
-    ("autostruct.mtacp.run", "autostruct.baselines.uniform"): _PIPELINE + " (baseline comparison)",
     # The CLI goes around the API for its tool commands.
     ("autostruct.cli.nas", "autostruct.nas.lut"): "cli: `nas build-lut` calls the LUT builder directly",
     ("autostruct.cli.nas", "autostruct.nas.space"): "cli: `nas build-lut` resolves the space itself",
@@ -101,8 +96,6 @@ KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {}
 #: rewrites). Anywhere else a function-level import of an autostruct module must say why on its line with a
 #: ``# lazy:`` comment (e.g. a heavy optional dependency behind it), so it cannot quietly hide a cycle again.
 FUNCTION_LEVEL_IMPORTS: dict[str, str] = {
-    "autostruct": "train/search forward to the API; the callable-package trick goes with issue 14 item 3",
-    "autostruct.prune": _PIPELINE + "; the callable package calls the API",
     "autostruct.api": _PIPELINE,
     "autostruct.mtacp.run": _PIPELINE,
     "autostruct.mtacp.preflight": _PIPELINE,
