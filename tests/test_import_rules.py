@@ -75,46 +75,22 @@ MAY_IMPORT: dict[str, set[str]] = {
 _PIPELINE = "pipeline helper (issue 14 item 1): moves into the one search pipeline"
 
 #: Today's violations of the direction: ``(importing module, imported module) -> reason``.
-KNOWN: dict[tuple[str, str], str] = {
-    # The callable-package trick: autostruct.prune(config) becomes a plain function in autostruct/__init__.py.
-    ("autostruct.prune", "autostruct.api"): _PIPELINE + "; the callable package goes",
-    # mtacp/ is the pruning search: it reaches sideways to baselines for the report's reference strategies.
-    ("autostruct.mtacp.run", "autostruct.baselines.random_search"): _PIPELINE + " (baseline comparison)",
-    ("autostruct.mtacp.run", "autostruct.baselines.uniform"): _PIPELINE + " (baseline comparison)",
-    # The CLI goes around the API for its tool commands.
-    ("autostruct.cli.nas", "autostruct.nas.lut"): "cli: `nas build-lut` calls the LUT builder directly",
-    ("autostruct.cli.nas", "autostruct.nas.space"): "cli: `nas build-lut` resolves the space itself",
-    ("autostruct.cli.nas", "autostruct.data"): "cli: `nas build-lut` loads the dataset for its input shape",
-    ("autostruct.cli.prune", "autostruct.report"): "cli: `prune report` renders directly",
-    ("autostruct.cli.common", "autostruct.models"): "cli: --import registers models itself",
-    ("autostruct.cli.foundation", "autostruct.data"): "cli: `data` lists datasets directly",
-    ("autostruct.cli.foundation", "autostruct.models"): "cli: `models`, `measure` list and build zoo models",
-    ("autostruct.cli.foundation", "autostruct.models.cache"): "cli: `models` shows the cache folder",
-    ("autostruct.cli.foundation", "autostruct.measure"): "cli: `measure` counts and times directly",
-    ("autostruct.cli.foundation", "autostruct.export"): "cli: `export` calls the exporter directly",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 #: Imports inside one layer that close a circle: ``(importing module, imported module) -> reason``. Upward
 #: imports listed in :data:`KNOWN` are left out of the circle check (they are already errors there).
 KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {}
 
 
-#: Modules that still import our own modules inside functions (today's pipeline, API and CLI, which issue 14 item 1
+#: Modules that still import our own modules inside functions (today's pipeline modules, which issue 14 item 1
 #: rewrites). Anywhere else a function-level import of an autostruct module must say why on its line with a
 #: ``# lazy:`` comment (e.g. a heavy optional dependency behind it), so it cannot quietly hide a cycle again.
 FUNCTION_LEVEL_IMPORTS: dict[str, str] = {
-    "autostruct": "train/search forward to the API; the callable-package trick goes with issue 14 item 3",
-    "autostruct.prune": _PIPELINE + "; the callable package calls the API",
-    "autostruct.api": _PIPELINE,
     "autostruct.mtacp.run": _PIPELINE,
     "autostruct.mtacp.preflight": _PIPELINE,
     "autostruct.mtacp.zero_shot": _PIPELINE,
     "autostruct.mtacp.latency_lut": _PIPELINE,
     "autostruct.nas.search": _PIPELINE,
-    "autostruct.cli.foundation": "cli: commands import what they run (issue 14 item 1 routes them through api)",
-    "autostruct.cli.nas": "cli: commands import what they run (issue 14 item 1 routes them through api)",
-    "autostruct.cli.prune": "cli: commands import what they run (issue 14 item 1 routes them through api)",
-    "autostruct.cli.common": "cli: --import registers models on demand",
 }
 
 

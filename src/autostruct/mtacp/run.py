@@ -43,7 +43,9 @@ from autostruct.pipeline import (
     run_search,
     task_episodes,
 )
+from autostruct.prune.uniform import uniform_strategy
 from autostruct.results import PRUNE_FORMAT
+from autostruct.rl.random_play import random_episodes
 from autostruct.utils.io import write_json_atomic
 from autostruct.utils.recipes import epochs_for
 from autostruct.utils.runs import RunResult, mean_of, say
@@ -209,7 +211,6 @@ def _finish_task(
     (:func:`~autostruct.prune.selection.select_strategy`); the highest search score (``naive_best``) and the
     trained policy's greedy strategy (``greedy``) are scored on the test split too, without fine-tune.
     """
-    from autostruct.baselines.uniform import uniform_prune
     from autostruct.export import export
     from autostruct.measure import compare_latency, count_flops
     from autostruct.models.bn import recalibrate_bn
@@ -267,12 +268,12 @@ def _finish_task(
         "rescore": rescored(g.info["channels"]) if "channels" in g.info else None,
         "test_accuracy": test_accuracy(g.info["channels"]) if "channels" in g.info else None,
     }
-    uni = uniform_prune(env)
+    _, uni = uniform_strategy(env)
     uniform = {
-        "keep_ratio": uni.best_info.get("uniform_ratio"),
-        "flops": int(uni.best_info["flops"]),
-        "val_accuracy": uni.best_info["accuracy"],
-        "accuracy_before_finetune": test_accuracy(uni.best_info["channels"]),
+        "keep_ratio": uni.get("uniform_ratio"),
+        "flops": int(uni["flops"]),
+        "val_accuracy": uni["accuracy"],
+        "accuracy_before_finetune": test_accuracy(uni["channels"]),
     }
     acc_after = None
     ft_epochs = cfg.finetune.epochs_for(len(data.train))
@@ -350,7 +351,6 @@ def random_reference(
     ``expected_best_of_n[n - 1]`` is random search's expected best after ``n`` episodes, for
     ``n = 1 .. n_search`` (this task's search episodes), from :func:`~autostruct.utils.stats.expected_best_of_n`.
     """
-    from autostruct.baselines.random_search import random_search
     from autostruct.utils.stats import expected_best_of_n
 
     episodes = cfg.search.random_episodes
@@ -362,7 +362,7 @@ def random_reference(
         rewards = stored["rewards"]
     else:
         say(progress, f"task {task.name}: {episodes} random episodes (the report's reference)")
-        rewards = [float(r) for r in random_search(factory(), episodes, seed=cfg.seed).rewards_per_episode]
+        rewards = [float(r) for r, _ in random_episodes(factory(), episodes, seed=cfg.seed)]
         write_json_atomic(path, {"task": task.name, "episodes": episodes, "seed": cfg.seed, "rewards": rewards})
     return {"episodes": episodes, "rewards": rewards, "expected_best_of_n": expected_best_of_n(rewards, n_search)}
 
