@@ -22,6 +22,8 @@ LAYER_OF = {
     "autostruct.errors": "base",
     "autostruct.utils": "base",
     "autostruct.config": "config",
+    # The results.json schema: pydantic models like config.py's, shared by the writer (pipeline) and the report.
+    "autostruct.results": "config",
     "autostruct.data": "data",
     "autostruct.models": "models",
     "autostruct.measure": "measure",

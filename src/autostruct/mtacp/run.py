@@ -44,6 +44,7 @@ from autostruct.pipeline import (
     task_episodes,
 )
 from autostruct.prune.uniform import uniform_strategy
+from autostruct.results import PRUNE_FORMAT
 from autostruct.rl.random_play import random_episodes
 from autostruct.utils.io import write_json_atomic
 from autostruct.utils.recipes import epochs_for
@@ -52,7 +53,7 @@ from autostruct.utils.runs import RunResult, mean_of, say
 log = logging.getLogger("autostruct.mtacp")
 
 RUN_FORMAT = "autostruct.prune-run/1"
-RESULTS_FORMAT = "autostruct.prune-results/1"
+RESULTS_FORMAT = PRUNE_FORMAT  # the schema: autostruct.results
 #: Config fields that may change between a run and its resume (they don't change what was already done).
 _RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device"}
 
@@ -90,7 +91,7 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
     from autostruct.models.train import TrainConfig
 
     bt = cfg.base_training
-    epochs = epochs_for(bt.epochs, bt.min_steps, len(data.train), bt.batch_size)
+    epochs = bt.epochs_for(len(data.train))
     tcfg = TrainConfig(epochs=epochs, batch_size=bt.batch_size, lr=bt.lr)
     model, info = get_or_train(
         cfg.model, key.dataset, classes=list(key.classes) if key.classes else None, width=cfg.width,
@@ -275,8 +276,7 @@ def _finish_task(
         "accuracy_before_finetune": test_accuracy(uni["channels"]),
     }
     acc_after = None
-    ft = cfg.finetune
-    ft_epochs = epochs_for(ft.epochs, ft.min_steps, len(data.train), ft.batch_size)
+    ft_epochs = cfg.finetune.epochs_for(len(data.train))
     if ft_epochs > 0:
         fine_tune(pruned, data, ft_epochs, lr=cfg.finetune.lr, batch_size=cfg.finetune.batch_size,
                   seed=cfg.seed, device=cfg.device, progress=progress)

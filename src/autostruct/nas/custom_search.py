@@ -36,12 +36,13 @@ from autostruct.nas.custom import (
     load_space,
 )
 from autostruct.pipeline import SearchRun, best_episode, run_search
+from autostruct.results import CUSTOM_NAS_FORMAT
 from autostruct.rl import CategoricalSpec, PolicySpec
 from autostruct.utils.io import write_json_atomic
 from autostruct.utils.runs import RunResult, say
 
 RUN_FORMAT = "autostruct.nas-custom-run/1"
-RESULTS_FORMAT = "autostruct.nas-custom-results/1"
+RESULTS_FORMAT = CUSTOM_NAS_FORMAT  # the schema: autostruct.results
 _RESUMABLE_FIELDS = {"output_dir", "name", "backend"}
 
 

@@ -41,14 +41,14 @@ from autostruct.nas.evaluate import TaskCosts
 from autostruct.nas.space import SearchSpace, get_space
 from autostruct.pipeline import SearchRun, onnx_latency_ms, run_search, task_episodes
 from autostruct.prune.selection import RescoreFn, Selection, select_strategy
+from autostruct.results import NAS_FORMAT
 from autostruct.utils.io import write_json_atomic, write_text_atomic
-from autostruct.utils.recipes import epochs_for
 from autostruct.utils.runs import DataKey, RunResult, mean_of, say
 
 log = logging.getLogger("autostruct.nas")
 
 RUN_FORMAT = "autostruct.nas-run/1"
-RESULTS_FORMAT = "autostruct.nas-results/1"
+RESULTS_FORMAT = NAS_FORMAT  # the schema: autostruct.results
 #: Config fields that may change between a run and its resume (they don't change what was already done).
 _RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device", "lut"}
 
@@ -377,8 +377,7 @@ def _finish_task(
         ft_data = data
         if cfg.finetune.train_size is not None:
             ft_data = dataclasses.replace(data, train=data.train.subset(cfg.finetune.train_size, seed=cfg.seed))
-        ft_epochs = epochs_for(cfg.finetune.epochs, cfg.finetune.min_steps, len(ft_data.train),
-                               cfg.finetune.batch_size, drop_last=True)
+        ft_epochs = cfg.finetune.epochs_for(len(ft_data.train), drop_last=True)
         fine_tune(model, ft_data, ft_epochs, lr=lr, batch_size=cfg.finetune.batch_size, seed=cfg.seed,
                   device=cfg.device, progress=progress, channels_last=True)
         acc_after = evaluate(model, data.test, device=cfg.device).accuracy

@@ -1,10 +1,12 @@
-"""results.json: the fields every search writes, in one place."""
+"""results.json: the fields every search writes, in one place, checked against the typed schema
+(:mod:`autostruct.results`) before they are written."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from autostruct.results import validate_results
 from autostruct.utils.io import write_json_atomic
 from autostruct.utils.runs import engine_totals
 from autostruct.utils.versions import versions
@@ -24,7 +26,9 @@ def write_results(
 
     Layout: ``format``, ``name``, ``tasks`` (one record per task), ``totals`` (``tasks``, ``episodes``, the
     search's own ``totals`` and the engine's), the search's other top-level ``fields``, then ``policy_path``,
-    ``config`` (the validated config) and ``versions``.
+    ``config`` (the validated config) and ``versions``. The whole is validated against its format's schema
+    (:func:`autostruct.results.validate_results`) first, so a record that misses a field fails here, before the
+    file is written; the file holds the values as given (the schema checks them, it does not rewrite them).
     """
     results = {
         "format": fmt,
@@ -36,6 +40,7 @@ def write_results(
         "config": cfg.model_dump(mode="json"),
         "versions": versions(),
     }
+    validate_results(results, f"results.json of '{out}'")
     write_json_atomic(out / "results.json", results)
     return results
 
