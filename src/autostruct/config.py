@@ -192,6 +192,12 @@ RESCORE_SIZE = 1000
 TOP_K = 5
 #: Images per SGD step of every training recipe (base models, supernets, fine-tuning).
 BATCH_SIZE = 128
+#: Pruning: the smallest keep ratio of a group (``search.lbound``, PruningEnv's ``lbound``).
+LBOUND = 0.2
+#: Pruning: BN recalibration batches per scored episode (``search.recal_batches``, PruningEnv's).
+PRUNE_RECAL_BATCHES = 10
+#: Pruning: latency_ms tasks aim their wall at ``(1 - margin) x`` the budget (``search.latency_margin``).
+LATENCY_MARGIN = 0.05
 
 
 class TaskBase(StrictModel):
@@ -362,7 +368,7 @@ class PruneSearchConfig(ScoredSearchSettings):
         0, ge=0, description="Uniformly random episodes per task after the search, as the report's reference "
         "(random search's expected best at equal episodes); 0 turns it off."
     )
-    lbound: float = Field(0.2, gt=0, le=1, description="Smallest keep ratio of a group.")
+    lbound: float = Field(LBOUND, gt=0, le=1, description="Smallest keep ratio of a group.")
     reward: Literal["acc", "acc_flops", "acc_latency", "latency"] = Field(
         "acc", description="acc: validation accuracy; acc_flops / acc_latency: AMC's -error * log(FLOPs) / "
         "-error * log(latency in us); latency: MnasNet's acc * (latency / target) ** w (docs/prune.md)."
@@ -373,7 +379,7 @@ class PruneSearchConfig(ScoredSearchSettings):
     )
     latency_threads: int = Field(1, ge=1, description="onnxruntime threads for latency tables and measurements.")
     latency_margin: float = Field(
-        0.05, ge=0, lt=1, description="latency_ms tasks: the wall aims at (1 - margin) * budget, so that measured "
+        LATENCY_MARGIN, ge=0, lt=1, description="latency_ms tasks: the wall aims at (1 - margin) * budget, so that measured "
         "latencies, which scatter around the table's prediction, land in [1 - 2 * margin, 1] of the budget."
     )
     budget: Literal["exact", "amc", "none"] = Field("exact", description="Action wall (see docs/prune.md).")
@@ -383,7 +389,7 @@ class PruneSearchConfig(ScoredSearchSettings):
         "(onnxruntime, batch 1; autostruct.measure.rounding, cached per host; 8 if it cannot be measured), or the "
         "device's when latency_ms tasks are priced by a table built there (autostruct prune build-lut)."
     )
-    recal_batches: int = Field(10, ge=0, description="Batches for BN recalibration (0 = off).")
+    recal_batches: int = Field(PRUNE_RECAL_BATCHES, ge=0, description="Batches for BN recalibration (0 = off).")
 
     @property
     def default_holdout(self) -> int:

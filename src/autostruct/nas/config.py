@@ -28,6 +28,12 @@ from autostruct.config import (
 )
 from autostruct.nas.costs import COST_NAMES
 
+#: The NAS env's defaults, one home each (NASSearchConfig's fields and NASEnvFactory's arguments).
+NAS_RECAL_BATCHES = 4
+NAS_RECAL_BATCH_SIZE = 64
+NAS_REWARD = "mnas_soft"
+MASK_INFEASIBLE = True
+
 __all__ = [
     "CustomNASConfig",
     "CustomSearchConfig",
@@ -106,7 +112,7 @@ class MnasReward(StrictModel):
     """The multi-objective reward of both NAS searches (supernet and a user's space): accuracy times the cost's
     ratio to its target raised to an exponent (MnasNet), or an absolute penalty."""
 
-    reward: Literal["mnas_soft", "mnas_hard", "abs"] = "mnas_soft"
+    reward: Literal["mnas_soft", "mnas_hard", "abs"] = NAS_REWARD
     reward_alpha: float | None = Field(
         None, description="Exponent under the target (default per reward; mnas_soft: 0, MnasNet's paper: -0.07)."
     )
@@ -123,10 +129,10 @@ class NASSearchConfig(ScoredSearchSettings, MnasReward):
     """
 
     episodes: int = episodes_field(800, "episodes (architectures evaluated)")
-    recal_batches: int = Field(4, ge=0, description="Training batches for BN recalibration per architecture.")
-    recal_batch_size: int = Field(64, ge=1)
+    recal_batches: int = Field(NAS_RECAL_BATCHES, ge=0, description="Training batches for BN recalibration per architecture.")
+    recal_batch_size: int = Field(NAS_RECAL_BATCH_SIZE, ge=1)
     mask_infeasible: bool = Field(
-        True,
+        MASK_INFEASIBLE,
         description="Mask choices after which even the smallest completion breaks a budget, so every sampled "
         "architecture meets its budgets (as MTACP/AMC limit actions).",
     )

@@ -34,6 +34,7 @@ import torch
 from autostruct.config import SCORE_SIZE
 from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
+from autostruct.nas.config import MASK_INFEASIBLE, NAS_RECAL_BATCH_SIZE, NAS_RECAL_BATCHES, NAS_REWARD
 from autostruct.nas.costs import COST_NAMES
 from autostruct.nas.evaluate import ArchEvaluator, TaskCosts, describe
 from autostruct.nas.lut import load_profile
@@ -62,7 +63,7 @@ class NASEnv:
         task_id: int = 0,
         dataset_index: int = 0,
         num_datasets: int = 1,
-        mask_infeasible: bool = True,
+        mask_infeasible: bool = MASK_INFEASIBLE,
         name: str = "task",
     ) -> None:
         if not 0 <= dataset_index < num_datasets:
@@ -216,12 +217,12 @@ class NASEnvFactory:
     val_size: int = SCORE_SIZE
     rescore_size: int = 0
     holdout_size: int | None = None  # None: val_size + rescore_size
-    recal_batches: int = 4
-    recal_batch_size: int = 64
-    reward: str = "mnas_soft"
+    recal_batches: int = NAS_RECAL_BATCHES
+    recal_batch_size: int = NAS_RECAL_BATCH_SIZE
+    reward: str = NAS_REWARD
     reward_alpha: float | None = None
     reward_beta: float | None = None
-    mask_infeasible: bool = True
+    mask_infeasible: bool = MASK_INFEASIBLE
     seed: int = 0
     name: str = field(default="task")
     #: "search" scores with the reward's subset; "rescore" with the disjoint re-score subset (selection only).

@@ -33,7 +33,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from autostruct.config import SCORE_SIZE, PruneSearchConfig
+from autostruct.config import (
+    BATCH_SIZE,
+    LATENCY_MARGIN,
+    LBOUND,
+    PRUNE_RECAL_BATCHES,
+    RESCORE_SIZE,
+    SCORE_SIZE,
+    PruneSearchConfig,
+)
 from autostruct.data import load_dataset
 from autostruct.errors import AutostructError, unknown_name
 from autostruct.measure import measure_latency
@@ -128,13 +136,13 @@ class PruningEnv:
         data: Any,
         target_ratio: float,
         *,
-        lbound: float = 0.2,
+        lbound: float = LBOUND,
         budget: str = "exact",
         reward: str = "acc",
         val_size: int = SCORE_SIZE,
-        rescore_size: int = 1000,
-        recal_batches: int = 10,
-        batch_size: int = 128,
+        rescore_size: int = RESCORE_SIZE,
+        recal_batches: int = PRUNE_RECAL_BATCHES,
+        batch_size: int = BATCH_SIZE,
         round_to: int = 1,
         importance: str = "l1",
         seed: int = 0,
@@ -148,7 +156,7 @@ class PruningEnv:
         eval_batch_size: int = 1000,
         latency_table: str | None = None,
         latency_budget_ms: float | None = None,
-        latency_margin: float = 0.05,
+        latency_margin: float = LATENCY_MARGIN,
     ):
         if not isinstance(target_ratio, numbers.Real) or not 0.0 < target_ratio <= 1.0:
             raise AutostructError(f"FLOPs target ratio {target_ratio!r} is outside (0, 1]. Use e.g. 0.5 for half the FLOPs.")
