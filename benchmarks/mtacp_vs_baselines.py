@@ -222,8 +222,8 @@ class TestScorer:
         return cached if finetune else {**cached, "test_accuracy_finetuned": None}
 
     def _measure(self, env: Any, key: Any, channels: list[int], steps: int) -> dict[str, float | None]:
+        from autostruct.models.bn import recalibrate_bn
         from autostruct.models.train import evaluate, fine_tune
-        from autostruct.prune.bn import recalibrate_bn
 
         cfg = self.cfg
         data, test = self._data(key)

@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from autostruct.errors import AutostructError
+from autostruct.utils.recipes import epochs_for
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -172,24 +181,139 @@ def load_yaml(model: type[M], path: str | Path) -> M:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Shared bases: what every search's tasks, training recipes and search settings have in common
+# --------------------------------------------------------------------------------------------------------------
+
+#: The one default of the scoring subset (``search.val_size`` / ``score_size``) of both searches and their envs.
+SCORE_SIZE = 2000
+#: Validation images that re-score the top candidates of each task (both searches).
+RESCORE_SIZE = 1000
+#: Distinct best candidates per task re-scored before one is selected (both searches).
+TOP_K = 5
+#: Images per SGD step of every training recipe (base models, supernets, fine-tuning).
+BATCH_SIZE = 128
+#: Pruning: the smallest keep ratio of a group (``search.lbound``, PruningEnv's ``lbound``).
+LBOUND = 0.2
+#: Pruning: BN recalibration batches per scored episode (``search.recal_batches``, PruningEnv's).
+PRUNE_RECAL_BATCHES = 10
+#: Pruning: latency_ms tasks aim their wall at ``(1 - margin) x`` the budget (``search.latency_margin``).
+LATENCY_MARGIN = 0.05
+
+
+class TaskBase(StrictModel):
+    """What every task of every search names: its dataset."""
+
+    dataset: str
+
+
+class DatasetTask(TaskBase):
+    """A task on a registered dataset (``autostruct.data``): the dataset, a class subset and where its files are."""
+
+    classes: list[int] | None = Field(None, description="Class subset, relabelled 0..k-1.")
+    root: str | None = Field(None, description="Folder with the dataset files (default: search the usual places).")
+
+
+def epochs_field(default: int, *, allow_zero: bool = False, description: str | None = None) -> Any:
+    """A recipe's ``epochs`` (``allow_zero``: 0 means "do not train", as for fine-tuning)."""
+    return Field(default, ge=0 if allow_zero else 1, description=description)
+
+
+def lr_field(default: float, description: str | None = None) -> Any:
+    """A recipe's SGD learning rate."""
+    return Field(default, gt=0, description=description)
+
+
+def min_steps_field(default: int) -> Any:
+    """A recipe's ``min_steps``: small datasets get more epochs until this many SGD steps."""
+    return Field(default, ge=0, description="At least this many SGD steps (more epochs on small datasets such as "
+                 "Digits).")
+
+
+class TrainingRecipe(StrictModel):
+    """What every training recipe has: ``epochs``, ``batch_size``, ``lr`` and ``min_steps``.
+
+    Each recipe (:class:`BaseTrainingConfig`, :class:`FinetuneConfig`, ``NASFinetuneConfig``, ``SupernetConfig``)
+    sets its own defaults of ``epochs``, ``lr`` and ``min_steps`` (they train different things); ``batch_size``
+    means the same everywhere and has one default. :meth:`epochs_for` is the one min_steps -> epochs rule.
+    """
+
+    epochs: int = epochs_field(1)
+    batch_size: int = Field(BATCH_SIZE, ge=1)
+    lr: float = lr_field(0.1)
+    min_steps: int = min_steps_field(0)
+
+    def epochs_for(self, n_train: int, *, drop_last: bool = False) -> int:
+        """``epochs``, raised so that training ``n_train`` images takes at least ``min_steps`` SGD steps
+        (:func:`autostruct.utils.recipes.epochs_for`)."""
+        return epochs_for(self.epochs, self.min_steps, n_train, self.batch_size, drop_last=drop_last)
+
+
+def episodes_field(default: int, what: str = "episodes") -> Any:
+    """A search's ``episodes``: its total budget over all tasks, split equally between them."""
+    return Field(default, ge=1, description=f"Total {what} over all tasks, split equally between them.")
+
+
+class SearchSettings(StrictModel):
+    """What every search's ``search:`` section has: the episode budget."""
+
+    episodes: int = episodes_field(1)
+
+
+class ScoredSearchSettings(SearchSettings):
+    """Settings of a search that scores candidates on a validation hold-out carved from the training set and
+    re-scores the best ones on a disjoint part of it (pruning and supernet NAS).
+
+    Two named sizes: the validation hold-out (``holdout_size``: how many training images are set aside) and the
+    scoring subset (``val_size``, also spelled ``score_size``: how many of them score one episode).
+    """
+
+    val_size: int = Field(
+        SCORE_SIZE, ge=1, validation_alias=AliasChoices("val_size", "score_size"),
+        description="The scoring subset: validation images that score one episode (a fixed subset of the hold-out). "
+        "Also spelled score_size.",
+    )
+    holdout_size: int | None = Field(
+        None, ge=1, description="The validation hold-out: training images set aside for scoring and re-scoring (and "
+        "the cache key of what is trained on the rest). None: the search's own default (see ``holdout``).",
+    )
+    rescore_size: int = Field(
+        RESCORE_SIZE, ge=0, description="Validation images, disjoint from val_size's, that re-score the top_k best "
+        "candidates per task (0: select by the search score).",
+    )
+    top_k: int = Field(TOP_K, ge=1, description="Distinct best candidates per task re-scored before one is selected.")
+
+    @property
+    def score_size(self) -> int:
+        """The scoring subset (images per episode); the config key is ``val_size`` (or ``score_size``)."""
+        return self.val_size
+
+    @property
+    def default_holdout(self) -> int:
+        """The hold-out when ``holdout_size`` is unset."""
+        return self.val_size + self.rescore_size
+
+    @property
+    def holdout(self) -> int:
+        """The validation hold-out in images: ``holdout_size``, or :attr:`default_holdout` when unset."""
+        return self.default_holdout if self.holdout_size is None else self.holdout_size
+
+
+# --------------------------------------------------------------------------------------------------------------
 # MTACP: multi-task automated channel pruning
 # --------------------------------------------------------------------------------------------------------------
 
 
-class PruneTask(StrictModel):
+class PruneTask(DatasetTask):
     """One dataset (optionally a class subset) and its budgets: FLOPs keep ratios, latency budgets, or both.
 
     Every budget is one task (one env): ``{dataset: fashion-mnist, ratios: [0.5], latency_ms: [0.2]}`` is two.
     """
 
-    dataset: str
-    classes: list[int] | None = Field(None, description="Class subset, relabelled 0..k-1.")
     ratios: list[float] | None = Field(None, min_length=1, description="FLOPs keep ratios alpha in (0, 1].")
     latency_ms: list[float] | None = Field(
         None, min_length=1, description="Latency budgets in ms (batch 1, onnxruntime, search.latency_threads), "
         "priced by the per-layer table of search.latency_table."
     )
-    root: str | None = Field(None, description="Folder with the dataset files (default: search the usual places).")
 
     @field_validator("ratios")
     @classmethod
@@ -220,29 +344,31 @@ class PruneTask(StrictModel):
         return self
 
 
-class BaseTrainingConfig(StrictModel):
+class BaseTrainingConfig(TrainingRecipe):
     """How base models (one per dataset/classes) are trained when not found in the cache."""
 
-    epochs: int = Field(3, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(0.1, gt=0)
-    min_steps: int = Field(600, ge=0, description="Small datasets get more epochs until this many SGD steps.")
+    epochs: int = epochs_field(3)
+    lr: float = lr_field(0.1)
+    min_steps: int = min_steps_field(600)
 
 
-class PruneSearchConfig(StrictModel):
-    """The pruning MDP shared by every task (same env settings for MTACP and the baselines)."""
+#: Training images a pruning run sets aside for validation when ``search.holdout_size`` is unset.
+PRUNE_HOLDOUT = 5000
 
-    episodes: int = Field(600, ge=1, description="Total episodes over all tasks, split equally between them.")
-    val_size: int = Field(2000, ge=1, description="Validation images scored per episode (fixed subset).")
-    rescore_size: int = Field(
-        1000, ge=0, description="Validation images, disjoint from val_size's, that re-score the top_k strategies."
-    )
-    top_k: int = Field(5, ge=1, description="Distinct best strategies per task re-scored before one is selected.")
+
+class PruneSearchConfig(ScoredSearchSettings):
+    """The pruning MDP shared by every task (same env settings for MTACP and the baselines).
+
+    ``holdout_size`` unset: 5000 images (:data:`PRUNE_HOLDOUT`, what every pruning run has used; also the base
+    models' cache key).
+    """
+
+    episodes: int = episodes_field(600)
     random_episodes: int = Field(
         0, ge=0, description="Uniformly random episodes per task after the search, as the report's reference "
         "(random search's expected best at equal episodes); 0 turns it off."
     )
-    lbound: float = Field(0.2, gt=0, le=1, description="Smallest keep ratio of a group.")
+    lbound: float = Field(LBOUND, gt=0, le=1, description="Smallest keep ratio of a group.")
     reward: Literal["acc", "acc_flops", "acc_latency", "latency"] = Field(
         "acc", description="acc: validation accuracy; acc_flops / acc_latency: AMC's -error * log(FLOPs) / "
         "-error * log(latency in us); latency: MnasNet's acc * (latency / target) ** w (docs/prune.md)."
@@ -253,7 +379,7 @@ class PruneSearchConfig(StrictModel):
     )
     latency_threads: int = Field(1, ge=1, description="onnxruntime threads for latency tables and measurements.")
     latency_margin: float = Field(
-        0.05, ge=0, lt=1, description="latency_ms tasks: the wall aims at (1 - margin) * budget, so that measured "
+        LATENCY_MARGIN, ge=0, lt=1, description="latency_ms tasks: the wall aims at (1 - margin) * budget, so that measured "
         "latencies, which scatter around the table's prediction, land in [1 - 2 * margin, 1] of the budget."
     )
     budget: Literal["exact", "amc", "none"] = Field("exact", description="Action wall (see docs/prune.md).")
@@ -263,7 +389,12 @@ class PruneSearchConfig(StrictModel):
         "(onnxruntime, batch 1; autostruct.measure.rounding, cached per host; 8 if it cannot be measured), or the "
         "device's when latency_ms tasks are priced by a table built there (autostruct prune build-lut)."
     )
-    recal_batches: int = Field(10, ge=0, description="Batches for BN recalibration (0 = off).")
+    recal_batches: int = Field(PRUNE_RECAL_BATCHES, ge=0, description="Batches for BN recalibration (0 = off).")
+
+    @property
+    def default_holdout(self) -> int:
+        """:data:`PRUNE_HOLDOUT`: what every pruning run has used when ``holdout_size`` is unset."""
+        return PRUNE_HOLDOUT
 
     @field_validator("round_to", mode="before")
     @classmethod
@@ -275,13 +406,12 @@ class PruneSearchConfig(StrictModel):
         return v
 
 
-class FinetuneConfig(StrictModel):
+class FinetuneConfig(TrainingRecipe):
     """Fine-tuning of each task's best pruned model (0 epochs: export it as pruned)."""
 
-    epochs: int = Field(2, ge=0)
-    lr: float = Field(0.01, gt=0)
-    batch_size: int = Field(128, ge=1)
-    min_steps: int = Field(300, ge=0, description="Small datasets get more epochs until this many SGD steps.")
+    epochs: int = epochs_field(2, allow_zero=True)
+    lr: float = lr_field(0.01)
+    min_steps: int = min_steps_field(300)
 
 
 class PruneConfig(StrictModel):

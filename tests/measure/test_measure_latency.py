@@ -8,7 +8,7 @@ from torch import nn
 
 from autostruct.errors import AutostructError
 from autostruct.measure import LatencyStats, measure_latency, onnx_session
-from autostruct.measure.latency import _export_onnx_tmp
+from autostruct.measure.latency import export_onnx_for_timing
 
 
 def tiny() -> nn.Module:
@@ -44,7 +44,7 @@ def test_example_inputs_set_the_batch():
 
 def test_given_onnx_file_needs_no_model(tmp_path):
     path = tmp_path / "tiny.onnx"
-    _export_onnx_tmp(tiny(), (torch.zeros(1, 1, 8, 8),), path)
+    export_onnx_for_timing(tiny(), (torch.zeros(1, 1, 8, 8),), path)
     assert [i.shape for i in onnx_session(path).get_inputs()] == [[1, 1, 8, 8]]
     assert_sane(measure_latency(None, backend="onnxruntime", onnx_path=path, warmup=1, runs=5), "onnxruntime")
 

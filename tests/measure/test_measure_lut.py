@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from torch import nn
 
 from autostruct.errors import AutostructError
 from autostruct.measure import LatencyTable, measure_op_latency
+from autostruct.measure.lut import spearman, time_blocks
 
 
 def test_measure_lookup_and_round_trip(tmp_path):
@@ -69,3 +71,20 @@ def test_missing_file_and_bad_values():
     table = LatencyTable(device="d", host={})
     with pytest.raises(AutostructError, match=">= 0 ms"):
         table.set("k", float("nan"))
+
+
+class _AddOne(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1.0
+
+
+def test_time_blocks_times_every_block_by_key():
+    blocks = [
+        ("conv", nn.Conv2d(32, 32, 3, padding=1), torch.randn(1, 32, 32, 32)),
+        ("add", _AddOne(), torch.randn(1, 1, 8, 8)),
+    ]
+    times = time_blocks(blocks, warmup=2, runs=5, rounds=2)
+    assert set(times) == {"conv", "add"}
+    # ~9 M multiply-accumulates against one call's overhead: an order of magnitude apart on any host.
+    assert times["conv"] > times["add"] > 0, times
+    assert spearman([1, 2, 3], [10, 30, 20]) == pytest.approx(0.5)

@@ -155,3 +155,12 @@ def test_cli_report_and_bad_inputs(finished_run, tmp_path):
     assert res.exit_code == 2 and "Traceback" not in res.output
     res = runner.invoke(app, ["prune", "--policy", str(tmp_path / "nope.pt"), "--dataset", "digits", "--ratio", "0.5"])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_results_json_reads_back_through_its_schema(finished_run):
+    from autostruct.results import PruneResults, load_results
+
+    res = load_results(finished_run.output_dir)
+    assert isinstance(res, PruneResults)
+    assert res.model_dump(mode="json", exclude_unset=True) == json.loads((finished_run.output_dir / "results.json").read_text())
+    assert all(t.greedy is not None and t.random_baseline is not None for t in res.tasks)

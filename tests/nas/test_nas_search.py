@@ -127,3 +127,13 @@ def test_cli_exit_codes(tmp_path):
     assert res.exit_code == 2 and "minimum achievable" in res.output
     res = CliRunner().invoke(app, ["nas", "build-lut", "--out", str(tmp_path / "p.json"), "--image-size", "8"])
     assert res.exit_code == 2 and "--in-channels" in res.output
+
+
+def test_results_json_reads_back_through_its_schema(finished):
+    from autostruct.results import NASResults, load_results
+
+    _, result = finished
+    res = load_results(result.output_dir)
+    assert isinstance(res, NASResults)
+    assert res.model_dump(mode="json", exclude_unset=True) == json.loads((result.output_dir / "results.json").read_text())
+    assert [t.task for t in res.tasks] == [t["task"] for t in result.tasks]

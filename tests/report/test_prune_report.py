@@ -46,7 +46,8 @@ def _write_run(tmp_path, *, n=30, greedy=True, episodes=True, new_fields=True):
                 for tid in (0, 1):
                     fh.write(json.dumps({"task_id": tid, "episode_index": -1, "actions": [], "reward": 0.5 + k / 100,
                                          "info": {"task_episodes": k}, "policy_version": k, "wall_time": 0.0}) + "\n")
-    res = {"name": "hand", "tasks": tasks, "totals": {}, "curves": {}, "config": {}, "versions": {}}
+    res = {"format": "autostruct.prune-results/1", "name": "hand", "tasks": tasks, "totals": {"tasks": 2, "episodes": 2 * n},
+           "curves": {}, "config": {}, "versions": {}}
     (tmp_path / "results.json").write_text(json.dumps(res))
     return tmp_path
 

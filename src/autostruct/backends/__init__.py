@@ -7,6 +7,9 @@ interface; :func:`make_backend` builds one from a :class:`~autostruct.config.Bac
 from __future__ import annotations
 
 from autostruct.backends.base import ActorFailure, Backend, Message
+from autostruct.backends.inline import InlineBackend
+from autostruct.backends.local import LocalBackend
+from autostruct.backends.ray_backend import RayBackend
 from autostruct.config import BackendConfig, RLConfig
 from autostruct.errors import unknown_name
 
@@ -16,17 +19,11 @@ BACKENDS = ("inline", "local", "ray")
 def make_backend(config: BackendConfig, rl: RLConfig | None = None) -> Backend:
     """The backend named by ``config.name`` (Ray is imported only when ``ray`` is chosen and started)."""
     if config.name == "inline":
-        from autostruct.backends.inline import InlineBackend
-
         return InlineBackend()
     if config.name == "local":
-        from autostruct.backends.local import LocalBackend
-
         rl = rl or RLConfig()
         return LocalBackend(queue_size=rl.queue_size, batch_size=rl.batch_size)
     if config.name == "ray":
-        from autostruct.backends.ray_backend import RayBackend
-
         return RayBackend(address=config.address)
     raise unknown_name("backend", config.name, BACKENDS)
 

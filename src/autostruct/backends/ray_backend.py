@@ -40,9 +40,7 @@ class RayActorWorker:
 
 def package_pythonpath() -> str:
     """PYTHONPATH for local Ray workers: the folder autostruct is imported from (works from a source checkout)."""
-    import autostruct
-
-    root = str(Path(autostruct.__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])  # src/autostruct/backends/ray_backend.py -> src
     rest = os.environ.get("PYTHONPATH", "")
     return os.pathsep.join([root, rest]) if rest else root
 

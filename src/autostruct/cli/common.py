@@ -75,9 +75,11 @@ IMPORT_HELP = (
 
 def import_user_modules(modules: list[str] | None) -> None:
     """Import the ``--import`` modules; a failure is an AutostructError naming the option and the fix."""
-    from autostruct.models import import_modules
+    if not modules:
+        return
+    from autostruct import api  # lazy: torch and the searches load only when a command runs (fast --help)
 
-    import_modules(modules or [], "--import")
+    api.import_modules(modules, option="--import")
 
 
 def parse_model_kwargs(text: str | None) -> dict[str, Any]:

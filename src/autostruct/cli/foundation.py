@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from autostruct.cli._app import app
 from autostruct.cli.common import (
@@ -18,6 +18,7 @@ from autostruct.cli.common import (
     parse_model_kwargs,
     user_errors,
 )
+from autostruct.errors import AutostructError
 
 
 @app.command(epilog="Example: autostruct info --json")
@@ -27,33 +28,12 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show versions, the datasets found on this machine, and the registered models."""
-    import onnxruntime
-    import torch
-    import torch_pruning
+    from autostruct import api  # lazy: torch and the searches load only when a command runs (fast --help)
 
-    import autostruct
-    from autostruct.data import dataset_status
-    from autostruct.models import list_models
-    from autostruct.models.cache import cache_dir
-
-    report = {
-        "versions": {
-            "autostruct": autostruct.__version__,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_pruning": getattr(torch_pruning, "__version__", "?"),
-            "onnxruntime": onnxruntime.__version__,
-            "cuda_available": torch.cuda.is_available(),
-        },
-        "datasets": dataset_status(data_root),
-        "models": list_models(),
-        "cache": str(cache_dir()),
-    }
+    report = api.system_info(data_root).as_dict()
     if as_json:
         console.print_json(json.dumps(report))
         return
-    from rich.table import Table
-
     console.print("[bold]autostruct[/] " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
     table = Table("dataset", "status")
     for name, status in report["datasets"].items():
@@ -84,10 +64,8 @@ def train(
     model_kwargs: Annotated[str | None, typer.Option(help="JSON object of the builder's keyword arguments.")] = None,
 ) -> None:
     """Train a zoo model on a dataset (cached: a second call with the same settings reuses the checkpoint)."""
-    from autostruct import api
-    from autostruct.utils.device import resolve_device
+    from autostruct import api  # lazy: torch and the searches load only when a command runs (fast --help)
 
-    resolve_device(device)
     import_user_modules(imports)
     summary = api.train(
         model,
@@ -132,53 +110,19 @@ def measure(
     ] = None,
 ) -> None:
     """FLOPs (multiply-accumulates), params, and latency in torch and onnxruntime (median and p90)."""
-    from autostruct import api
-    from autostruct.errors import AutostructError
-    from autostruct.measure import count_flops, measure_latency
-    from autostruct.models import create_model, is_factory_name, list_models
-
     if runs < 1:
         raise AutostructError(f"--runs must be >= 1, got {runs}.")
+    from autostruct import api  # lazy: torch and the searches load only when a command runs (fast --help)
+
     import_user_modules(imports)
-
-    def load(checkpoint: str):
-        if Path(checkpoint).exists():
-            return api.load_any_model(checkpoint)[0]
-        if checkpoint in list_models() or is_factory_name(checkpoint):
-            return create_model(checkpoint, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
-        raise AutostructError(
-            f"'{checkpoint}' is neither an existing file nor a zoo model. Pass a model.pt path or one of: "
-            + ", ".join(list_models())
-            + "."
-        )
-
-    net = load(checkpoint)
-    x = api.example_input_for(net, batch=batch)
-    cost = count_flops(net, x[:1])
-    lat = {
-        backend: measure_latency(net, x, backend=backend, runs=runs, threads=threads)
-        for backend in ("torch", "onnxruntime")
-    }
-    out = {
-        "flops": int(cost.flops),
-        "params": int(cost.params),
-        "input_shape": list(x.shape),
-        "latency_ms": {b: {"median": s.median_ms, "p90": s.p90_ms} for b, s in lat.items()},
-        "onnxruntime_speedup": lat["torch"].median_ms / max(lat["onnxruntime"].median_ms, 1e-9),
-    }
-    if base is not None:
-        from autostruct.measure import compare_latency
-
-        base_net = load(base)
-        base_cost = count_flops(base_net, x[:1])
-        cmp = compare_latency(base_net, net, x, runs=runs, threads=threads)
-        out["base"] = {"flops": int(base_cost.flops), "params": int(base_cost.params), **cmp.as_fields()}
+    out = api.measure(checkpoint, runs=runs, threads=threads, batch=batch, base=base, num_classes=num_classes,
+                      in_channels=in_channels, image_size=image_size).as_dict()
     if as_json:
         console.print_json(json.dumps(out))
         return
     console.print(f"FLOPs (MACs): {out['flops']:,}   params: {out['params']:,}   input {out['input_shape']}")
-    for b, s in lat.items():
-        console.print(f"{b:12s} median {s.median_ms:.3f} ms   p90 {s.p90_ms:.3f} ms   ({runs} runs, {threads} thread(s))")
+    for b, s in out["latency_ms"].items():
+        console.print(f"{b:12s} median {s['median']:.3f} ms   p90 {s['p90']:.3f} ms   ({runs} runs, {threads} thread(s))")
     if base is not None:
         b = out["base"]
         console.print(f"vs base (onnxruntime, {runs} interleaved runs): base median {b['base_latency_ms']:.3f} ms "
@@ -196,11 +140,8 @@ def export(
     imports: Annotated[list[str] | None, typer.Option("--import", help=IMPORT_HELP)] = None,
 ) -> None:
     """Write model.pt (state dict + structure, loads with weights_only=True) and model.onnx, and check they agree."""
-    from autostruct import api
-    from autostruct.export import export as export_model
+    from autostruct import api  # lazy: torch and the searches load only when a command runs (fast --help)
 
     import_user_modules(imports)
-
-    net, metadata = api.load_any_model(checkpoint)
-    paths = export_model(net, out, api.example_input_for(net), metadata=metadata, opset=opset)
+    paths = api.export(checkpoint, out, opset=opset)
     console.print(f"model.pt:   {paths.model_pt}\nmodel.onnx: {paths.onnx}")

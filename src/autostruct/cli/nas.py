@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -35,11 +35,11 @@ def run(
     ] = False,
 ) -> None:
     """Search the best architecture per task within its budgets (latency_ms, flops, params), train, export."""
-    from autostruct.nas.search import search
+    from autostruct import api  # lazy: torch and the searches load only when a command runs (fast --help)
 
     if resume and overwrite:
         raise AutostructError("--resume and --overwrite exclude each other: pick one.")
-    result = search(config, resume=resume, overwrite=overwrite, from_scratch=True if from_scratch else None)
+    result = api.search(config, resume=resume, overwrite=overwrite, from_scratch=True if from_scratch else None)
     if "evaluator" in result.results:  # a search on the user's own space: the evaluator's metrics are the result
         for t in result.tasks:
             budgets = ", ".join(f"{k}<={v:g}" for k, v in t["budgets"].items()) or "no budget"
@@ -60,17 +60,6 @@ def run(
             + (f" -> test {100 * ft:.2f}% ({'scratch' if t['from_scratch'] else 'fine-tuned'})" if ft is not None else "")
         )
     console.print(f"results: {result.output_dir / 'results.json'}\nreport:  {result.report_path}")
-
-
-def _space_arg(space: str) -> Any:
-    path = Path(space)
-    if path.suffix.lower() in (".yaml", ".yml", ".json"):
-        if not path.is_file():
-            raise AutostructError(f"Space file '{space}' does not exist.")
-        import yaml
-
-        return yaml.safe_load(path.read_text())
-    return space
 
 
 @nas_app.command(
@@ -99,34 +88,19 @@ def build_lut_cmd(
     seed: Annotated[int, typer.Option(help="Seeds the sampled networks.")] = 0,
 ) -> None:
     """Measure every block of a search space with onnxruntime on this machine; write the device profile."""
-    from autostruct.nas.lut import build_lut, check_lut, save_profile
-    from autostruct.nas.space import get_space
-
-    if dataset is not None:
-        from autostruct.data import load_dataset
-
-        data = load_dataset(dataset, val_size=0, classes=parse_int_list(classes, "--classes"))
-        image_size = image_size or data.image_size
-        in_channels = in_channels or data.in_channels
-        num_classes = num_classes or data.num_classes
-    missing = [n for n, v in (("--image-size", image_size), ("--in-channels", in_channels), ("--num-classes", num_classes))
-               if v is None]
-    if missing:
-        raise AutostructError(f"Give --dataset, or all of --image-size, --in-channels and --num-classes (missing {', '.join(missing)}).")
+    if dataset is None:
+        missing = [n for n, v in (("--image-size", image_size), ("--in-channels", in_channels),
+                                  ("--num-classes", num_classes)) if v is None]
+        if missing:
+            raise AutostructError(f"Give --dataset, or all of --image-size, --in-channels and --num-classes (missing {', '.join(missing)}).")
     for name, value, low in (("--threads", threads, 1), ("--runs", runs, 1), ("--warmup", warmup, 0), ("--rounds", rounds, 1)):
         if value < low:
             raise AutostructError(f"{name} must be >= {low}, got {value}.")
-    sp = get_space(_space_arg(space), image_size).scaled(width)
-    profile = build_lut(sp, image_size, in_channels, num_classes, device=device_name, threads=threads, warmup=warmup,
-                        runs=runs, rounds=rounds, seed=seed)
-    summary: dict[str, Any] = {"profile": str(out), "device": device_name, "blocks": len(profile.blocks),
-                               "overhead_ms": round(profile.overhead_ms, 4)}
-    if check >= 2:
-        result = check_lut(profile, sp, check, seed=seed, threads=threads, warmup=warmup, runs=runs, rounds=rounds)
-        profile = profile.with_meta(check=result.as_dict())
-        summary.update(checked_networks=check, spearman=round(result.spearman, 4), target=0.9,
-                       meets_target=result.spearman >= 0.9,
-                       predicted_ms_range=[round(min(result.predicted_ms), 4), round(max(result.predicted_ms), 4)],
-                       measured_ms_range=[round(min(result.measured_ms), 4), round(max(result.measured_ms), 4)])
-    save_profile(profile, out)
+    from autostruct import api  # lazy: torch and the searches load only when a command runs (fast --help)
+
+    summary = api.build_nas_lut(
+        out, space=space, dataset=dataset, classes=parse_int_list(classes, "--classes"), image_size=image_size,
+        in_channels=in_channels, num_classes=num_classes, width=width, device_name=device_name, threads=threads,
+        runs=runs, warmup=warmup, rounds=rounds, check=check, seed=seed,
+    )
     console.print_json(json.dumps(summary))

@@ -52,7 +52,7 @@ def prune(
     imports: Annotated[list[str] | None, typer.Option("--import", help=IMPORT_HELP)] = None,
 ) -> None:
     """Prune a model for many (dataset, FLOPs ratio) tasks in one multi-task RL search (MTACP)."""
-    from autostruct import api
+    from autostruct import api  # lazy: torch and the searches load only when a command runs (fast --help)
 
     import_user_modules(imports)
 
@@ -108,9 +108,9 @@ def build_lut_cmd(
         help="Name stored in the table, e.g. raspberry-pi-4 (default: OS and CPU architecture, e.g. linux-aarch64).")] = None,
 ) -> None:
     """Measure the per-layer latency table of a config's model on this machine (onnxruntime, batch 1); write it."""
-    from autostruct.api import build_prune_lut
+    from autostruct import api  # lazy: torch and the searches load only when a command runs (fast --help)
 
-    result = build_prune_lut(config, out, dataset=dataset, threads=threads, device_name=device_name, progress=True)
+    result = api.build_prune_lut(config, out, dataset=dataset, threads=threads, device_name=device_name, progress=True)
     console.print_json(json.dumps(result.summary()))
 
 
@@ -118,6 +118,6 @@ def build_lut_cmd(
 @user_errors
 def report(run_dir: Annotated[Path, typer.Argument(help="A run's output_dir.")]) -> None:
     """Re-render report.html of a finished prune or NAS run from its results.json."""
-    from autostruct.report import render_report
+    from autostruct import api  # lazy: torch and the searches load only when a command runs (fast --help)
 
-    console.print(f"report: {render_report(run_dir)}")
+    console.print(f"report: {api.render_report(run_dir)}")

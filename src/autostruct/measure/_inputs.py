@@ -1,4 +1,5 @@
-"""Helpers shared by the FLOPs counter and the latency timers: example inputs and where a model lives."""
+"""Helpers for example inputs and where a model lives, shared by the FLOPs counter, the latency timers and the
+pruning graph's tracer."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ def first_example(inputs: Any) -> Any:
     if isinstance(inputs, dict):
         return {k: first_example(v) for k, v in inputs.items()}
     return inputs
+
+
+def call_model(model: nn.Module, inputs: Any) -> Any:
+    """``model`` on ``inputs``: one tensor, positional tensors (tuple or list) or keyword tensors (dict)."""
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    return model(inputs)
 
 
 def to_device(inputs: Any, device: torch.device) -> Any:

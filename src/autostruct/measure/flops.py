@@ -20,7 +20,14 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from autostruct.errors import AutostructError
-from autostruct.measure._inputs import ExampleInputs, describe, first_example, model_device, to_device
+from autostruct.measure._inputs import (
+    ExampleInputs,
+    call_model,
+    describe,
+    first_example,
+    model_device,
+    to_device,
+)
 
 
 @dataclass(frozen=True)
@@ -246,12 +253,7 @@ def run_counted(model: nn.Module, inputs: Any) -> tuple[Any, CostRecorder]:
     """Run ``model`` once on ``inputs`` (a tensor, a tuple of positional tensors or a dict of keyword tensors)
     while recording its counted calls; returns the output and the recorder."""
     with CostRecorder(model) as rec:
-        if isinstance(inputs, (tuple, list)):
-            out = model(*inputs)
-        elif isinstance(inputs, dict):
-            out = model(**inputs)
-        else:
-            out = model(inputs)
+        out = call_model(model, inputs)
     return out, rec
 
 

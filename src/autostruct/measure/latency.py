@@ -177,7 +177,8 @@ def _batch_of(inputs: ExampleInputs | None) -> int:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
+    """Collect once, then keep the garbage collector off inside the block (timed calls must not pay for it)."""
     was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
@@ -220,7 +221,7 @@ def _time_torch(
             for _ in range(warmup):
                 forward()
             sync()
-            with _gc_paused():
+            with gc_paused():
                 for _ in range(runs):
                     t0 = time.perf_counter_ns()
                     forward()
@@ -246,7 +247,7 @@ def _as_tuple(inputs: ExampleInputs) -> tuple[torch.Tensor, ...]:
     )
 
 
-def _export_onnx_tmp(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
+def export_onnx_for_timing(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
     """Export for timing only (``autostruct.export.export_onnx`` is the user-facing exporter)."""
     was_training = model.training
     model.eval()
@@ -305,7 +306,7 @@ def _time_onnxruntime(
         args = _as_tuple(to_device(inputs, model_device(model)))
         with tempfile.TemporaryDirectory(prefix="autostruct-onnx-") as tmp:
             path = Path(tmp) / "model.onnx"
-            _export_onnx_tmp(model, args, path)
+            export_onnx_for_timing(model, args, path)
             session = onnx_session(path, threads)  # reads the file now; the directory can go
     names = [meta.name for meta in session.get_inputs()]
     if len(names) != len(args):
@@ -316,7 +317,7 @@ def _time_onnxruntime(
     for _ in range(warmup):
         session.run(None, feeds)
     times: list[int] = []
-    with _gc_paused():
+    with gc_paused():
         for _ in range(runs):
             t0 = time.perf_counter_ns()
             session.run(None, feeds)
@@ -388,7 +389,7 @@ def time_interleaved(
         for i, m in enumerate(models):
             args = _as_tuple(to_device(example_inputs, model_device(m)))
             path = Path(tmp) / f"model{i}.onnx"
-            _export_onnx_tmp(m, args, path)
+            export_onnx_for_timing(m, args, path)
             sess = onnx_session(path, threads)
             feeds = {meta.name: t.detach().cpu().numpy() for meta, t in zip(sess.get_inputs(), args, strict=True)}
             sessions.append((sess, feeds))
@@ -397,7 +398,7 @@ def time_interleaved(
             sess.run(None, feeds)
     n = len(sessions)
     times: list[list[int]] = [[] for _ in range(n)]
-    with _gc_paused():
+    with gc_paused():
         for r in range(runs):
             for j in range(n):
                 i = (r + j) % n

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from autostruct.errors import AutostructError
+from autostruct.measure.lut import default_device_name, host_info
 from autostruct.measure.ort_timing import session_options, time_cells_shuffled
 from autostruct.utils.cache import cache_root
 from autostruct.utils.io import write_json_atomic
@@ -173,8 +174,6 @@ def measure_channel_timings(
 
 def host_profile(threads: int = 1) -> str:
     """A file-name-safe key for this host and thread count, e.g. ``linux-x86_64-t1-3f2a9c1b``."""
-    from autostruct.measure.lut import default_device_name, host_info
-
     info = {**host_info(), "threads": threads}
     digest = hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:8]
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{default_device_name()}-t{threads}-{digest}")
@@ -221,8 +220,6 @@ def choose_round_to(
         return RoundingChoice(FALLBACK, {}, source="fallback", meta={"error": str(exc)})
     seconds = time.monotonic() - t0
     if use_cache:
-        from autostruct.measure.lut import host_info
-
         write_json_atomic(path, {
             "format": FORMAT, "round_to": choice.round_to, "candidates": list(cands), "tolerance": tolerance,
             "scores": {str(k): v for k, v in choice.scores.items()}, "threads": threads, "host": host_info(),

@@ -2,7 +2,7 @@
 
 A checkpoint is keyed by (model, dataset, classes, width, epochs, seed, val_size, training settings); its file
 name reads like ``resnet20-fashion-mnist-c5.7.9-w1-e3-s0-1a2b3c4d.pt`` (the hash covers everything, the rest
-is for people). Files are :mod:`autostruct.export` checkpoints, written atomically, so a killed run never leaves
+is for people). Files are :mod:`autostruct.models.checkpoint` checkpoints, written atomically, so a killed run never leaves
 a half-written model, and they load with ``torch.load(weights_only=True)``.
 
 The folder is ``$AUTOSTRUCT_CACHE/models`` when the variable is set, else ``~/.cache/autostruct/models``.
@@ -22,8 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
+from autostruct.models.checkpoint import load_model, save_model
+from autostruct.models.registry import check_model_input, create_model
+from autostruct.models.train import TrainConfig, evaluate, make_config, train
 from autostruct.utils.cache import cache_root
+from autostruct.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +84,6 @@ def cache_key(
 def _build_seeded(
     model_name: str, dataset: Any, width: float, seed: int, model_kwargs: dict[str, Any] | None = None
 ) -> nn.Module:
-    from autostruct.models.registry import create_model
-
     # Seed the init without disturbing the caller's global RNG stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -120,10 +123,6 @@ def get_or_train(
     ``model_kwargs`` go to its builder and are part of the key.
     The model comes back in eval mode on ``device``.
     """
-    from autostruct.export import load_model, save_model
-    from autostruct.models.train import TrainConfig, evaluate, make_config, train
-    from autostruct.utils.device import resolve_device
-
     if epochs <= 0:
         raise AutostructError(f"epochs must be a positive integer, got {epochs}. Example: epochs=3.")
     dev = resolve_device(device)
@@ -155,12 +154,8 @@ def get_or_train(
             log.warning("cached model %s is unreadable, training it again: %s", path, exc)
 
     if dataset is None:
-        from autostruct.data import load_dataset
-
         dataset = load_dataset(dataset_name, root=root, val_size=val_size, seed=seed, classes=classes)
     model = _build_seeded(model_name, dataset, width, seed, model_kwargs)
-    from autostruct.models.registry import check_model_input
-
     check_model_input(model, model_name, dataset.num_classes, dataset.in_channels, dataset.image_size)
     cfg = make_config(base, epochs=epochs, seed=seed, device=str(dev))
     result = train(model, dataset, config=cfg, progress=progress)

@@ -7,7 +7,8 @@ keyword arguments alone, because exported checkpoints rebuild models that way (s
 A name of the form ``package.module:function`` needs no decorator: :func:`resolve_model` imports the module and
 registers the function under that very string (in every process that asks for it), called with those of
 ``num_classes``, ``in_channels``, ``image_size`` and ``width`` its signature takes, plus the model's keyword
-arguments. Cache keys, checkpoints and :func:`autostruct.export.load_model` then treat it like a zoo name.
+arguments. Cache keys, checkpoints and :func:`autostruct.models.checkpoint.load_model` then treat it like a zoo
+name.
 :func:`import_modules` imports modules that register architectures with ``@register_model`` (a dotted name, or
 the path of a ``.py`` file whose folder is put on ``sys.path``).
 """
@@ -77,8 +78,9 @@ def create_model(
         ),
     }
     module = getattr(builder, "__module__", None) or ""
-    if ":" not in name and module not in ("", "__main__") and not module.startswith("autostruct."):
-        # A user's @register_model module: load_model imports it again in a fresh process.
+    if ":" not in name and module not in ("", "__main__") and not module.startswith("autostruct.models."):
+        # A builder registered outside the zoo (a user's @register_model module, autostruct.nas.supernet's NAS
+        # children): load_model imports its module again in a fresh process.
         spec["import"] = module
     model = builder(**spec["kwargs"])
     # Exported checkpoints rebuild a model from this spec (then resize pruned layers); see autostruct.export.

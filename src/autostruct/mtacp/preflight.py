@@ -27,6 +27,7 @@ import torch
 from autostruct.config import PruneConfig
 from autostruct.errors import AutostructError
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
+from autostruct.pipeline.assets import load_any_model
 
 
 def _field_error(field: str, exc: AutostructError) -> AutostructError:
@@ -50,8 +51,6 @@ def is_checkpoint(model: str) -> bool:
 
 
 def _load_checkpoint(cfg: PruneConfig) -> torch.nn.Module:
-    from autostruct.api import load_any_model
-
     try:
         model, _ = load_any_model(cfg.model)
     except AutostructError as exc:
@@ -222,7 +221,7 @@ def check_prune_inputs(cfg: PruneConfig) -> int:
     for key in keys:
         try:
             data = load_dataset(
-                key.dataset, root=key.root, val_size=5000, seed=cfg.seed,
+                key.dataset, root=key.root, val_size=cfg.search.holdout, seed=cfg.seed,
                 classes=list(key.classes) if key.classes else None,
             )
         except AutostructError as exc:
@@ -255,7 +254,7 @@ def priced_model(
     from autostruct.data import load_dataset
     from autostruct.prune.graph import analyze
 
-    data = load_dataset(key.dataset, root=key.root, val_size=5000, seed=cfg.seed,
+    data = load_dataset(key.dataset, root=key.root, val_size=cfg.search.holdout, seed=cfg.seed,
                         classes=list(key.classes) if key.classes else None)
     model = _task_model(cfg, key, data, checkpoint).eval()
     x = torch.zeros(1, data.in_channels, data.image_size, data.image_size)

@@ -14,6 +14,9 @@ A run owns one folder (``output_dir``)::
 
 Every phase writes its outputs atomically and is skipped on ``resume`` when its output exists, so an
 interrupted run loses at most the episode in flight or the task being fine-tuned.
+
+The phases run in :func:`autostruct.pipeline.run_search`; this module supplies what is specific to pruning,
+:class:`PruneSearch` (base models, pruning envs, the per-task finish, the results fields).
 """
 
 from __future__ import annotations
@@ -21,43 +24,42 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from autostruct.config import PruneConfig
+from autostruct.config import PruneConfig, coerce_config
 from autostruct.errors import AutostructError
+from autostruct.measure.rounding import resolve_rounding
 from autostruct.mtacp.preflight import check_latency_budgets, check_prune_inputs
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
+from autostruct.pipeline import (
+    SearchRun,
+    best_episode,
+    load_any_model,
+    onnx_latency_ms,
+    run_search,
+    task_episodes,
+)
+from autostruct.prune.uniform import uniform_strategy
+from autostruct.results import PRUNE_FORMAT
+from autostruct.rl.random_play import random_episodes
 from autostruct.utils.io import write_json_atomic
-from autostruct.utils.memory import release_free_memory
-from autostruct.utils.runs import RunResult, engine_totals, mean_of, prepare_run_dir, say
-from autostruct.utils.versions import versions
+from autostruct.utils.recipes import epochs_for
+from autostruct.utils.runs import RunResult, mean_of, say
 
 log = logging.getLogger("autostruct.mtacp")
 
 RUN_FORMAT = "autostruct.prune-run/1"
+RESULTS_FORMAT = PRUNE_FORMAT  # the schema: autostruct.results
 #: Config fields that may change between a run and its resume (they don't change what was already done).
 _RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device"}
 
 
 class PruneRunResult(RunResult):
     """What :func:`run_prune` returns: the parsed ``results.json`` plus where things are."""
-
-
-def _say(progress: bool, msg: str) -> None:
-    say(progress, msg)
-
-
-def prepare_output_dir(cfg: PruneConfig, *, resume: bool, overwrite: bool) -> Path:
-    """Create or reuse ``output_dir``; refuse to mix runs unless told to resume or overwrite."""
-    return prepare_run_dir(
-        cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS, resume=resume,
-        overwrite=overwrite, what_changed="tasks, model or search settings",
-    )
 
 
 def _example(data: Any) -> torch.Tensor:
@@ -68,7 +70,7 @@ def _load_data(cfg: PruneConfig, key: DataKey) -> Any:
     from autostruct.data import load_dataset
 
     return load_dataset(
-        key.dataset, root=key.root, val_size=5000, seed=cfg.seed, classes=list(key.classes) if key.classes else None
+        key.dataset, root=key.root, val_size=cfg.search.holdout, seed=cfg.seed, classes=list(key.classes) if key.classes else None
     )
 
 
@@ -76,8 +78,6 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
     """The trained base model for ``key`` and a checkpoint path that actor processes load it from."""
     path = Path(cfg.model)
     if path.suffix == ".pt" or path.is_dir():
-        from autostruct.api import load_any_model
-
         model, _ = load_any_model(path)
         kw = model.autostruct_spec["kwargs"]
         if kw["num_classes"] != data.num_classes or kw["in_channels"] != data.in_channels:
@@ -91,27 +91,14 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
     from autostruct.models.train import TrainConfig
 
     bt = cfg.base_training
-    epochs = epochs_for(bt.epochs, bt.min_steps, len(data.train), bt.batch_size)
+    epochs = bt.epochs_for(len(data.train))
     tcfg = TrainConfig(epochs=epochs, batch_size=bt.batch_size, lr=bt.lr)
     model, info = get_or_train(
         cfg.model, key.dataset, classes=list(key.classes) if key.classes else None, width=cfg.width,
-        epochs=epochs, seed=cfg.seed, root=key.root, val_size=5000, device=cfg.device,
+        epochs=epochs, seed=cfg.seed, root=key.root, val_size=cfg.search.holdout, device=cfg.device,
         progress=progress, train_config=tcfg, dataset=data, model_kwargs=dict(cfg.model_kwargs),
     )
     return model, str(info.path)
-
-
-def epochs_for(epochs: int, min_steps: int, n_train: int, batch_size: int) -> int:
-    """``epochs``, raised so that training takes at least ``min_steps`` SGD steps (digits has 6 batches/epoch)."""
-    if epochs <= 0:
-        return 0
-    return max(epochs, math.ceil(min_steps / max(1, math.ceil(n_train / batch_size))))
-
-
-def _latency(model: torch.nn.Module, x: torch.Tensor, runs: int) -> float:
-    from autostruct.measure import measure_latency
-
-    return float(measure_latency(model, x, backend="onnxruntime", runs=runs, warmup=5, threads=1).median_ms)
 
 
 def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bool) -> dict[DataKey, dict[str, Any]]:
@@ -125,7 +112,7 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
         if rec_path.is_file():
             bases[key] = json.loads(rec_path.read_text())
             continue
-        _say(progress, f"base model for {key.label}: loading or training ({cfg.base_training.epochs} epochs)")
+        say(progress, f"base model for {key.label}: loading or training ({cfg.base_training.epochs} epochs)")
         data = _load_data(cfg, key)
         model, ckpt = _base_model(cfg, key, data, progress)
         x = _example(data)
@@ -138,11 +125,11 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
             "base_accuracy": evaluate(model, data.test, device=cfg.device).accuracy,
             "base_flops": int(cost.flops),
             "base_params": int(cost.params),
-            "base_latency_ms": _latency(model, x, cfg.latency_runs),
+            "base_latency_ms": onnx_latency_ms(model, x, cfg.latency_runs),
         }
         write_json_atomic(rec_path, rec)
         bases[key] = rec
-        _say(progress, f"  {key.label}: test accuracy {100 * rec['base_accuracy']:.2f}%, {rec['base_flops'] / 1e6:.2f} MFLOPs, "
+        say(progress, f"  {key.label}: test accuracy {100 * rec['base_accuracy']:.2f}%, {rec['base_flops'] / 1e6:.2f} MFLOPs, "
                        f"checkpoint {ckpt}")
     return bases
 
@@ -172,48 +159,36 @@ def warn_skipped(bases: dict[DataKey, dict[str, Any]], model: str) -> None:
         Console(stderr=True).print(f"[bold yellow]warning[/] {msg}", highlight=False)
 
 
-def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
-    """The PruningEnv settings every task (and every baseline) shares."""
+def resolved_search(cfg: PruneConfig) -> Any:
+    """``cfg.search`` with ``round_to`` as a number ('auto': measured once per host, then cached)."""
     from autostruct.measure.rounding import resolve_round_to
 
-    s = cfg.search
-    return {
-        "lbound": s.lbound,
-        "budget": s.budget,
-        "reward": s.reward,
-        "val_size": s.val_size,
-        "rescore_size": s.rescore_size,
-        "recal_batches": s.recal_batches,
-        "round_to": resolve_round_to(s.round_to),  # 'auto': measured once per host, then cached
-        "importance": s.importance,
-    }
+    return cfg.search.model_copy(update={"round_to": resolve_round_to(cfg.search.round_to)})
 
 
-def latency_kwargs(task: TaskSpec, tables: dict[DataKey, str], margin: float) -> dict[str, Any]:
-    """The env settings of a latency task (its budget and table); a FLOPs task gets the table only if there is one,
-    so its latency rewards use the table's prediction too."""
-    kw: dict[str, Any] = {}
-    if task.data in tables:
-        kw["latency_table"] = tables[task.data]
-    if task.latency_ms is not None:
-        kw["latency_budget_ms"] = task.latency_ms
-        kw["latency_margin"] = margin
-    return kw
+def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
+    """The PruningEnv settings every task (and every baseline) shares (the policy file records them)."""
+    from autostruct.prune.env import env_settings
+
+    return env_settings(resolved_search(cfg))
 
 
 def make_factories(cfg: PruneConfig, tasks: list[TaskSpec], bases: dict[DataKey, dict[str, Any]],
                    tables: dict[DataKey, str] | None = None) -> list[Any]:
-    """One env factory per task; ``tables`` maps datasets with latency tasks to their latency table's path."""
+    """One env factory per task, each given the typed ``search`` settings; ``tables`` maps datasets with latency
+    tasks to their latency table's path (a FLOPs task on such a dataset gets the table too, so its latency
+    rewards use the table's prediction)."""
     from autostruct.prune.env import PruningEnvFactory
 
     tables = tables or {}
+    search = resolved_search(cfg)
     num_datasets = len({t.data for t in tasks})
     return [
-        PruningEnvFactory.create(
+        PruningEnvFactory(
             bases[t.data]["checkpoint"], t.data.dataset, 1.0 if t.ratio is None else t.ratio, classes=t.data.classes,
-            width=cfg.width, epochs=cfg.base_training.epochs, seed=cfg.seed, val_split=5000, data_root=t.data.root,
-            device=cfg.device, task_id=t.task_id, dataset_index=t.dataset_index, num_datasets=num_datasets,
-            **env_kwargs(cfg), **latency_kwargs(t, tables, cfg.search.latency_margin),
+            width=cfg.width, epochs=cfg.base_training.epochs, seed=cfg.seed, val_split=cfg.search.holdout,
+            data_root=t.data.root, device=cfg.device, task_id=t.task_id, dataset_index=t.dataset_index,
+            num_datasets=num_datasets, search=search, latency_budget_ms=t.latency_ms, latency_table=tables.get(t.data),
         )
         for t in tasks
     ]
@@ -236,11 +211,10 @@ def _finish_task(
     (:func:`~autostruct.prune.selection.select_strategy`); the highest search score (``naive_best``) and the
     trained policy's greedy strategy (``greedy``) are scored on the test split too, without fine-tune.
     """
-    from autostruct.baselines.uniform import uniform_prune
     from autostruct.export import export
     from autostruct.measure import compare_latency, count_flops
+    from autostruct.models.bn import recalibrate_bn
     from autostruct.models.train import evaluate, fine_tune
-    from autostruct.prune.bn import recalibrate_bn
     from autostruct.prune.selection import env_rescore, select_strategy
     from autostruct.rl import rollout
 
@@ -250,12 +224,12 @@ def _finish_task(
         rec = json.loads(done.read_text())
         if rec.get("search_episodes") == len(episodes):  # else the search went on after it: redo
             return rec
-    task_eps = [e for e in episodes if e.task_id == task.task_id]
+    task_eps = task_episodes(episodes, task.task_id)
     env = factory()
     rescore_fn = env_rescore(env)
     selection = select_strategy([(e.reward, e.info) for e in task_eps], rescore_fn, cfg.search.top_k)
     chosen, naive = selection.selected, selection.candidates[0]
-    _say(progress, f"task {task.name}: selected rank {selection.candidates.index(chosen) + 1} of "
+    say(progress, f"task {task.name}: selected rank {selection.candidates.index(chosen) + 1} of "
                    f"{len(selection.candidates)} (search {chosen.search_score:.4f}, re-score {chosen.rescore:.4f}); "
                    "fine-tuning, exporting")
     data = _load_data(cfg, task.data)
@@ -294,16 +268,15 @@ def _finish_task(
         "rescore": rescored(g.info["channels"]) if "channels" in g.info else None,
         "test_accuracy": test_accuracy(g.info["channels"]) if "channels" in g.info else None,
     }
-    uni = uniform_prune(env)
+    _, uni = uniform_strategy(env)
     uniform = {
-        "keep_ratio": uni.best_info.get("uniform_ratio"),
-        "flops": int(uni.best_info["flops"]),
-        "val_accuracy": uni.best_info["accuracy"],
-        "accuracy_before_finetune": test_accuracy(uni.best_info["channels"]),
+        "keep_ratio": uni.get("uniform_ratio"),
+        "flops": int(uni["flops"]),
+        "val_accuracy": uni["accuracy"],
+        "accuracy_before_finetune": test_accuracy(uni["channels"]),
     }
     acc_after = None
-    ft = cfg.finetune
-    ft_epochs = epochs_for(ft.epochs, ft.min_steps, len(data.train), ft.batch_size)
+    ft_epochs = cfg.finetune.epochs_for(len(data.train))
     if ft_epochs > 0:
         fine_tune(pruned, data, ft_epochs, lr=cfg.finetune.lr, batch_size=cfg.finetune.batch_size,
                   seed=cfg.seed, device=cfg.device, progress=progress)
@@ -378,7 +351,6 @@ def random_reference(
     ``expected_best_of_n[n - 1]`` is random search's expected best after ``n`` episodes, for
     ``n = 1 .. n_search`` (this task's search episodes), from :func:`~autostruct.utils.stats.expected_best_of_n`.
     """
-    from autostruct.baselines.random_search import random_search
     from autostruct.utils.stats import expected_best_of_n
 
     episodes = cfg.search.random_episodes
@@ -389,10 +361,108 @@ def random_reference(
     if stored.get("episodes") == episodes and stored.get("seed") == cfg.seed:
         rewards = stored["rewards"]
     else:
-        _say(progress, f"task {task.name}: {episodes} random episodes (the report's reference)")
-        rewards = [float(r) for r in random_search(factory(), episodes, seed=cfg.seed).rewards_per_episode]
+        say(progress, f"task {task.name}: {episodes} random episodes (the report's reference)")
+        rewards = [float(r) for r, _ in random_episodes(factory(), episodes, seed=cfg.seed)]
         write_json_atomic(path, {"task": task.name, "episodes": episodes, "seed": cfg.seed, "rewards": rewards})
     return {"episodes": episodes, "rewards": rewards, "expected_best_of_n": expected_best_of_n(rewards, n_search)}
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """The checked inputs of a pruning run: ``search.round_to`` resolved, latency tables, datasets and tasks."""
+
+    round_to: int | None
+    tables: dict[DataKey, str]
+    keys: list[DataKey]
+    tasks: list[TaskSpec]
+
+
+class PruneSearch:
+    """Channel pruning (MTACP) as a :class:`~autostruct.pipeline.SearchKind`: one trained base model per dataset,
+    one pruning env per (dataset, budget) task, V-trace, and per task a selected strategy that is rebuilt,
+    fine-tuned, exported and timed against its base."""
+
+    run_format = RUN_FORMAT
+    resumable = frozenset(_RESUMABLE_FIELDS)
+    what_changed = "tasks, model or search settings"
+    algorithm = "vtrace"
+    prefix = "autostruct"
+
+    def parse(self, config: Any) -> PruneConfig:
+        return coerce_config(PruneConfig, config)
+
+    def preflight(self, run: SearchRun) -> PrunePlan:
+        round_to = check_prune_inputs(run.cfg)  # search.round_to; 'auto': measured on this host, fitted to the model
+        tables = check_latency_budgets(run.cfg, round_to, run.progress)  # latency tasks: tables, reachable budgets
+        keys, tasks = expand_tasks(run.cfg)
+        return PrunePlan(round_to, tables, keys, tasks)
+
+    def prepare_assets(self, run: SearchRun) -> dict[DataKey, dict[str, Any]]:
+        bases = prepare_bases(run.cfg, run.out, run.plan.keys, run.progress)
+        warn_skipped(bases, run.cfg.model)
+        return bases
+
+    @staticmethod
+    def env_config(run: SearchRun) -> PruneConfig:
+        """The config the envs see: ``search.round_to`` as resolved by the preflight."""
+        cfg = run.cfg
+        return cfg.model_copy(update={"search": cfg.search.model_copy(update={"round_to": run.plan.round_to})})
+
+    def make_factories(self, run: SearchRun) -> list[Any]:
+        return make_factories(self.env_config(run), run.plan.tasks, run.assets, run.plan.tables)
+
+    def policy_spec(self, run: SearchRun) -> Any:
+        return policy_spec(run.cfg)
+
+    def describe(self, run: SearchRun) -> str:
+        cfg = run.cfg
+        return (f"search: {len(run.plan.tasks)} tasks, {cfg.search.episodes} episodes, {cfg.rl.actors} actor(s) on "
+                f"'{cfg.backend.name}'")
+
+    def policy_metadata(self, run: SearchRun) -> dict[str, Any]:
+        cfg, bases = run.cfg, run.assets
+        return {
+            "model": cfg.model,
+            "model_kwargs": dict(cfg.model_kwargs),
+            "imports": list(cfg.imports),
+            "width": cfg.width,
+            "base_training_epochs": cfg.base_training.epochs,
+            "seed": cfg.seed,
+            "env": env_kwargs(self.env_config(run)),
+            "datasets": [{"dataset": k.dataset, "classes": list(k.classes) if k.classes else None, "root": k.root,
+                          "checkpoint": bases[k]["checkpoint"]} for k in run.plan.keys],
+        }
+
+    def finish_task(self, run: SearchRun, task_id: int) -> dict[str, Any]:
+        cfg, task, factory = run.cfg, run.plan.tasks[task_id], run.factories[task_id]
+        if best_episode(run.episodes, task.task_id) is None:
+            raise AutostructError(
+                f"Task {task.name} got no episode in {cfg.search.episodes} episodes. Raise search.episodes to at least "
+                f"{len(run.plan.tasks)} (one per task)."
+            )
+        rec = _finish_task(cfg, run.out, task, factory, run.episodes, run.assets[task.data], run.result.policy,
+                           run.progress)
+        reference = random_reference(cfg, run.out, task, factory, rec["episodes"], run.progress)
+        return rec if reference is None else {**rec, "random_baseline": reference}
+
+    def results(self, run: SearchRun, records: list[dict[str, Any]]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        cfg, plan, bases = run.cfg, run.plan, run.assets
+        curves: dict[str, list[float]] = {t.name: [] for t in plan.tasks}
+        for e in run.episodes:
+            curves[plan.tasks[e.task_id].name].append(float(e.reward))
+        totals = {
+            "mean_accuracy_before_finetune": mean_of(records, "accuracy_before_finetune"),
+            "mean_accuracy_after_finetune": mean_of(records, "accuracy_after_finetune"),
+        }
+        fields = {
+            "curves": curves,
+            "skipped_groups": {k.label: bases[k].get("skipped_groups", []) for k in plan.keys},
+            "latency_tables": {k.label: p for k, p in plan.tables.items()},
+            "rounding": {"config": cfg.search.round_to, "round_to": plan.round_to,
+                         "host": resolve_rounding(cfg.search.round_to).as_dict()
+                         if cfg.search.round_to == "auto" else None},
+        }
+        return RESULTS_FORMAT, totals, fields
 
 
 def run_prune(
@@ -403,82 +473,9 @@ def run_prune(
     progress: bool = True,
 ) -> PruneRunResult:
     """Run a multi-task pruning search end to end (see the module docstring for what lands where)."""
-    from autostruct.config import coerce_config
-    from autostruct.measure.rounding import resolve_rounding
-    from autostruct.report.prune_report import render_prune_report
-    from autostruct.rl import run_impala, save_policy
+    return run_search(config, PruneSearch(), resume=resume, overwrite=overwrite, progress=progress,
+                      result_type=PruneRunResult)
 
-    cfg = coerce_config(PruneConfig, config)
-    t_start = time.monotonic()
-    # Every input that can fail is checked before the run folder exists, so a failed start writes nothing.
-    prepare_run_dir(cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS,
-                    resume=resume, overwrite=overwrite, what_changed="tasks, model or search settings", dry_run=True)
-    round_to = check_prune_inputs(cfg)  # search.round_to; 'auto': measured on this host, fitted to the model
-    tables = check_latency_budgets(cfg, round_to, progress)  # latency_ms tasks: per-layer tables, reachable budgets
-    keys, tasks = expand_tasks(cfg)
-    out = prepare_output_dir(cfg, resume=resume, overwrite=overwrite)
-    bases = prepare_bases(cfg, out, keys, progress)
-    warn_skipped(bases, cfg.model)
-    env_cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"round_to": round_to})})
-    factories = make_factories(env_cfg, tasks, bases, tables)
 
-    _say(progress, f"search: {len(tasks)} tasks, {cfg.search.episodes} episodes, {cfg.rl.actors} actor(s) on "
-                   f"'{cfg.backend.name}'")
-    t_search = time.monotonic()
-    result = run_impala(
-        factories, policy_spec(cfg), total_episodes=cfg.search.episodes, run_dir=out / "search", rl=cfg.rl,
-        backend=cfg.backend, algorithm="vtrace", resume=True, seed=cfg.seed, progress=progress,
-    )
-    search_wall = time.monotonic() - t_search
-    meta = {
-        "model": cfg.model,
-        "model_kwargs": dict(cfg.model_kwargs),
-        "imports": list(cfg.imports),
-        "width": cfg.width,
-        "base_training_epochs": cfg.base_training.epochs,
-        "seed": cfg.seed,
-        "env": env_kwargs(env_cfg),
-        "datasets": [{"dataset": k.dataset, "classes": list(k.classes) if k.classes else None, "root": k.root,
-                      "checkpoint": bases[k]["checkpoint"]} for k in keys],
-    }
-    policy_path = save_policy(result.policy, out / "policy.pt", metadata=meta)
-
-    records = []
-    for task, factory in zip(tasks, factories, strict=True):
-        if task.task_id not in result.best:
-            raise AutostructError(
-                f"Task {task.name} got no episode in {cfg.search.episodes} episodes. Raise search.episodes to at least "
-                f"{len(tasks)} (one per task)."
-            )
-        rec = _finish_task(cfg, out, task, factory, result.episodes, bases[task.data], result.policy, progress)
-        reference = random_reference(cfg, out, task, factory, rec["episodes"], progress)
-        records.append(rec if reference is None else {**rec, "random_baseline": reference})
-        release_free_memory()  # a task's evaluations and reference episodes leave ~0.5 GB of free heap
-
-    curves: dict[str, list[float]] = {t.name: [] for t in tasks}
-    for e in result.episodes:
-        curves[tasks[e.task_id].name].append(float(e.reward))
-    results = {
-        "format": "autostruct.prune-results/1",
-        "name": cfg.name,
-        "tasks": records,
-        "totals": {
-            "tasks": len(tasks),
-            "episodes": len(result.episodes),
-            **engine_totals(result, search_wall, t_start),
-            "mean_accuracy_before_finetune": mean_of(records, "accuracy_before_finetune"),
-            "mean_accuracy_after_finetune": mean_of(records, "accuracy_after_finetune"),
-        },
-        "curves": curves,
-        "skipped_groups": {k.label: bases[k].get("skipped_groups", []) for k in keys},
-        "latency_tables": {k.label: p for k, p in tables.items()},
-        "rounding": {"config": cfg.search.round_to, "round_to": round_to,
-                     "host": resolve_rounding(cfg.search.round_to).as_dict() if cfg.search.round_to == "auto" else None},
-        "policy_path": str(policy_path),
-        "config": cfg.model_dump(mode="json"),
-        "versions": versions(),
-    }
-    write_json_atomic(out / "results.json", results)
-    report = render_prune_report(out)
-    _say(progress, f"done: {out / 'results.json'} and {report}")
-    return PruneRunResult(out, results, report, policy_path)
+__all__ = ["PrunePlan", "PruneRunResult", "PruneSearch", "epochs_for", "make_factories", "policy_spec",
+           "prepare_bases", "run_prune"]

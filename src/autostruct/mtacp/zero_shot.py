@@ -31,8 +31,8 @@ def zero_shot_prune(
     from autostruct.export import export
     from autostruct.measure import count_flops
     from autostruct.models import import_modules
+    from autostruct.models.bn import recalibrate_bn
     from autostruct.models.train import evaluate, fine_tune
-    from autostruct.prune.bn import recalibrate_bn
     from autostruct.prune.env import PruningEnvFactory
     from autostruct.rl import load_policy, rollout
 

@@ -11,14 +11,35 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from autostruct.config import BackendConfig, RLConfig, StrictModel, parse_config
+from autostruct.config import (
+    BackendConfig,
+    DatasetTask,
+    RLConfig,
+    ScoredSearchSettings,
+    SearchSettings,
+    StrictModel,
+    TaskBase,
+    TrainingRecipe,
+    episodes_field,
+    epochs_field,
+    lr_field,
+    min_steps_field,
+    parse_config,
+)
 from autostruct.nas.costs import COST_NAMES
+
+#: The NAS env's defaults, one home each (NASSearchConfig's fields and NASEnvFactory's arguments).
+NAS_RECAL_BATCHES = 4
+NAS_RECAL_BATCH_SIZE = 64
+NAS_REWARD = "mnas_soft"
+MASK_INFEASIBLE = True
 
 __all__ = [
     "CustomNASConfig",
     "CustomSearchConfig",
     "CustomTask",
     "LutConfig",
+    "MnasReward",
     "NASConfig",
     "NASRLConfig",
     "NASFinetuneConfig",
@@ -43,11 +64,9 @@ def _check_budgets(v: dict[str, float]) -> dict[str, float]:
     return v
 
 
-class NASTask(StrictModel):
+class NASTask(DatasetTask):
     """One deployment: a dataset (optionally a class subset), its budgets, and the device latency is priced on."""
 
-    dataset: str
-    classes: list[int] | None = Field(None, description="Class subset, relabelled 0..k-1.")
     budgets: dict[str, float] = Field(
         ..., description="Cost targets, one or several of: latency_ms, flops (MACs per image), params."
     )
@@ -56,7 +75,6 @@ class NASTask(StrictModel):
         description="Where latency_ms is priced: 'host' (a table measured here, cached) or a device profile JSON "
         "written by `autostruct nas build-lut` on that device.",
     )
-    root: str | None = Field(None, description="Folder with the dataset files (default: the usual places).")
 
     @field_validator("budgets")
     @classmethod
@@ -72,12 +90,11 @@ class NASTask(StrictModel):
         return f"{self.dataset}{classes} {budgets}"
 
 
-class SupernetConfig(StrictModel):
+class SupernetConfig(TrainingRecipe):
     """How each dataset's supernet is trained (once, then cached)."""
 
-    epochs: int = Field(5, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(0.05, gt=0, description="Peak SGD learning rate (cosine decay to 0).")
+    epochs: int = epochs_field(5)
+    lr: float = lr_field(0.05, description="Peak SGD learning rate (cosine decay to 0).")
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(4e-5, ge=0)
     sampling: Literal["uniform", "sandwich"] = Field(
@@ -88,48 +105,47 @@ class SupernetConfig(StrictModel):
     train_size: int | None = Field(
         None, ge=1, description="Train on this many training images (a fixed subset); None for all of them."
     )
-    min_steps: int = Field(
-        300, ge=0, description="At least this many SGD steps (more epochs on small datasets such as Digits)."
-    )
+    min_steps: int = min_steps_field(300)
 
 
-class NASSearchConfig(StrictModel):
-    """The NAS MDP shared by every task (same env for MTNAS and the baselines)."""
+class MnasReward(StrictModel):
+    """The multi-objective reward of both NAS searches (supernet and a user's space): accuracy times the cost's
+    ratio to its target raised to an exponent (MnasNet), or an absolute penalty."""
 
-    episodes: int = Field(800, ge=1, description="Total episodes (architectures evaluated) over all tasks.")
-    val_size: int = Field(2000, ge=1, description="Validation images scored per architecture (a fixed subset).")
-    #: The best reward of hundreds of architectures on one subset is biased upward (83-85% there, 78-79% on test):
-    #: selecting on images that never scored an episode removes that winner's curse (as pruning's selection).
-    rescore_size: int = Field(
-        1000,
-        ge=0,
-        description="Validation images, disjoint from val_size's, that re-score the top_k architectures per task "
-        "(carved from the training set with them; fewer when the hold-out is too small; 0 = select by the reward).",
-    )
-    top_k: int = Field(5, ge=1, description="Distinct best architectures per task re-scored before one is selected.")
-    recal_batches: int = Field(4, ge=0, description="Training batches for BN recalibration per architecture.")
-    recal_batch_size: int = Field(64, ge=1)
-    reward: Literal["mnas_soft", "mnas_hard", "abs"] = "mnas_soft"
+    reward: Literal["mnas_soft", "mnas_hard", "abs"] = NAS_REWARD
     reward_alpha: float | None = Field(
         None, description="Exponent under the target (default per reward; mnas_soft: 0, MnasNet's paper: -0.07)."
     )
     reward_beta: float | None = Field(None, description="Exponent over the target, or abs's weight (default per reward).")
+
+
+class NASSearchConfig(ScoredSearchSettings, MnasReward):
+    """The NAS MDP shared by every task (same env for MTNAS and the baselines).
+
+    ``holdout_size`` unset: ``val_size + rescore_size`` (what every NAS run has used; also the supernets' cache
+    key). The re-score removes the winner's curse: the best reward of hundreds of architectures on one subset is
+    biased upward (83-85% there, 78-79% on test); images that never scored an episode are not (fewer re-score
+    images when the hold-out is too small).
+    """
+
+    episodes: int = episodes_field(800, "episodes (architectures evaluated)")
+    recal_batches: int = Field(NAS_RECAL_BATCHES, ge=0, description="Training batches for BN recalibration per architecture.")
+    recal_batch_size: int = Field(NAS_RECAL_BATCH_SIZE, ge=1)
     mask_infeasible: bool = Field(
-        True,
+        MASK_INFEASIBLE,
         description="Mask choices after which even the smallest completion breaks a budget, so every sampled "
         "architecture meets its budgets (as MTACP/AMC limit actions).",
     )
 
 
-class NASFinetuneConfig(StrictModel):
+class NASFinetuneConfig(TrainingRecipe):
     """Training of each task's chosen architecture after the search."""
 
-    epochs: int = Field(3, ge=0)
-    lr: float = Field(0.01, gt=0, description="From inherited weights; from scratch uses 10x this.")
-    batch_size: int = Field(128, ge=1)
+    epochs: int = epochs_field(3, allow_zero=True)
+    lr: float = lr_field(0.01, description="From inherited weights; from scratch uses 10x this.")
     from_scratch: bool = Field(False, description="Re-initialize the weights instead of inheriting the supernet's.")
     train_size: int | None = Field(None, ge=1, description="Train on this many training images; None for all.")
-    min_steps: int = Field(150, ge=0, description="At least this many SGD steps (more epochs on small datasets).")
+    min_steps: int = min_steps_field(150)
 
 
 class LutConfig(StrictModel):
@@ -224,7 +240,7 @@ class NASConfig(StrictModel):
 # ---------------------------------------------------------------------- NAS on a user's own space and evaluator
 
 
-class CustomTask(StrictModel):
+class CustomTask(TaskBase):
     """One task of a search on a user's space: a dataset name (passed to the evaluator) and its budgets."""
 
     dataset: str = Field(..., description="Passed to the evaluator as its second argument (any label).")
@@ -243,13 +259,10 @@ class CustomTask(StrictModel):
         return f"{self.dataset} " + ",".join(f"{k}<={v:g}" for k, v in self.budgets.items())
 
 
-class CustomSearchConfig(StrictModel):
+class CustomSearchConfig(SearchSettings, MnasReward):
     """The search on a user's space: episodes and the multi-objective reward (as :class:`NASSearchConfig`)."""
 
-    episodes: int = Field(200, ge=1, description="Total episodes (architectures evaluated) over all tasks.")
-    reward: Literal["mnas_soft", "mnas_hard", "abs"] = "mnas_soft"
-    reward_alpha: float | None = Field(None, description="Exponent under the target (default per reward).")
-    reward_beta: float | None = Field(None, description="Exponent over the target, or abs's weight (default per reward).")
+    episodes: int = episodes_field(200, "episodes (architectures evaluated)")
     check_evaluator: bool = Field(
         True, description="Evaluate one architecture per task before the run starts, so a broken evaluator fails "
         "before the run folder is written (turn off when one evaluation is expensive).",

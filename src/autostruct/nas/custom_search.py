@@ -13,15 +13,18 @@ A run owns one folder (``output_dir``)::
 Unlike the supernet search there is nothing to train or export afterwards: the evaluator is a black box, and its
 metrics of the chosen architecture are the result. Everything a user can get wrong (the space, the evaluator's
 import, its result on one architecture per task) is checked before the run folder is touched.
+
+The phases run in :func:`autostruct.pipeline.run_search`; :class:`CustomNASSearch` supplies this search's parts.
 """
 
 from __future__ import annotations
 
 import re
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autostruct.config import coerce_config
 from autostruct.nas.config import CustomNASConfig, CustomTask
 from autostruct.nas.custom import (
     CustomEnvFactory,
@@ -32,11 +35,14 @@ from autostruct.nas.custom import (
     load_evaluator,
     load_space,
 )
+from autostruct.pipeline import SearchRun, best_episode, run_search
+from autostruct.results import CUSTOM_NAS_FORMAT
+from autostruct.rl import CategoricalSpec, PolicySpec
 from autostruct.utils.io import write_json_atomic
-from autostruct.utils.runs import RunResult, engine_totals, prepare_run_dir, say
+from autostruct.utils.runs import RunResult, say
 
 RUN_FORMAT = "autostruct.nas-custom-run/1"
-RESULTS_FORMAT = "autostruct.nas-custom-results/1"
+RESULTS_FORMAT = CUSTOM_NAS_FORMAT  # the schema: autostruct.results
 _RESUMABLE_FIELDS = {"output_dir", "name", "backend"}
 
 
@@ -98,10 +104,107 @@ def make_factories(
     ]
 
 
-def _parse(config: CustomNASConfig | dict[str, Any] | str | Path) -> CustomNASConfig:
-    from autostruct.config import coerce_config
+def best_in_budget(episodes: list[Any], task_id: int) -> tuple[Any, int, int] | None:
+    """(best episode among those meeting their budgets, its 1-based index among the task's episodes, count)."""
+    return best_episode(episodes, task_id, accept=lambda e: bool(e.info.get("meets_budgets")))
 
-    return coerce_config(CustomNASConfig, config)
+
+def evaluated_archs(episodes: list[Any], names: list[str]) -> dict[str, dict[str, list[Any]]]:
+    """Per task, the architectures evaluated in the search (for the accuracy-vs-cost scatter and reward curves)."""
+    out: dict[str, dict[str, list[Any]]] = {
+        n: {"episode": [], "accuracy": [], "reward": [], "flops": [], "params": [], "latency_ms": [], "meets_budgets": []}
+        for n in names
+    }
+    for e in episodes:
+        d = out[names[e.task_id]]
+        d["episode"].append(e.episode_index)
+        for k in ("accuracy", "flops", "params", "latency_ms", "meets_budgets"):
+            d[k].append(e.info.get(k))
+        d["reward"].append(float(e.reward))
+    return out
+
+
+@dataclass(frozen=True)
+class CustomPlan:
+    """The checked inputs: the space and evaluator as loaded, task names, the env factories, the datasets."""
+
+    space: CustomSpace
+    evaluator: Evaluator
+    names: list[str]
+    factories: list[CustomEnvFactory]
+    datasets: list[str]
+
+
+class CustomNASSearch:
+    """NAS on a user's space with a user's evaluator as a :class:`~autostruct.pipeline.SearchKind`: no assets, one
+    env per task, Monte Carlo returns, and per task the best architecture within budget (nothing to train).
+
+    ``space`` and ``evaluator`` objects, when given, are used instead of resolving the config's strings."""
+
+    run_format = RUN_FORMAT
+    resumable = frozenset(_RESUMABLE_FIELDS)
+    what_changed = "tasks, space, evaluator or search settings"
+    algorithm = "mc"
+    prefix = "autostruct nas"
+
+    def __init__(self, space: CustomSpace | None = None, evaluator: Evaluator | None = None) -> None:
+        self.space, self.evaluator = space, evaluator
+
+    def parse(self, config: Any) -> CustomNASConfig:
+        return coerce_config(CustomNASConfig, config)
+
+    def preflight(self, run: SearchRun) -> CustomPlan:
+        cfg = run.cfg
+        space_obj = load_space(self.space if self.space is not None else cfg.space, cfg.import_paths)
+        eval_fn = load_evaluator(self.evaluator if self.evaluator is not None else cfg.evaluator, cfg.import_paths)
+        names = [task_name(i, t) for i, t in enumerate(cfg.tasks)]
+        space_spec: CustomSpace | dict[str, Any] | str = space_obj if self.space is not None else cfg.space
+        factories = make_factories(cfg, space_spec, self.evaluator if self.evaluator is not None else cfg.evaluator,
+                                   names)
+        if cfg.search.check_evaluator:  # one architecture per task through the env, as an actor would build it
+            for f in factories:
+                f().evaluate([0] * space_obj.num_decisions)
+        return CustomPlan(space_obj, eval_fn, names, factories, list(dict.fromkeys(t.dataset for t in cfg.tasks)))
+
+    def prepare_assets(self, run: SearchRun) -> None:
+        return None
+
+    def make_factories(self, run: SearchRun) -> list[CustomEnvFactory]:
+        return run.plan.factories
+
+    def policy_spec(self, run: SearchRun) -> PolicySpec:
+        space = run.plan.space
+        return PolicySpec(
+            observation_size=custom_observation_size(space, len(run.plan.datasets)),
+            action_spec=CategoricalSpec(space.choice_counts),
+            use_lstm=run.cfg.rl.use_lstm,
+        )
+
+    def describe(self, run: SearchRun) -> str:
+        cfg, space = run.cfg, run.plan.space
+        return (f"search: {len(cfg.tasks)} tasks, space '{space.name}' ({space.num_decisions} decisions), "
+                f"evaluator {evaluator_name(run.plan.evaluator)}, {cfg.search.episodes} episodes, {cfg.rl.actors} "
+                f"actor(s) on '{cfg.backend.name}'")
+
+    def policy_metadata(self, run: SearchRun) -> dict[str, Any]:
+        return {"space": run.plan.space.to_dict(), "tasks": run.plan.names, "seed": run.cfg.seed}
+
+    def finish_task(self, run: SearchRun, task_id: int) -> dict[str, Any]:
+        return _task_record(task_id, run.cfg.tasks[task_id], run.plan.names[task_id],
+                            best_in_budget(run.episodes, task_id), run.episodes, run.out)
+
+    def results(self, run: SearchRun, records: list[dict[str, Any]]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        totals = {
+            "datasets": len(run.plan.datasets),
+            "distinct_architectures": len({(e.task_id, tuple(e.info.get("indices", ()))) for e in run.episodes}),
+            "tasks_without_feasible_arch": sum(r["arch"] is None for r in records),
+        }
+        fields = {
+            "space": run.plan.space.to_dict(),
+            "evaluator": evaluator_name(run.plan.evaluator),
+            "evaluated": evaluated_archs(run.episodes, run.plan.names),
+        }
+        return RESULTS_FORMAT, totals, fields
 
 
 def search_custom(
@@ -118,72 +221,8 @@ def search_custom(
     ``space`` and ``evaluator`` objects, when given, are used instead of resolving the config's strings (what
     :func:`autostruct.search_custom` does for Python callables); they must pickle for the ``local`` backend.
     """
-    cfg = _parse(config)
-    from autostruct.report.nas_report import render_nas_report
-    from autostruct.rl import PolicySpec, run_impala, save_policy
-    from autostruct.rl.env import CategoricalSpec
-    from autostruct.utils.versions import versions
-
-    t_start = time.monotonic()
-    # Checks first; nothing is written until they pass.
-    space_obj = load_space(space if space is not None else cfg.space, cfg.import_paths)
-    eval_fn = load_evaluator(evaluator if evaluator is not None else cfg.evaluator, cfg.import_paths)
-    names = [task_name(i, t) for i, t in enumerate(cfg.tasks)]
-    space_spec: CustomSpace | dict[str, Any] | str = space_obj if space is not None else cfg.space
-    factories = make_factories(cfg, space_spec, evaluator if evaluator is not None else cfg.evaluator, names)
-    prepare_run_dir(cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS,
-                    resume=resume, overwrite=overwrite, what_changed="tasks, space, evaluator or search settings",
-                    dry_run=True)
-    if cfg.search.check_evaluator:  # one architecture per task through the env, as an actor would build it
-        for f in factories:
-            f().evaluate([0] * space_obj.num_decisions)
-    out = prepare_run_dir(cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS,
-                          resume=resume, overwrite=overwrite,
-                          what_changed="tasks, space, evaluator or search settings")
-    datasets = list(dict.fromkeys(t.dataset for t in cfg.tasks))
-    spec = PolicySpec(
-        observation_size=custom_observation_size(space_obj, len(datasets)),
-        action_spec=CategoricalSpec(space_obj.choice_counts),
-        use_lstm=cfg.rl.use_lstm,
-    )
-    say(progress, f"search: {len(cfg.tasks)} tasks, space '{space_obj.name}' ({space_obj.num_decisions} decisions), "
-                  f"evaluator {evaluator_name(eval_fn)}, {cfg.search.episodes} episodes, {cfg.rl.actors} actor(s) on "
-                  f"'{cfg.backend.name}'", prefix="autostruct nas")
-    t_search = time.monotonic()
-    result = run_impala(
-        factories, spec, total_episodes=cfg.search.episodes, run_dir=out / "search", rl=cfg.rl, backend=cfg.backend,
-        algorithm="mc", resume=True, seed=cfg.seed, progress=progress,
-    )
-    search_wall = time.monotonic() - t_search
-    policy_path = save_policy(result.policy, out / "policy.pt",
-                              metadata={"space": space_obj.to_dict(), "tasks": names, "seed": cfg.seed})
-    from autostruct.nas.search import _evaluated, best_in_budget
-
-    records = [_task_record(i, t, names[i], best_in_budget(result.episodes, i), result.episodes, out)
-               for i, t in enumerate(cfg.tasks)]
-    results = {
-        "format": RESULTS_FORMAT,
-        "name": cfg.name,
-        "tasks": records,
-        "totals": {
-            "tasks": len(cfg.tasks),
-            "datasets": len(datasets),
-            "episodes": len(result.episodes),
-            "distinct_architectures": len({(e.task_id, tuple(e.info.get("indices", ()))) for e in result.episodes}),
-            "tasks_without_feasible_arch": sum(r["arch"] is None for r in records),
-            **engine_totals(result, search_wall, t_start),
-        },
-        "space": space_obj.to_dict(),
-        "evaluator": evaluator_name(eval_fn),
-        "evaluated": _evaluated(result.episodes, names),
-        "policy_path": str(policy_path),
-        "config": cfg.model_dump(mode="json"),
-        "versions": versions(),
-    }
-    write_json_atomic(out / "results.json", results)
-    report = render_nas_report(out)
-    say(progress, f"done: {out / 'results.json'} and {report}", prefix="autostruct nas")
-    return CustomRunResult(out, results, report, policy_path)
+    return run_search(config, CustomNASSearch(space, evaluator), resume=resume, overwrite=overwrite,
+                      progress=progress, result_type=CustomRunResult)
 
 
 def _task_record(
@@ -218,4 +257,5 @@ def _task_record(
     }
 
 
-__all__ = ["CustomRunResult", "is_custom_config", "search_custom", "task_name"]
+__all__ = ["CustomNASSearch", "CustomPlan", "CustomRunResult", "best_in_budget", "evaluated_archs",
+           "is_custom_config", "search_custom", "task_name"]

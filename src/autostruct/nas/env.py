@@ -31,11 +31,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from autostruct.config import SCORE_SIZE
+from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
+from autostruct.nas.config import MASK_INFEASIBLE, NAS_RECAL_BATCH_SIZE, NAS_RECAL_BATCHES, NAS_REWARD
 from autostruct.nas.costs import COST_NAMES
 from autostruct.nas.evaluate import ArchEvaluator, TaskCosts, describe
+from autostruct.nas.lut import load_profile
 from autostruct.nas.rewards import RewardSpec, meets
-from autostruct.nas.space import Architecture, SearchSpace
+from autostruct.nas.space import Architecture, SearchSpace, get_space
+from autostruct.nas.train_supernet import load_supernet
 from autostruct.rl.env import CategoricalSpec
 
 
@@ -58,7 +63,7 @@ class NASEnv:
         task_id: int = 0,
         dataset_index: int = 0,
         num_datasets: int = 1,
-        mask_infeasible: bool = True,
+        mask_infeasible: bool = MASK_INFEASIBLE,
         name: str = "task",
     ) -> None:
         if not 0 <= dataset_index < num_datasets:
@@ -209,27 +214,24 @@ class NASEnvFactory:
     task_id: int = 0
     dataset_index: int = 0
     num_datasets: int = 1
-    val_size: int = 2000
+    val_size: int = SCORE_SIZE
     rescore_size: int = 0
-    recal_batches: int = 4
-    recal_batch_size: int = 64
-    reward: str = "mnas_soft"
+    holdout_size: int | None = None  # None: val_size + rescore_size
+    recal_batches: int = NAS_RECAL_BATCHES
+    recal_batch_size: int = NAS_RECAL_BATCH_SIZE
+    reward: str = NAS_REWARD
     reward_alpha: float | None = None
     reward_beta: float | None = None
-    mask_infeasible: bool = True
+    mask_infeasible: bool = MASK_INFEASIBLE
     seed: int = 0
     name: str = field(default="task")
     #: "search" scores with the reward's subset; "rescore" with the disjoint re-score subset (selection only).
     split: str = "search"
 
     def __call__(self) -> NASEnv:
-        from autostruct.data import load_dataset
-        from autostruct.nas.lut import load_profile
-        from autostruct.nas.space import get_space
-        from autostruct.nas.train_supernet import load_supernet
-
         data = load_dataset(
-            self.dataset, root=self.root, val_size=self.val_size + self.rescore_size, seed=self.seed,
+            self.dataset, root=self.root, seed=self.seed,
+            val_size=self.val_size + self.rescore_size if self.holdout_size is None else self.holdout_size,
             classes=list(self.classes) if self.classes else None,
         )
         space = get_space(self.space, data.image_size).scaled(self.width)

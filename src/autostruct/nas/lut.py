@@ -11,19 +11,16 @@ once per prediction::
 :func:`check_lut` measures whole sampled networks and reports the Spearman rank correlation of predicted vs
 measured latency (the target is >= 0.9). A profile built elsewhere (another device) is loaded with
 :func:`load_profile`; a profile that lacks a block an architecture needs raises :class:`AutostructError`.
+
+The table format, the timing protocol and the rank check are :mod:`autostruct.measure.lut`'s (the one
+latency-table module); this module only says which blocks a search space has and how a profile prices an
+architecture.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import gc
-import io
 import json
-import tempfile
-import time
-import warnings
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +30,15 @@ import torch
 from torch import nn
 
 from autostruct.errors import AutostructError
-from autostruct.measure import LatencyTable, onnx_session
+from autostruct.measure.lut import LatencyTable, spearman, time_blocks
 from autostruct.nas.costs import all_block_shapes, block_costs
 from autostruct.nas.space import Architecture, SearchSpace
 from autostruct.nas.supernet import MBConv, NASNet, _conv_bn
 
 PROFILE_KIND = "nas-block-latency"
+
+__all__ = ["PROFILE_KIND", "LatencyProfile", "LutCheck", "build_lut", "check_lut", "load_profile", "save_profile",
+           "spearman"]
 
 
 @dataclass(frozen=True)
@@ -146,52 +146,6 @@ def load_profile(path: str | Path) -> LatencyProfile:
 
 # ---------------------------------------------------------------------- measurement
 
-
-def _session(module: nn.Module, x: torch.Tensor, threads: int, tmp: Path) -> Callable[[], None]:
-    """An onnxruntime session of ``module`` opened as autostruct times models (:func:`onnx_session`)."""
-    path = tmp / "block.onnx"
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        # The TorchScript exporter takes ~0.1 s per block where the dynamo one takes seconds; a table holds ~75.
-        torch.onnx.export(module.eval(), (x,), str(path), dynamo=False, input_names=["input"], output_names=["output"])
-    sess = onnx_session(path, threads)
-    feed = {sess.get_inputs()[0].name: x.numpy()}
-    return lambda: sess.run(None, feed)
-
-
-def _median_ms(run: Callable[[], None], warmup: int, runs: int) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        run()
-        times.append(time.perf_counter_ns() - t0)
-    return float(np.median(times) / 1e6)
-
-
-def _measure_many(
-    items: list[tuple[str, nn.Module, torch.Tensor]], threads: int, warmup: int, runs: int, rounds: int, tick: Callable[[], None]
-) -> dict[str, float]:
-    """Median over ``rounds`` interleaved passes of each model's median latency (interleaving spreads host noise)."""
-    runners = []
-    with tempfile.TemporaryDirectory(prefix="autostruct-lut-") as tmp:
-        for key, module, x in items:
-            runners.append((key, _session(module, x, threads, Path(tmp))))
-            tick()
-    per_round: dict[str, list[float]] = {k: [] for k, _ in runners}
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # a collection inside a timed run would land on one block only
-    try:
-        for _ in range(rounds):
-            for key, run in runners:
-                per_round[key].append(_median_ms(run, warmup, runs))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return {k: float(np.median(v)) for k, v in per_round.items()}
-
-
 class _Head(nn.Module):
     def __init__(self, c_in: int, c_out: int, num_classes: int) -> None:
         super().__init__()
@@ -224,18 +178,6 @@ def _block_modules(space: SearchSpace, in_channels: int, image_size: int, num_cl
     return items
 
 
-@contextlib.contextmanager
-def _progress(total: int, description: str, enabled: bool) -> Iterator[Callable[[], None]]:
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as prog:
-        task = prog.add_task(description, total=total)
-        yield lambda: prog.advance(task)
-
-
 def build_lut(
     space: SearchSpace,
     image_size: int,
@@ -257,8 +199,8 @@ def build_lut(
     torch.manual_seed(seed)
     items = _block_modules(space, in_channels, image_size, num_classes)
     items.append(("__overhead__", _Overhead(), torch.randn(1, in_channels, image_size, image_size)))
-    with torch.no_grad(), _progress(len(items), "measuring blocks", progress) as tick:
-        times = _measure_many(items, threads, warmup, runs, rounds, tick)
+    times = time_blocks(items, threads=threads, warmup=warmup, runs=runs, rounds=rounds,
+                        progress="measuring blocks" if progress else None)
     overhead = times.pop("__overhead__")
     meta = {
         "kind": PROFILE_KIND,
@@ -275,24 +217,6 @@ def build_lut(
     }
     table = LatencyTable(device=device, backend="onnxruntime", threads=threads, entries=times, meta=meta)
     return LatencyProfile(table)
-
-
-def spearman(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> float:
-    """Spearman rank correlation (Pearson correlation of average ranks; ties share their mean rank)."""
-
-    def ranks(v: np.ndarray) -> np.ndarray:
-        order = np.argsort(v, kind="mergesort")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=float)
-        for value in np.unique(v):
-            tie = v == value
-            r[tie] = r[tie].mean()
-        return r
-
-    x, y = ranks(np.asarray(a, dtype=float)), ranks(np.asarray(b, dtype=float))
-    if x.std() == 0 or y.std() == 0:
-        return 0.0
-    return float(np.corrcoef(x, y)[0, 1])
 
 
 @dataclass(frozen=True)
@@ -336,9 +260,8 @@ def check_lut(
         (str(i), NASNet(a, profile.num_classes, profile.in_channels), torch.randn(1, profile.in_channels, profile.image_size, profile.image_size))
         for i, a in enumerate(archs)
     ]
-    threads = threads or profile.table.threads
-    with torch.no_grad(), _progress(len(items), "measuring networks", progress) as tick:
-        measured = _measure_many(items, threads, warmup, runs, rounds, tick)
+    measured = time_blocks(items, threads=threads or profile.table.threads, warmup=warmup, runs=runs, rounds=rounds,
+                           progress="measuring networks" if progress else None)
     predicted = [profile.predict(a) for a in archs]
     meas = [measured[str(i)] for i in range(len(archs))]
     return LutCheck(spearman(predicted, meas), predicted, meas, [list(a.indices) for a in archs])

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from autostruct.errors import AutostructError
+from autostruct.errors import AutostructError, unknown_name
 
 RewardKind = Literal["mnas_soft", "mnas_hard", "abs"]
 REWARDS: tuple[str, ...] = ("mnas_soft", "mnas_hard", "abs")
@@ -92,8 +92,6 @@ class RewardSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in REWARDS:
-            from autostruct.errors import unknown_name
-
             raise unknown_name("reward", self.kind, REWARDS)
 
     @property

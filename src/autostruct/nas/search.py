@@ -15,6 +15,9 @@ A run owns one folder (``output_dir``)::
 One controller (the engine's categorical LSTM policy; the task is in its observation) is trained by IMPALA
 actors on every task at once, with Monte Carlo returns and truncated importance weights (``algorithm="mc"``).
 Every phase writes atomically and is skipped on ``resume`` when its output exists.
+
+The phases run in :func:`autostruct.pipeline.run_search`; :class:`NASSearch` supplies this search's parts
+(supernets and latency profiles, NAS envs, the per-task selection and finish, the results fields).
 """
 
 from __future__ import annotations
@@ -23,27 +26,29 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from autostruct.config import coerce_config
 from autostruct.errors import AutostructError
 from autostruct.nas.config import NASConfig, NASTask
+from autostruct.nas.custom_search import best_in_budget, evaluated_archs, is_custom_config, search_custom
 from autostruct.nas.env import NASEnvFactory, holdout_indices, make_evaluator, observation_size
 from autostruct.nas.evaluate import TaskCosts
 from autostruct.nas.space import SearchSpace, get_space
+from autostruct.pipeline import SearchRun, onnx_latency_ms, run_search, task_episodes
 from autostruct.prune.selection import RescoreFn, Selection, select_strategy
+from autostruct.results import NAS_FORMAT
 from autostruct.utils.io import write_json_atomic, write_text_atomic
-from autostruct.utils.runs import DataKey, RunResult, engine_totals, mean_of, prepare_run_dir, say
+from autostruct.utils.runs import DataKey, RunResult, mean_of, say
 
 log = logging.getLogger("autostruct.nas")
 
 RUN_FORMAT = "autostruct.nas-run/1"
-RESULTS_FORMAT = "autostruct.nas-results/1"
+RESULTS_FORMAT = NAS_FORMAT  # the schema: autostruct.results
 #: Config fields that may change between a run and its resume (they don't change what was already done).
 _RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device", "lut"}
 
@@ -63,16 +68,8 @@ def task_name(i: int, task: NASTask) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", raw)
 
 
-def _say(progress: bool, msg: str) -> None:
-    say(progress, msg, prefix="autostruct nas")
-
-
-def prepare_output_dir(cfg: NASConfig, *, resume: bool, overwrite: bool, dry_run: bool = False) -> Path:
-    """Create or reuse ``output_dir``; refuse to mix runs unless told to resume or overwrite."""
-    return prepare_run_dir(
-        cfg, output_dir=cfg.output_dir, run_format=RUN_FORMAT, resumable=_RESUMABLE_FIELDS, resume=resume,
-        overwrite=overwrite, what_changed="tasks, space, supernet or search settings", dry_run=dry_run,
-    )
+#: The prefix of this search's status lines.
+PREFIX = "autostruct nas"
 
 
 # ---------------------------------------------------------------------- phases
@@ -100,8 +97,9 @@ class _Data:
 
 
 def holdout_size(cfg: NASConfig) -> int:
-    """Validation images carved from the training set: the reward's ``val_size`` plus the re-score's."""
-    return cfg.search.val_size + cfg.search.rescore_size
+    """Validation images carved from the training set: ``search.holdout_size``, by default the reward's
+    ``val_size`` plus the re-score's ``rescore_size``."""
+    return cfg.search.holdout
 
 
 def _space(cfg: NASConfig, data: Any) -> SearchSpace:
@@ -122,8 +120,8 @@ def prepare_supernets(cfg: NASConfig, out: Path, keys: list[DataKey], datas: _Da
                 continue
         data = datas(key)
         space = _space(cfg, data)
-        _say(progress, f"supernet for {key.label}: {space.num_architectures():.3g} architectures, "
-                       f"{cfg.supernet.epochs} epochs ({cfg.supernet.sampling} sampling), cached after training")
+        say(progress, f"supernet for {key.label}: {space.num_architectures():.3g} architectures, "
+                       f"{cfg.supernet.epochs} epochs ({cfg.supernet.sampling} sampling), cached after training", prefix=PREFIX)
         _, info = get_or_train_supernet(
             space, data, cfg.supernet, seed=cfg.seed, val_size=holdout_size(cfg), device=cfg.device, progress=progress
         )
@@ -171,7 +169,8 @@ def prepare_profiles(cfg: NASConfig, tasks: list[NASTask], names: list[str], dat
             continue
         path = _host_profile_path(cfg, space, data)
         if not path.is_file():
-            _say(progress, f"latency table for {_data_key(task).label} on this host (onnxruntime, {cfg.lut.threads} thread(s))")
+            say(progress, f"latency table for {_data_key(task).label} on this host (onnxruntime, {cfg.lut.threads} thread(s))",
+                prefix=PREFIX)
             profile = build_lut(
                 space, data.image_size, data.in_channels, data.num_classes, device="host", threads=cfg.lut.threads,
                 warmup=cfg.lut.warmup, runs=cfg.lut.runs, rounds=cfg.lut.rounds, seed=cfg.seed, progress=progress,
@@ -180,8 +179,8 @@ def prepare_profiles(cfg: NASConfig, tasks: list[NASTask], names: list[str], dat
                 check = check_lut(profile, space, cfg.lut.check_archs, seed=cfg.seed, warmup=cfg.lut.warmup,
                                   runs=cfg.lut.runs, rounds=cfg.lut.rounds, progress=progress)
                 profile = profile.with_meta(check=check.as_dict())
-                _say(progress, f"  predicted vs measured latency of {cfg.lut.check_archs} networks: Spearman "
-                               f"{check.spearman:.3f} (target >= 0.9)")
+                say(progress, f"  predicted vs measured latency of {cfg.lut.check_archs} networks: Spearman "
+                               f"{check.spearman:.3f} (target >= 0.9)", prefix=PREFIX)
             save_profile(profile, path)
         paths[i] = str(path)
     return paths
@@ -218,6 +217,7 @@ def make_factories(
             num_datasets=len(keys),
             val_size=s.val_size,
             rescore_size=s.rescore_size,
+            holdout_size=s.holdout_size,
             recal_batches=s.recal_batches,
             recal_batch_size=s.recal_batch_size,
             reward=s.reward,
@@ -263,16 +263,6 @@ def policy_spec(cfg: NASConfig, space: SearchSpace, num_datasets: int) -> Any:
     )
 
 
-def best_in_budget(episodes: list[Any], task_id: int) -> tuple[Any, int, int] | None:
-    """(best episode among those meeting their budgets, its 1-based index among the task's episodes, count)."""
-    task_eps = [e for e in episodes if e.task_id == task_id]
-    best, best_i = None, 0
-    for i, e in enumerate(task_eps, start=1):
-        if e.info.get("meets_budgets") and (best is None or e.reward > best.reward):
-            best, best_i = e, i
-    return (best, best_i, len(task_eps)) if best is not None else None
-
-
 def select_architecture(
     episodes: list[Any], task_id: int, rescore: RescoreFn | None, top_k: int
 ) -> tuple[Selection, tuple[Any, int, int]] | None:
@@ -284,7 +274,7 @@ def select_architecture(
     selection and (the selected episode, its 1-based index among the task's episodes, their count), or None when
     no episode met its budgets.
     """
-    task_eps = [e for e in episodes if e.task_id == task_id]
+    task_eps = task_episodes(episodes, task_id)
     within = [(e.reward, e.info) for e in task_eps if e.info.get("meets_budgets")]
     if not within:
         return None
@@ -326,12 +316,6 @@ def selection_fields(selection: Selection, rescored: bool, rescore_images: int) 
     }
 
 
-def _latency(model: torch.nn.Module, x: torch.Tensor, runs: int) -> float:
-    from autostruct.measure import measure_latency
-
-    return float(measure_latency(model, x, backend="onnxruntime", runs=runs, warmup=5, threads=1).median_ms)
-
-
 def _finish_task(
     cfg: NASConfig,
     out: Path,
@@ -370,9 +354,9 @@ def _finish_task(
     space = _space(cfg, data)
     arch = space.arch(best.info["arch"])
     rescore_note = f", re-score accuracy {selected['rescore']:.4f}" if selected["rescore"] is not None else ""
-    _say(progress, f"task {name}: selected architecture {arch} (rank {selected['selected_rank']} of "
+    say(progress, f"task {name}: selected architecture {arch} (rank {selected['selected_rank']} of "
                    f"{len(selected['rescore_candidates'])} by reward {best.reward:.4f}{rescore_note}); "
-                   + ("training from scratch" if from_scratch else "fine-tuning inherited weights"))
+                   + ("training from scratch" if from_scratch else "fine-tuning inherited weights"), prefix=PREFIX)
     write_json_atomic(task_dir / "arch.json", arch.to_json())
     supernet = load_supernet(supernet_path, data.num_classes, data.in_channels)
     evaluator = make_evaluator(supernet, data, cfg.search.val_size, cfg.search.recal_batches,
@@ -393,8 +377,7 @@ def _finish_task(
         ft_data = data
         if cfg.finetune.train_size is not None:
             ft_data = dataclasses.replace(data, train=data.train.subset(cfg.finetune.train_size, seed=cfg.seed))
-        steps_per_epoch = max(1, len(ft_data.train) // cfg.finetune.batch_size)
-        ft_epochs = max(cfg.finetune.epochs, math.ceil(cfg.finetune.min_steps / steps_per_epoch))
+        ft_epochs = cfg.finetune.epochs_for(len(ft_data.train), drop_last=True)
         fine_tune(model, ft_data, ft_epochs, lr=lr, batch_size=cfg.finetune.batch_size, seed=cfg.seed,
                   device=cfg.device, progress=progress, channels_last=True)
         acc_after = evaluate(model, data.test, device=cfg.device).accuracy
@@ -420,7 +403,7 @@ def _finish_task(
         "arch_str": str(arch),
         "flops": int(cost.flops),
         "params": int(cost.params),
-        "latency_ms": _latency(model, x, cfg.latency_runs),
+        "latency_ms": onnx_latency_ms(model, x, cfg.latency_runs),
         "predicted_latency_ms": predicted,
         "accuracy": best.info["accuracy"],
         "reward": best.reward,
@@ -441,28 +424,128 @@ def _finish_task(
     return rec
 
 
-def _evaluated(episodes: list[Any], names: list[str]) -> dict[str, dict[str, list[Any]]]:
-    """Per task, the architectures evaluated in the search (for the accuracy-vs-cost scatter and reward curves)."""
-    out: dict[str, dict[str, list[Any]]] = {
-        n: {"episode": [], "accuracy": [], "reward": [], "flops": [], "params": [], "latency_ms": [], "meets_budgets": []}
-        for n in names
-    }
-    for e in episodes:
-        d = out[names[e.task_id]]
-        d["episode"].append(e.episode_index)
-        for k in ("accuracy", "flops", "params", "latency_ms", "meets_budgets"):
-            d[k].append(e.info.get(k))
-        d["reward"].append(float(e.reward))
-    return out
+#: The per-task evaluated architectures of results.json (shared with the custom-space search).
+_evaluated = evaluated_archs
 
 
-# ---------------------------------------------------------------------- entry point
+@dataclasses.dataclass
+class NASPlan:
+    """The checked inputs of a NAS run: tasks and their names, datasets, the data cache, latency profiles."""
+
+    tasks: list[NASTask]
+    names: list[str]
+    keys: list[DataKey]
+    datas: _Data
+    profiles: dict[int, str]
 
 
-def _parse(config: NASConfig | dict[str, Any] | str | Path) -> NASConfig:
-    from autostruct.config import coerce_config
+@dataclasses.dataclass
+class NASAssets:
+    """Per dataset the supernet record (``supernets/<data>.json``); per latency task its profile in the run folder."""
 
-    return coerce_config(NASConfig, config)
+    supernets: dict[DataKey, dict[str, Any]]
+    profiles: dict[int, str]
+
+
+class NASSearch:
+    """Supernet NAS (MTNAS) as a :class:`~autostruct.pipeline.SearchKind`: one supernet per dataset, latency
+    profiles, one NAS env per task, Monte Carlo returns, and per task a selected architecture that is built with
+    inherited weights, fine-tuned (or trained from scratch), exported and timed.
+
+    ``from_scratch`` overrides ``finetune.from_scratch`` (the CLI's ``--from-scratch``)."""
+
+    run_format = RUN_FORMAT
+    resumable = frozenset(_RESUMABLE_FIELDS)
+    what_changed = "tasks, space, supernet or search settings"
+    algorithm = "mc"
+    prefix = PREFIX
+
+    def __init__(self, from_scratch: bool | None = None) -> None:
+        self.from_scratch = from_scratch
+
+    def parse(self, config: Any) -> NASConfig:
+        cfg = coerce_config(NASConfig, config)
+        if self.from_scratch is not None:
+            cfg = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(update={"from_scratch": self.from_scratch})})
+        if cfg.finetune.from_scratch and cfg.finetune.epochs < 1:
+            raise AutostructError("Training from scratch needs finetune.epochs >= 1 (e.g. finetune: {epochs: 10}).")
+        return cfg
+
+    def preflight(self, run: SearchRun) -> NASPlan:
+        from autostruct.nas import supernet as _registers_nas_model  # noqa: F401  (load_model needs the builder)
+
+        cfg = run.cfg
+        tasks = list(cfg.tasks)
+        names = [task_name(i, t) for i, t in enumerate(tasks)]
+        keys = list(dict.fromkeys(_data_key(t) for t in tasks))
+        datas = _Data(cfg)
+        check_budgets(cfg, tasks, names, datas, None)
+        profiles = prepare_profiles(cfg, tasks, names, datas, run.progress)
+        check_budgets(cfg, tasks, names, datas, profiles)
+        return NASPlan(tasks, names, keys, datas, profiles)
+
+    def prepare_assets(self, run: SearchRun) -> NASAssets:
+        plan = run.plan
+        profiles = copy_profiles(run.out, plan.profiles, plan.names)
+        return NASAssets(prepare_supernets(run.cfg, run.out, plan.keys, plan.datas, run.progress), profiles)
+
+    def make_factories(self, run: SearchRun) -> list[NASEnvFactory]:
+        plan = run.plan
+        return make_factories(run.cfg, plan.tasks, plan.names, run.assets.supernets, run.assets.profiles)
+
+    def _space0(self, run: SearchRun) -> SearchSpace:
+        return _space(run.cfg, run.plan.datas(run.plan.keys[0]))
+
+    def policy_spec(self, run: SearchRun) -> Any:
+        return policy_spec(run.cfg, self._space0(run), len(run.plan.keys))
+
+    def describe(self, run: SearchRun) -> str:
+        cfg = run.cfg
+        return (f"search: {len(run.plan.tasks)} tasks, {cfg.search.episodes} episodes, {cfg.rl.actors} actor(s) on "
+                f"'{cfg.backend.name}', reward {cfg.search.reward}")
+
+    def policy_metadata(self, run: SearchRun) -> dict[str, Any]:
+        return {"space": run.cfg.model_dump(mode="json")["space"], "tasks": run.plan.names, "seed": run.cfg.seed}
+
+    def finish_task(self, run: SearchRun, task_id: int) -> dict[str, Any]:
+        cfg, plan, s = run.cfg, run.plan, run.cfg.search
+        task, name = plan.tasks[task_id], plan.names[task_id]
+        key = _data_key(task)
+        n_rescore = len(holdout_indices(len(plan.datas(key).val), s.val_size, s.rescore_size, cfg.seed)[1])
+        if n_rescore < s.rescore_size:
+            msg = (f"task {name}: the validation hold-out has room for {n_rescore} of search.rescore_size="
+                   f"{s.rescore_size} re-score images after the reward's {s.val_size}"
+                   + ("; selecting by the search reward" if n_rescore == 0 else ""))
+            log.warning(msg)
+            say(run.progress, msg, prefix=PREFIX)
+        rescore = env_rescorer(run.factories[task_id]) if n_rescore > 0 and s.top_k > 1 else None
+        picked = select_architecture(run.episodes, task_id, rescore, s.top_k)
+        if picked is None:
+            raise AutostructError(
+                f"Task {name}: none of its episodes met its budgets {task.budgets}. Raise search.episodes, relax the "
+                "budgets, or set search.mask_infeasible: true."
+            )
+        selection, chosen = picked
+        return _finish_task(cfg, run.out, name, task_id, task, plan.datas(key), run.assets.supernets[key]["path"],
+                            run.assets.profiles.get(task_id), chosen,
+                            selection_fields(selection, rescore is not None, n_rescore), len(run.episodes),
+                            run.progress)
+
+    def results(self, run: SearchRun, records: list[dict[str, Any]]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        cfg, plan, supernets = run.cfg, run.plan, run.assets.supernets
+        totals = {
+            "datasets": len(plan.keys),
+            "distinct_architectures": len({(e.task_id, tuple(e.info.get("arch", ()))) for e in run.episodes}),
+            "supernet_training_seconds": sum(float(supernets[k]["metrics"].get("seconds", 0.0)) for k in plan.keys),
+            "mean_accuracy_after_finetune": mean_of(records, "accuracy_after_finetune"),
+        }
+        fields = {
+            "space": self._space0(run).to_dict() if isinstance(cfg.space, dict) else cfg.space,
+            "supernets": {k.label: supernets[k] for k in plan.keys},
+            "profiles": {plan.names[i]: p for i, p in run.assets.profiles.items()},
+            "evaluated": evaluated_archs(run.episodes, plan.names),
+        }
+        return RESULTS_FORMAT, totals, fields
 
 
 def search(
@@ -478,98 +561,13 @@ def search(
     ``from_scratch`` overrides ``finetune.from_scratch`` (the CLI's ``--from-scratch``). A config with an
     ``evaluator`` (a user's own space and evaluator) runs :func:`autostruct.nas.custom_search.search_custom`.
     """
-    from autostruct.nas.custom_search import is_custom_config, search_custom
-
     if is_custom_config(config):
         if from_scratch:
             raise AutostructError("--from-scratch applies to supernet searches; a search with an evaluator trains nothing.")
         return search_custom(config, resume=resume, overwrite=overwrite, progress=progress)  # type: ignore[return-value]
-    cfg = _parse(config)
-    from autostruct.nas import supernet as _registers_nas_model  # noqa: F401  (load_model needs the builder)
-    from autostruct.report.nas_report import render_nas_report
-    from autostruct.rl import run_impala, save_policy
-    from autostruct.utils.versions import versions
-
-    if from_scratch is not None:
-        cfg = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(update={"from_scratch": from_scratch})})
-    if cfg.finetune.from_scratch and cfg.finetune.epochs < 1:
-        raise AutostructError("Training from scratch needs finetune.epochs >= 1 (e.g. finetune: {epochs: 10}).")
-    t_start = time.monotonic()
-    tasks = list(cfg.tasks)
-    names = [task_name(i, t) for i, t in enumerate(tasks)]
-    keys = list(dict.fromkeys(_data_key(t) for t in tasks))
-    datas = _Data(cfg)
-    # Everything a user can get wrong is checked before the run folder is touched: space, budgets, profiles.
-    prepare_output_dir(cfg, resume=resume, overwrite=overwrite, dry_run=True)
-    check_budgets(cfg, tasks, names, datas, None)
-    profiles = prepare_profiles(cfg, tasks, names, datas, progress)
-    check_budgets(cfg, tasks, names, datas, profiles)
-    out = prepare_output_dir(cfg, resume=resume, overwrite=overwrite)
-    profiles = copy_profiles(out, profiles, names)
-    supernets = prepare_supernets(cfg, out, keys, datas, progress)
-    factories = make_factories(cfg, tasks, names, supernets, profiles)
-    space0 = _space(cfg, datas(keys[0]))
-
-    _say(progress, f"search: {len(tasks)} tasks, {cfg.search.episodes} episodes, {cfg.rl.actors} actor(s) on "
-                   f"'{cfg.backend.name}', reward {cfg.search.reward}")
-    t_search = time.monotonic()
-    result = run_impala(
-        factories, policy_spec(cfg, space0, len(keys)), total_episodes=cfg.search.episodes, run_dir=out / "search",
-        rl=cfg.rl, backend=cfg.backend, algorithm="mc", resume=True, seed=cfg.seed, progress=progress,
-    )
-    search_wall = time.monotonic() - t_search
-    policy_path = save_policy(result.policy, out / "policy.pt", metadata={"space": cfg.model_dump(mode="json")["space"],
-                                                                           "tasks": names, "seed": cfg.seed})
-    records = []
-    s = cfg.search
-    for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
-        key = _data_key(task)
-        n_rescore = len(holdout_indices(len(datas(key).val), s.val_size, s.rescore_size, cfg.seed)[1])
-        if n_rescore < s.rescore_size:
-            msg = (f"task {name}: the validation hold-out has room for {n_rescore} of search.rescore_size="
-                   f"{s.rescore_size} re-score images after the reward's {s.val_size}"
-                   + ("; selecting by the search reward" if n_rescore == 0 else ""))
-            log.warning(msg)
-            _say(progress, msg)
-        rescore = env_rescorer(factories[i]) if n_rescore > 0 and s.top_k > 1 else None
-        picked = select_architecture(result.episodes, i, rescore, s.top_k)
-        if picked is None:
-            raise AutostructError(
-                f"Task {name}: none of its episodes met its budgets {task.budgets}. Raise search.episodes, relax the "
-                "budgets, or set search.mask_infeasible: true."
-            )
-        selection, chosen = picked
-        records.append(_finish_task(cfg, out, name, i, task, datas(key), supernets[key]["path"], profiles.get(i), chosen,
-                                    selection_fields(selection, rescore is not None, n_rescore),
-                                    len(result.episodes), progress))
-
-    supernet_seconds = sum(float(supernets[k]["metrics"].get("seconds", 0.0)) for k in keys)
-    results = {
-        "format": RESULTS_FORMAT,
-        "name": cfg.name,
-        "tasks": records,
-        "totals": {
-            "tasks": len(tasks),
-            "datasets": len(keys),
-            "episodes": len(result.episodes),
-            "distinct_architectures": len({(e.task_id, tuple(e.info.get("arch", ()))) for e in result.episodes}),
-            "supernet_training_seconds": supernet_seconds,
-            **engine_totals(result, search_wall, t_start),
-            "mean_accuracy_after_finetune": mean_of(records, "accuracy_after_finetune"),
-        },
-        "space": space0.to_dict() if isinstance(cfg.space, dict) else cfg.space,
-        "supernets": {k.label: supernets[k] for k in keys},
-        "profiles": {names[i]: p for i, p in profiles.items()},
-        "evaluated": _evaluated(result.episodes, names),
-        "policy_path": str(policy_path),
-        "config": cfg.model_dump(mode="json"),
-        "versions": versions(),
-    }
-    write_json_atomic(out / "results.json", results)
-    report = render_nas_report(out)
-    _say(progress, f"done: {out / 'results.json'} and {report}")
-    return NASRunResult(out, results, report, policy_path)
+    return run_search(config, NASSearch(from_scratch), resume=resume, overwrite=overwrite, progress=progress,
+                      result_type=NASRunResult)
 
 
-__all__ = ["NASRunResult", "best_in_budget", "env_rescorer", "holdout_size", "search", "select_architecture",
-           "selection_fields", "task_name"]
+__all__ = ["NASAssets", "NASPlan", "NASRunResult", "NASSearch", "best_in_budget", "env_rescorer", "holdout_size",
+           "search", "select_architecture", "selection_fields", "task_name"]

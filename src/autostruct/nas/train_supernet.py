@@ -36,6 +36,7 @@ from autostruct.utils.cache import cache_root
 from autostruct.utils.device import resolve_device
 from autostruct.utils.io import torch_save_atomic
 from autostruct.utils.progress import progress_bar
+from autostruct.utils.recipes import epochs_for
 
 _KEY_VERSION = 1
 
@@ -104,7 +105,8 @@ def train_supernet(
     train = dataset.train if config.train_size is None else dataset.train.subset(config.train_size, seed=seed)
     steps_per_epoch = train.num_batches(config.batch_size, drop_last=len(train) >= config.batch_size)
     # Small datasets (Digits: 11 steps per epoch) get extra epochs up to config.min_steps optimizer steps.
-    epochs = max(config.epochs, math.ceil(config.min_steps / max(steps_per_epoch, 1)))
+    epochs = epochs_for(config.epochs, config.min_steps, len(train), config.batch_size,
+                        drop_last=len(train) >= config.batch_size)
     total = max(1, steps_per_epoch * epochs)
     decay, no_decay = [], []
     for p in net.parameters():

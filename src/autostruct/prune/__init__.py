@@ -2,13 +2,14 @@
 
 Public names: :func:`prunable_groups`, :func:`analyze`, :func:`apply_keep_ratios`, :func:`recalibrate_bn`,
 :class:`PruningEnv`, :class:`PruningEnvFactory`. Imported lazily (torch_pruning is heavy).
+
+The search that runs on them is ``autostruct.prune(config)``, a function of the top-level package (see
+:mod:`autostruct`); this package is what ``from autostruct.prune import ...`` reads.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 _LAZY = {
@@ -19,7 +20,7 @@ _LAZY = {
     "apply_keep_ratios": "autostruct.prune.surgery",
     "channel_importance": "autostruct.prune.surgery",
     "prune_counts": "autostruct.prune.surgery",
-    "recalibrate_bn": "autostruct.prune.bn",
+    "recalibrate_bn": "autostruct.models.bn",
     "PruningEnv": "autostruct.prune.env",
     "PruningEnvFactory": "autostruct.prune.env",
     "FlopModel": "autostruct.prune.budget",
@@ -34,19 +35,3 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'autostruct.prune' has no attribute '{name}'")
-
-
-class _CallablePackage(types.ModuleType):
-    """``autostruct.prune(config)`` runs a search, while ``autostruct.prune.env`` stays this package.
-
-    A plain function named ``prune`` in ``autostruct/__init__.py`` would be replaced by this package the moment
-    any ``autostruct.prune.*`` submodule is imported, so the package itself is made callable instead.
-    """
-
-    def __call__(self, config: Any, **kwargs: Any) -> Any:
-        from autostruct.api import prune
-
-        return prune(config, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage

@@ -33,11 +33,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from autostruct.config import (
+    BATCH_SIZE,
+    LATENCY_MARGIN,
+    LBOUND,
+    PRUNE_RECAL_BATCHES,
+    RESCORE_SIZE,
+    SCORE_SIZE,
+    PruneSearchConfig,
+)
+from autostruct.data import load_dataset
 from autostruct.errors import AutostructError, unknown_name
+from autostruct.measure import measure_latency
+from autostruct.models.bn import recalibrate_bn
+from autostruct.models.cache import get_or_train
+from autostruct.models.checkpoint import load_model
 from autostruct.prune import budget as B
-from autostruct.prune.bn import recalibrate_bn
 from autostruct.prune.features import NUM_FEATURES, normalized_dataset_id, observation, static_features
 from autostruct.prune.graph import analyze
+from autostruct.prune.latency_table import latency_model, layer_specs, load_table
 from autostruct.prune.rewards import (
     REWARDS,
     acc_flops_reward,
@@ -122,13 +136,13 @@ class PruningEnv:
         data: Any,
         target_ratio: float,
         *,
-        lbound: float = 0.2,
+        lbound: float = LBOUND,
         budget: str = "exact",
         reward: str = "acc",
-        val_size: int = 1000,
-        rescore_size: int = 1000,
-        recal_batches: int = 10,
-        batch_size: int = 128,
+        val_size: int = SCORE_SIZE,
+        rescore_size: int = RESCORE_SIZE,
+        recal_batches: int = PRUNE_RECAL_BATCHES,
+        batch_size: int = BATCH_SIZE,
         round_to: int = 1,
         importance: str = "l1",
         seed: int = 0,
@@ -142,7 +156,7 @@ class PruningEnv:
         eval_batch_size: int = 1000,
         latency_table: str | None = None,
         latency_budget_ms: float | None = None,
-        latency_margin: float = 0.05,
+        latency_margin: float = LATENCY_MARGIN,
     ):
         if not isinstance(target_ratio, numbers.Real) or not 0.0 < target_ratio <= 1.0:
             raise AutostructError(f"FLOPs target ratio {target_ratio!r} is outside (0, 1]. Use e.g. 0.5 for half the FLOPs.")
@@ -208,8 +222,6 @@ class PruningEnv:
         self.base_flops = float(self.graph.flop_model(self.full))
         self.latency_model = None
         if latency_table is not None:
-            from autostruct.prune.latency_table import latency_model, layer_specs, load_table
-
             specs = layer_specs(self.model, self.graph, self.example_inputs, round_to)
             self.latency_model = latency_model(specs, load_table(latency_table))
         self.latency_budget_ms = None if latency_budget_ms is None else float(latency_budget_ms)
@@ -435,19 +447,42 @@ class PruningEnv:
             return float(self._latency_fn(model))
         if self.latency_model is not None:
             return self.latency_model.latency_ms(counts)
-        from autostruct.measure import measure_latency
-
         return float(measure_latency(model, self.example_inputs, backend="torch", threads=1).median_ms)
+
+
+def env_settings(search: PruneSearchConfig) -> dict[str, Any]:
+    """The :class:`PruningEnv` keyword arguments that come from the run's typed ``search`` settings.
+
+    ``search.round_to`` must be resolved to a number first (``autostruct.measure.rounding.resolve_round_to``):
+    'auto' is measured once per host, never inside an actor.
+    """
+    if not isinstance(search.round_to, int):
+        raise AutostructError(f"search.round_to must be resolved to a number before the envs are built, got "
+                              f"{search.round_to!r} (autostruct.measure.rounding.resolve_round_to).")
+    return {
+        "lbound": search.lbound,
+        "budget": search.budget,
+        "reward": search.reward,
+        "val_size": search.val_size,
+        "rescore_size": search.rescore_size,
+        "recal_batches": search.recal_batches,
+        "round_to": search.round_to,
+        "importance": search.importance,
+    }
 
 
 @dataclass(frozen=True)
 class PruningEnvFactory:
-    """Builds a :class:`PruningEnv` inside an actor process (picklable under ``spawn``: plain fields only).
+    """Builds a :class:`PruningEnv` inside an actor process (picklable under ``spawn``).
 
     ``model`` is a zoo name (the trained base model comes from :func:`autostruct.models.cache.get_or_train`)
-    or the path of a saved model (``model.pt`` or its folder, loaded with :func:`autostruct.export.load_model`).
-    ``dataset``/``classes``/``data_root`` go to :func:`autostruct.data.load_dataset`. ``env`` holds the other
-    :class:`PruningEnv` keyword arguments (e.g. ``{"budget": "exact", "val_size": 1000}``).
+    or the path of a saved model (``model.pt`` or its folder, loaded with
+    :func:`autostruct.models.checkpoint.load_model`).
+    ``dataset``/``classes``/``data_root`` go to :func:`autostruct.data.load_dataset`; ``val_split`` is the
+    validation hold-out (``search.holdout``). ``search`` is the run's typed search settings (:func:`env_settings`;
+    None: :class:`PruningEnv`'s defaults); a latency task adds ``latency_budget_ms`` (aimed at with
+    ``search.latency_margin``) and ``latency_table``. ``env`` holds any other :class:`PruningEnv` keyword
+    arguments (what :meth:`create` is given beyond the fields), and wins over ``search``.
     """
 
     model: str
@@ -465,6 +500,9 @@ class PruningEnvFactory:
     num_datasets: int = 1
     env: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     model_kwargs: tuple[tuple[str, Any], ...] = ()  # the builder's extra arguments (a zoo or factory name)
+    search: PruneSearchConfig | None = field(default=None, hash=False)  # pydantic models do not hash
+    latency_budget_ms: float | None = None
+    latency_table: str | None = None
 
     @classmethod
     def create(cls, model: str, dataset: str, target_ratio: float, **kwargs: Any) -> PruningEnvFactory:
@@ -480,16 +518,26 @@ class PruningEnvFactory:
         d = asdict(self)
         d["env"] = dict(self.env)
         d["model_kwargs"] = dict(self.model_kwargs)
+        d["search"] = None if self.search is None else self.search.model_dump(mode="json")
         return d
 
-    def __call__(self) -> PruningEnv:
-        from autostruct.data import load_dataset
+    def env_kwargs(self) -> dict[str, Any]:
+        """Every :class:`PruningEnv` keyword argument this factory sets beyond the task's identity."""
+        kwargs = {} if self.search is None else env_settings(self.search)
+        if self.latency_table is not None:
+            kwargs["latency_table"] = self.latency_table
+        if self.latency_budget_ms is not None:
+            kwargs["latency_budget_ms"] = self.latency_budget_ms
+            if self.search is not None:
+                kwargs["latency_margin"] = self.search.latency_margin
+        return {**kwargs, **dict(self.env)}
 
+    def __call__(self) -> PruningEnv:
         classes = list(self.classes) if self.classes is not None else None
         dataset = load_dataset(self.dataset, root=self.data_root, val_size=self.val_split, seed=self.seed,
                                classes=classes)
         model = self._load_model(dataset)
-        kwargs = dict(self.env)
+        kwargs = self.env_kwargs()
         return PruningEnv(
             model, dataset, self.target_ratio, seed=self.seed, device=self.device, task_id=self.task_id,
             dataset_index=self.dataset_index, num_datasets=self.num_datasets, **kwargs,
@@ -500,12 +548,8 @@ class PruningEnvFactory:
         if path.suffix == ".pt" or path.is_dir():
             if not path.exists():
                 raise AutostructError(f"Model checkpoint '{path}' does not exist. Pass a zoo name or a saved model.pt.")
-            from autostruct.export import load_model
-
             model, _ = load_model(path)
             return model
-        from autostruct.models.cache import get_or_train
-
         model, _ = get_or_train(
             self.model, self.dataset, classes=list(self.classes) if self.classes is not None else None,
             width=self.width, epochs=self.epochs, seed=self.seed, root=self.data_root, val_size=self.val_split,

@@ -16,16 +16,20 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+import torch_pruning as tp
 from torch import nn
+from torch_pruning import ops
 
 from autostruct.errors import AutostructError
+from autostruct.measure._inputs import ExampleInputs, call_model, describe, first_example
+from autostruct.measure.flops import run_counted
 from autostruct.prune.budget import FlopModel
+from autostruct.prune.groups import PrunableGroup, PruneOp, PruningGraph
 from autostruct.prune.handlers import BASE_TYPES, HeadDims, WithExtras, extra_tensors, head_dims_block
 from autostruct.prune.trial import (
     Trial,
@@ -38,23 +42,11 @@ from autostruct.prune.trial import (
 
 log = logging.getLogger(__name__)
 
-ExampleInputs = torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]
+__all__ = ["ExampleInputs", "PrunableGroup", "PruneOp", "PruningGraph", "analyze", "prunable_groups"]
 
 # Real layers whose channels the engine knows how to cut (Torch-Pruning pruners, exact FLOP formulas).
 _SUPPORTED = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.PReLU,
               nn.modules.instancenorm._InstanceNorm, nn.LayerNorm, nn.MultiheadAttention)
-
-@dataclass(frozen=True, eq=False)
-class PruneOp:
-    """One slice of a group: cut ``positions`` of ``module`` with ``handler``; ``roots[i]`` is the group channel
-    that ``positions[i]`` carries (a channel can appear several times, e.g. after a flatten)."""
-
-    module: str
-    handler: Callable[[nn.Module, list[int]], Any]
-    positions: np.ndarray
-    roots: np.ndarray
-    kind: str  # "out", "in" or "io" (same function for both sides: BN, depthwise conv)
-
 
 def _head_dims_group(dg, block: nn.Module, names: dict) -> dict:
     """The group of a :func:`head_dims_block`: its head dimensions, the same ones in every head."""
@@ -74,89 +66,14 @@ def _head_dims_group(dg, block: nn.Module, names: dict) -> dict:
     }
 
 
-@dataclass(frozen=True, eq=False)
-class PrunableGroup:
-    """One channel decision of the pruning MDP (fields are JSON-able except ``ops``)."""
-
-    index: int
-    name: str  # the leading layer (first producing conv/linear in forward order)
-    channels: int
-    channel_groups: int  # kept counts must be a multiple (grouped convs keep the same number per group)
-    leading: tuple[str, ...]  # layers whose output channels are cut
-    consumers: tuple[str, ...]  # layers whose input channels are cut
-    c_in: int
-    h: int
-    w: int
-    stride: int
-    kernel: int
-    flops: int  # base FLOPs that scale with this group (those that vanish if it kept nothing)
-    ops: tuple[PruneOp, ...] = field(repr=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "channels": self.channels,
-            "channel_groups": self.channel_groups,
-            "leading": list(self.leading),
-            "consumers": list(self.consumers),
-            "c_in": self.c_in,
-            "h": self.h,
-            "w": self.w,
-            "stride": self.stride,
-            "kernel": self.kernel,
-            "flops": self.flops,
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class PruningGraph:
-    """Everything surgery, the budget math and the MDP need, computed once per model."""
-
-    groups: tuple[PrunableGroup, ...]
-    skipped: tuple[tuple[str, str], ...]  # (layer, reason) of groups left unpruned
-    flop_model: FlopModel
-    base_flops: int
-    base_params: int
-    input_shape: tuple[int, ...]
-
-    @property
-    def channels(self) -> np.ndarray:
-        return np.asarray([g.channels for g in self.groups], dtype=np.int64)
-
-
-def first_example(example_inputs: ExampleInputs) -> ExampleInputs:
-    """Slice example inputs to batch 1 (costs are per example)."""
-    if isinstance(example_inputs, torch.Tensor):
-        return example_inputs[:1]
-    if isinstance(example_inputs, (tuple, list)):
-        return type(example_inputs)(first_example(x) for x in example_inputs)
-    raise AutostructError(
-        f"example_inputs must be a tensor or a tuple of tensors, got {type(example_inputs).__name__}. "
-        "Pass e.g. torch.zeros(1, C, H, W)."
-    )
-
-
-def run_model(model: nn.Module, inputs: ExampleInputs) -> Any:
-    if isinstance(inputs, torch.Tensor):
-        return model(inputs)
-    return model(*inputs)
-
-
-def describe_shape(inputs: ExampleInputs) -> str:
-    if isinstance(inputs, torch.Tensor):
-        return str(tuple(inputs.shape))
-    return "(" + ", ".join(describe_shape(x) for x in inputs) + ")"
-
-
 def check_example_inputs(model: nn.Module, inputs: ExampleInputs) -> Any:
     """Run the model once on ``inputs``; a shape mismatch becomes an :class:`AutostructError`."""
     try:
         with torch.no_grad():
-            return run_model(model, inputs)
+            return call_model(model, inputs)
     except (RuntimeError, ValueError, IndexError) as exc:
         raise AutostructError(
-            f"The model does not run on example inputs of shape {describe_shape(inputs)}: {exc}. Pass inputs "
+            f"The model does not run on example inputs of shape {describe(inputs)}: {exc}. Pass inputs "
             "shaped like one batch of its data, e.g. torch.zeros(1, C, H, W) with the dataset's channels and size."
         ) from None
 
@@ -188,10 +105,11 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
     by their formulas, every other counted call (norms, activations, pooling, functional products) by its cost
     at full width and at the trial surgery, along the channels of the groups that flow through it.
     """
-    import torch_pruning as tp
-
-    from autostruct.measure.flops import run_counted
-
+    if not isinstance(example_inputs, torch.Tensor | tuple | list):  # the dependency tracer takes positional inputs
+        raise AutostructError(
+            f"example_inputs must be a tensor or a tuple of tensors, got {type(example_inputs).__name__}. "
+            "Pass e.g. torch.zeros(1, C, H, W)."
+        )
     inputs = first_example(example_inputs)
     work = copy.deepcopy(model).eval()
     for p in work.parameters():
@@ -264,8 +182,6 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
 def _build_group(dg, tp_group, names: dict, out_grad_fns: set, channels: int | None = None) -> dict | str:
     """Turn a Torch-Pruning group into our record, or a reason why it is left unpruned. ``channels``: the
     number of independent channels when the items' root indices are not the root layer's channels."""
-    from torch_pruning import ops
-
     root_module = tp_group[0].dep.target.module
     channels = dg.get_out_channels(root_module) if channels is None else channels
     ops_, leading, consumers, members, ch_groups = [], [], [], [], 1

@@ -39,6 +39,8 @@ import numpy as np
 
 from autostruct.errors import AutostructError
 from autostruct.prune import budget as B
+from autostruct.prune.groups import group_allowed
+from autostruct.prune.latency import LatencyModel
 
 Wall = Literal["exact", "amc", "none"]
 WALLS: tuple[str, ...] = ("exact", "amc", "none")
@@ -216,8 +218,6 @@ class _Discrete:
 
 def _per_call(model: Any) -> Any:
     """``f(counts, layers) -> (..., len(layers))``: the unscaled cost of each listed layer call, or None."""
-    from autostruct.prune.latency import LatencyModel
-
     if isinstance(model, B.FlopModel):
         def flop_calls(counts: np.ndarray, layers: np.ndarray) -> np.ndarray:
             c_in = model.in_const[layers] + counts @ model.in_coef[layers].T
@@ -239,8 +239,6 @@ def graph_latency_floor(graph: Any, cost_model: Any, ratio: float, round_to: int
     """:func:`latency_floor` for a :class:`~autostruct.prune.graph.PruningGraph`, with the env's allowed counts,
     floors and order of decisions (as a :class:`~autostruct.prune.env.PruningEnv` of this ``round_to`` and
     ``lbound`` builds them)."""
-    from autostruct.prune.surgery import group_allowed
-
     allowed = [group_allowed(g, round_to) for g in graph.groups]
     full = np.asarray(graph.channels, dtype=np.int64)
     floor = full.copy()

@@ -34,10 +34,13 @@ from torch import nn
 
 from autostruct.errors import AutostructError
 from autostruct.measure import LatencyTable
+from autostruct.measure.latency import time_interleaved
 from autostruct.measure.ort_timing import session_options, time_cells_shuffled
-from autostruct.prune.graph import PruningGraph
+from autostruct.measure.rounding import host_profile
+from autostruct.prune.budget import ceil_to_allowed
+from autostruct.prune.groups import PruningGraph, group_allowed, prune_counts
 from autostruct.prune.latency import LatencyModel, LayerTable, fit_calibration, monotone_envelope
-from autostruct.prune.surgery import group_allowed, prune_counts
+from autostruct.utils.cache import cache_root
 
 TABLE_KIND = "prune-layer-latency"
 MAX_POINTS = 9
@@ -295,8 +298,6 @@ def calibrate(model: nn.Module, graph: PruningGraph, lat: LatencyModel, example:
     :func:`~autostruct.measure.compare_latency`): timing many models in one rotation evicts each one's weights
     from the CPU caches between calls and makes all of them look slower than they run alone.
     """
-    from autostruct.measure.latency import time_interleaved
-
     measured = []
     for c in configs:
         pruned = prune_counts(model, graph, c, importance=None).eval()
@@ -321,9 +322,6 @@ def model_fingerprint(specs: Sequence[LayerSpec]) -> str:
 
 def host_table_path(specs: Sequence[LayerSpec], threads: int = 1) -> Path:
     """``$AUTOSTRUCT_CACHE/prune-lut/<host profile>-<model fingerprint>.json``."""
-    from autostruct.measure.rounding import host_profile
-    from autostruct.utils.cache import cache_root
-
     return cache_root() / "prune-lut" / f"{host_profile(threads)}-{model_fingerprint(specs)}.json"
 
 
@@ -411,8 +409,6 @@ def table_mismatch(table: LatencyTable, model: nn.Module, graph: PruningGraph, e
 
 def smallest_latency(lat: LatencyModel, graph: PruningGraph, round_to: int, lbound: float) -> float:
     """Predicted latency with every group at its floor (``lbound`` of its channels, rounded up)."""
-    from autostruct.prune.budget import ceil_to_allowed
-
     floor = np.asarray([ceil_to_allowed(lbound, g.channels, group_allowed(g, round_to)) for g in graph.groups])
     return lat.latency_ms(floor)
 

@@ -20,22 +20,31 @@ import torch
 from torch import nn
 
 from autostruct.errors import AutostructError, unknown_name
-from autostruct.prune.budget import allowed_counts, ceil_to_allowed
-from autostruct.prune.graph import ExampleInputs, PrunableGroup, PruningGraph, analyze
+from autostruct.prune.budget import ceil_to_allowed
+from autostruct.prune.graph import ExampleInputs, analyze
+from autostruct.prune.groups import (
+    PrunableGroup,
+    PruningGraph,
+    group_allowed,
+    group_step,
+    keep_indices,
+    prune_counts,
+)
 from autostruct.prune.handlers import HeadDims
 
 Importance = Literal["l1", "l2", "bn_scale", "taylor"]
 IMPORTANCE_CRITERIA: tuple[str, ...] = ("l1", "l2", "bn_scale", "taylor")
 
-
-def group_step(group: PrunableGroup, round_to: int = 1) -> int:
-    """Kept channels of ``group`` are multiples of this (``round_to`` and its channel groups)."""
-    return math.lcm(max(1, int(round_to)), group.channel_groups)
-
-
-def group_allowed(group: PrunableGroup, round_to: int = 1) -> np.ndarray:
-    """The channel counts ``group`` may keep (never below one channel group, always including all)."""
-    return allowed_counts(group.channels, group_step(group, round_to))
+__all__ = [
+    "IMPORTANCE_CRITERIA",
+    "apply_keep_ratios",
+    "channel_importance",
+    "counts_from_ratios",
+    "group_allowed",
+    "group_step",
+    "keep_indices",
+    "prune_counts",
+]
 
 
 def counts_from_ratios(
@@ -173,54 +182,6 @@ def _taylor_products(model: nn.Module, batches) -> dict[str, torch.Tensor]:
     if n == 0:
         raise AutostructError("importance='taylor' got no batches; pass at least one (x, y) batch.")
     return totals
-
-
-def keep_indices(scores: np.ndarray, count: int, channel_groups: int = 1) -> np.ndarray:
-    """Channels of a group to keep: the ``count`` most important, the same ones in every channel group.
-
-    >>> keep_indices(np.array([3., 1., 2., 0.]), 2).tolist()
-    [0, 2]
-    """
-    q = channel_groups
-    size = len(scores) // q
-    per = count // q
-    local = scores.reshape(q, size).mean(0)
-    # Stable sort so that ties (e.g. all-zero filters) resolve the same way on every run.
-    top = np.sort(np.argsort(-local, kind="stable")[:per])
-    return np.sort((top[None, :] + size * np.arange(q)[:, None]).ravel())
-
-
-def prune_counts(
-    model: nn.Module,
-    graph: PruningGraph,
-    counts: Sequence[int] | np.ndarray,
-    importance: list[np.ndarray] | None,
-) -> nn.Module:
-    """A deep copy of ``model`` keeping ``counts[i]`` channels of group ``i`` (chosen by ``importance``;
-    None keeps the first ones). The original is untouched; ``model.autostruct_spec`` is kept."""
-    counts = np.asarray(counts, dtype=np.int64)
-    cuts: dict[tuple[str, object], set[int]] = {}
-    for g in graph.groups:
-        count = int(counts[g.index])
-        if count >= g.channels:
-            continue
-        if count < 1 or count % g.channel_groups:
-            raise AutostructError(
-                f"Group '{g.name}' cannot keep {count} of {g.channels} channels: the count must be >= 1 and a "
-                f"multiple of its {g.channel_groups} channel groups."
-            )
-        scores = importance[g.index] if importance is not None else -np.arange(g.channels, dtype=np.float64)
-        kept = keep_indices(scores, count, g.channel_groups)
-        gone = np.setdiff1d(np.arange(g.channels), kept)
-        for op in g.ops:
-            positions = op.positions[np.isin(op.roots, gone)]
-            if len(positions):
-                cuts.setdefault((op.module, op.handler), set()).update(positions.tolist())
-    pruned = copy.deepcopy(model)
-    modules = dict(pruned.named_modules())
-    for (name, handler), positions in cuts.items():
-        handler(modules[name], sorted(positions))
-    return pruned
 
 
 def apply_keep_ratios(

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from autostruct.errors import AutostructError
-
-if TYPE_CHECKING:
-    from autostruct.prune.graph import PruningGraph
+from autostruct.measure.flops import run_counted
+from autostruct.prune.groups import PruningGraph, group_allowed, prune_counts
 
 log = logging.getLogger("autostruct.prune.graph")
 
@@ -47,9 +46,6 @@ def trial_counts(graph: PruningGraph) -> np.ndarray:
 
 def attempt_cut(model: nn.Module, graph: PruningGraph, counts: np.ndarray, inputs, ref_out) -> tuple[str | None, list | None]:
     """Cut ``counts`` and run: ``(None, counted calls)``, or ``(why it fails, None)``."""
-    from autostruct.measure.flops import run_counted
-    from autostruct.prune.surgery import prune_counts
-
     try:
         pruned = prune_counts(model, graph, counts, importance=None).eval()
         with torch.no_grad():
@@ -155,9 +151,6 @@ def regroup(graph: PruningGraph, steps: dict[int, int]) -> PruningGraph:
 
 def check_flop_model(model: nn.Module, graph: PruningGraph, inputs) -> None:
     """Warn if the FLOP model disagrees with :func:`count_flops` at random kept channels (a pattern it misses)."""
-    from autostruct.measure.flops import run_counted
-    from autostruct.prune.surgery import group_allowed, prune_counts
-
     rng = np.random.default_rng(0)
     counts = np.asarray([rng.choice(group_allowed(g)) for g in graph.groups], dtype=np.int64)
     try:

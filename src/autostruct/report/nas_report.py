@@ -1,4 +1,5 @@
-"""The NAS run report: one self-contained HTML page rendered from a run folder's ``results.json`` only.
+"""The NAS run report: one self-contained HTML page rendered from a run folder's ``results.json`` only (read
+through its schema, :class:`autostruct.results.NASResults` or :class:`~autostruct.results.CustomNASResults`).
 
 Per task: the chosen architecture (a stage-by-stage picture and its numbers), the accuracy-vs-cost scatter of
 every architecture the search evaluated with its Pareto front and the budget, and the reward curve.
@@ -13,6 +14,7 @@ from typing import Any
 
 from autostruct.errors import AutostructError
 from autostruct.report.html import figure_to_img, page, table
+from autostruct.results import CustomNASResults, NASResults, NASTaskRecord, load_results
 from autostruct.utils.io import write_text_atomic
 
 
@@ -76,14 +78,14 @@ def _scatter(task: dict[str, Any], ev: dict[str, list[Any]]) -> str:
     return figure_to_img(fig, f"accuracy vs {cost} for {task['task']}")
 
 
-def _curves(results: dict[str, Any]) -> str:
+def _curves(evaluated: dict[str, dict[str, list[Any]]]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for name, ev in results["evaluated"].items():
+    for name, ev in evaluated.items():
         rewards = ev["reward"]
         if not rewards:
             continue
@@ -116,43 +118,45 @@ def render_nas_report(run_dir: str | Path) -> Path:
     path = run_dir / "results.json"
     if not path.is_file():
         raise AutostructError(f"'{run_dir}' has no results.json. Pass the output_dir of a finished NAS run.")
-    results = json.loads(path.read_text())
-    if "evaluator" in results:
+    results = load_results(run_dir)  # the schema its "format" names
+    if isinstance(results, CustomNASResults):
         return _render_custom(run_dir, results)
-    tasks = results["tasks"]
+    if not isinstance(results, NASResults):
+        raise AutostructError(f"'{path}' is not the results of a NAS run (format '{results.format}').")
+    tasks = results.tasks
     summary = table(
         ["task", "budgets", "architecture", "MFLOPs", "params (k)", "latency ms (host)", "latency ms (LUT)",
          "val acc (supernet)", "re-score acc", "test acc (inherited)", "test acc (trained)", "episodes to best",
          "best by reward: val / re-score / test (inherited)"],
         [
             [
-                t["task"],
-                ", ".join(f"{k} <= {v:g}" for k, v in t["budgets"].items()),
-                t["arch_str"],
-                t["flops"] / 1e6,
-                t["params"] / 1e3,
-                t["latency_ms"],
-                t.get("predicted_latency_ms"),
-                _pct(t["accuracy"]),
-                _pct(t.get("rescore")),
-                _pct(t.get("accuracy_before_finetune")),
-                _pct(t.get("accuracy_after_finetune")),
-                t["episodes_to_best"],
+                t.task,
+                ", ".join(f"{k} <= {v:g}" for k, v in t.budgets.items()),
+                t.arch_str,
+                t.flops / 1e6,
+                t.params / 1e3,
+                t.latency_ms,
+                t.predicted_latency_ms,
+                _pct(t.accuracy),
+                _pct(t.rescore),
+                _pct(t.accuracy_before_finetune),
+                _pct(t.accuracy_after_finetune),
+                t.episodes_to_best,
                 _naive(t),
             ]
             for t in tasks
         ],
     )
-    sections = [("Tasks", summary), ("Reward curves", _curves(results))]
+    sections = [("Tasks", summary), ("Reward curves", _curves(results.evaluated))]
     for t in tasks:
-        ev = results["evaluated"].get(t["task"], {})
-        body = _arch_picture(t["arch"]) + (_scatter(t, ev) if ev else "")
-        body += (f"<p class='meta'>model: {html.escape(str(t.get('model_path')))} &middot; "
-                 f"onnx: {html.escape(str(t.get('onnx_path')))}</p>")
-        sections.append((f"Task {t['task']}", body))
-    tot = results["totals"]
+        ev = results.evaluated.get(t.task, {})
+        body = _arch_picture(t.arch) + (_scatter(t.model_dump(exclude_unset=True), ev) if ev else "")
+        body += (f"<p class='meta'>model: {html.escape(str(t.model_path))} &middot; "
+                 f"onnx: {html.escape(str(t.onnx_path))}</p>")
+        sections.append((f"Task {t.task}", body))
+    tot = results.totals
     checks = []
-    for name, prof in results.get("profiles", {}).items():
+    for name, prof in results.profiles.items():
         try:
             meta = json.loads(Path(prof).read_text()).get("meta", {})
         except (OSError, json.JSONDecodeError):
@@ -161,52 +165,57 @@ def render_nas_report(run_dir: str | Path) -> Path:
             checks.append([name, prof, meta["check"]["n"], meta["check"]["spearman"]])
     if checks:
         sections.append(("Latency tables", table(["task", "profile", "networks checked", "Spearman"], checks)))
-    sections.append(("Run", "<pre>" + html.escape(json.dumps({"totals": tot, "config": results["config"],
-                                                               "versions": results.get("versions")}, indent=2)) + "</pre>"))
-    meta = (f"{tot['tasks']} tasks, {tot['episodes']} episodes, search {tot['search_seconds']:.0f} s, "
-            f"supernet training {tot['supernet_training_seconds']:.0f} s")
+    sections.append(("Run", _run_section(results)))
+    meta = (f"{tot.tasks} tasks, {tot.episodes} episodes, search {tot.search_seconds or 0:.0f} s, "
+            f"supernet training {tot.supernet_training_seconds:.0f} s")
     out = run_dir / "report.html"
-    write_text_atomic(out, page(f"autostruct NAS: {results['name']}", sections, meta))
+    write_text_atomic(out, page(f"autostruct NAS: {results.name}", sections, meta))
     return out
 
 
-def _naive(t: dict[str, Any]) -> str:
+def _run_section(results: NASResults | CustomNASResults) -> str:
+    """Totals, config and versions as written."""
+    run = {"totals": results.totals.model_dump(mode="json", exclude_unset=True), "config": results.config,
+           "versions": results.versions}
+    return "<pre>" + html.escape(json.dumps(run, indent=2)) + "</pre>"
+
+
+def _naive(t: NASTaskRecord) -> str:
     """The best-by-reward architecture's scores when the re-score selected another one ("same" otherwise)."""
-    naive = t.get("naive_best")
+    naive = t.naive_best
     if not naive:
         return "-"
-    if t.get("selected_rank") == 1:
+    if t.selected_rank == 1:
         return "same"
     return " / ".join(_pct(naive.get(k)) for k in ("search_score", "rescore", "accuracy_before_finetune"))
 
 
-def _render_custom(run_dir: Path, results: dict[str, Any]) -> Path:
+def _render_custom(run_dir: Path, results: CustomNASResults) -> Path:
     """The report of a search on a user's space: the evaluator's metrics are the result (nothing is trained)."""
-    tasks = results["tasks"]
+    tasks = results.tasks
     summary = table(
         ["task", "dataset", "budgets", "architecture", "accuracy", "flops", "params", "latency ms", "reward",
          "episodes to best"],
         [
-            [t["task"], t["dataset"], ", ".join(f"{k} <= {v:g}" for k, v in t["budgets"].items()) or "-",
-             t["arch_str"] or "none within budget", t["accuracy"], t["flops"], t["params"], t["latency_ms"],
-             t["reward"], t["episodes_to_best"]]
+            [t.task, t.dataset, ", ".join(f"{k} <= {v:g}" for k, v in t.budgets.items()) or "-",
+             t.arch_str or "none within budget", t.accuracy, t.flops, t.params, t.latency_ms,
+             t.reward, t.episodes_to_best]
             for t in tasks
         ],
     )
-    sections = [("Tasks", summary), ("Reward curves", _curves(results))]
+    sections = [("Tasks", summary), ("Reward curves", _curves(results.evaluated))]
     for t in tasks:
-        body = table(["decision", "value"], [[k, v] for k, v in (t["arch"] or {}).items()]) if t["arch"] else ""
-        ev = results["evaluated"].get(t["task"], {})
-        cost = next(iter(t["budgets"]), None)
+        body = table(["decision", "value"], [[k, v] for k, v in t.arch.items()]) if t.arch else ""
+        ev = results.evaluated.get(t.task, {})
+        cost = next(iter(t.budgets), None)
         if ev and cost is not None and any(v is not None for v in ev.get(cost, [])):
-            body += _scatter({**t, "evaluator": results["evaluator"]}, ev)
-        sections.append((f"Task {t['task']}", body or "<p>no architecture met the budgets</p>"))
-    sections.append(("Space", "<pre>" + html.escape(json.dumps(results["space"], indent=2)) + "</pre>"))
-    tot = results["totals"]
-    sections.append(("Run", "<pre>" + html.escape(json.dumps({"totals": tot, "config": results["config"],
-                                                               "versions": results.get("versions")}, indent=2)) + "</pre>"))
-    meta = (f"{tot['tasks']} tasks, {tot['episodes']} episodes, search {tot['search_seconds']:.0f} s, "
-            f"evaluator {results['evaluator']}")
+            body += _scatter({**t.model_dump(exclude_unset=True), "evaluator": results.evaluator}, ev)
+        sections.append((f"Task {t.task}", body or "<p>no architecture met the budgets</p>"))
+    sections.append(("Space", "<pre>" + html.escape(json.dumps(results.space, indent=2)) + "</pre>"))
+    tot = results.totals
+    sections.append(("Run", _run_section(results)))
+    meta = (f"{tot.tasks} tasks, {tot.episodes} episodes, search {tot.search_seconds or 0:.0f} s, "
+            f"evaluator {results.evaluator}")
     out = run_dir / "report.html"
-    write_text_atomic(out, page(f"autostruct NAS: {results['name']}", sections, meta))
+    write_text_atomic(out, page(f"autostruct NAS: {results.name}", sections, meta))
     return out

@@ -1,4 +1,5 @@
-"""The MTACP run report: reads ``results.json`` of a run folder and writes ``report.html``."""
+"""The MTACP run report: reads ``results.json`` of a run folder (through its schema,
+:class:`autostruct.results.PruneResults`) and writes ``report.html``."""
 
 from __future__ import annotations
 
@@ -9,43 +10,44 @@ from typing import Any
 
 from autostruct.errors import AutostructError
 from autostruct.report.html import figure_to_img, page, table
+from autostruct.results import PruneResults, PruneTaskRecord
+from autostruct.results import load_results as _load
 from autostruct.utils.io import write_text_atomic
 
 
-def load_results(run_dir: str | Path) -> dict[str, Any]:
+def load_results(run_dir: str | Path) -> PruneResults:
+    """``run_dir/results.json`` of a pruning run, validated (an error names a missing or malformed field)."""
     path = Path(run_dir) / "results.json"
     if not path.is_file():
         raise AutostructError(
             f"'{run_dir}' has no results.json. Pass the output_dir of a finished `autostruct prune` run."
         )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise AutostructError(f"'{path}' is not valid JSON ({exc}); re-run the search with --resume.") from None
+    return _load(run_dir, PruneResults)  # type: ignore[return-value]  # validated as PruneResults
 
 
-def _acc_vs_flops(tasks: list[dict[str, Any]]) -> str:
+def _acc_vs_flops(tasks: list[PruneTaskRecord]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[PruneTaskRecord]] = {}
     for t in tasks:
-        groups.setdefault(t["dataset_label"], []).append(t)
+        groups.setdefault(t.dataset_label, []).append(t)
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
     for ax, (label, ts) in zip(axes[0], groups.items(), strict=True):
-        ts = sorted(ts, key=lambda t: t["flops"] / t["base_flops"])
+        ts = sorted(ts, key=lambda t: t.flops / t.base_flops)
         base = ts[0]
-        ax.scatter([base["base_flops"] / 1e6], [100 * base["base_accuracy"]], marker="*", s=160, c="k", label="base")
-        ax.plot([t["flops"] / 1e6 for t in ts], [100 * t["accuracy_before_finetune"] for t in ts], "o--",
+        ax.scatter([base.base_flops / 1e6], [100 * base.base_accuracy], marker="*", s=160, c="k", label="base")
+        ax.plot([t.flops / 1e6 for t in ts], [100 * t.accuracy_before_finetune for t in ts], "o--",
                 c="tab:blue", label="MTACP, no fine-tune")
-        if all(t.get("accuracy_after_finetune") is not None for t in ts):
-            ax.plot([t["flops"] / 1e6 for t in ts], [100 * t["accuracy_after_finetune"] for t in ts], "o-",
+        after = [t.accuracy_after_finetune for t in ts]
+        if all(a is not None for a in after):
+            ax.plot([t.flops / 1e6 for t in ts], [100 * a for a in after], "o-",  # type: ignore[operator]
                     c="tab:blue", label="MTACP, fine-tuned")
-        uni = [t["uniform"] for t in ts if t.get("uniform")]
+        uni = [t.uniform for t in ts if t.uniform is not None]
         if uni:
-            ax.plot([u["flops"] / 1e6 for u in uni], [100 * u["accuracy_before_finetune"] for u in uni], "s--",
+            ax.plot([u.flops / 1e6 for u in uni], [100 * u.accuracy_before_finetune for u in uni], "s--",
                     c="tab:orange", label="uniform, no fine-tune")
         ax.set_title(label)
         ax.set_xlabel("MFLOPs (multiply-accumulates)")
@@ -73,12 +75,12 @@ def _reward_curves(curves: dict[str, list[float]]) -> str:
     return figure_to_img(fig, "reward curves")
 
 
-def _keep_ratios(tasks: list[dict[str, Any]]) -> str:
+def _keep_ratios(tasks: list[PruneTaskRecord]) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4))
     for t in tasks:
-        ax.plot(range(len(t["keep_ratios"])), t["keep_ratios"], marker="o", ms=3, label=t["task"])
+        ax.plot(range(len(t.keep_ratios)), t.keep_ratios, marker="o", ms=3, label=t.task)
     ax.set_xlabel("prunable group (forward order)")
     ax.set_ylabel("keep ratio")
     ax.set_ylim(0, 1.05)
@@ -117,21 +119,19 @@ def window_means(rewards: list[float], window: int) -> tuple[list[int], list[flo
     return xs, ys
 
 
-def _learning_data(run_dir: Path, res: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+def _learning_data(run_dir: Path, res: PruneResults) -> dict[int, dict[str, Any]]:
     """Per task id: sampled rewards in order, greedy points ``(task episodes, reward)`` and where they came from."""
     search = run_dir / "search"
-    data: dict[int, dict[str, Any]] = {
-        t["task_id"]: {"rewards": [], "greedy": [], "greedy_source": None} for t in tasks if "task_id" in t
-    }
+    tasks = res.tasks
+    data: dict[int, dict[str, Any]] = {t.task_id: {"rewards": [], "greedy": [], "greedy_source": None} for t in tasks}
     episodes = _read_jsonl(search / "episodes.jsonl")
     for e in sorted(episodes, key=lambda e: e.get("episode_index", 0)):
         if e.get("task_id") in data and e.get("reward") is not None:
             data[e["task_id"]]["rewards"].append(float(e["reward"]))
-    curves = res.get("curves") or {}
     for t in tasks:
-        d = data.get(t.get("task_id"))
-        if d is not None and not d["rewards"] and curves.get(t["task"]):
-            d["rewards"] = [float(r) for r in curves[t["task"]]]
+        d = data[t.task_id]
+        if not d["rewards"] and res.curves.get(t.task):
+            d["rewards"] = [float(r) for r in res.curves[t.task]]
     for g in _read_jsonl(search / "greedy.jsonl"):
         n = (g.get("info") or {}).get("task_episodes")
         if g.get("task_id") in data and n is not None and g.get("reward") is not None:
@@ -150,7 +150,7 @@ def _learning_data(run_dir: Path, res: dict[str, Any], tasks: list[dict[str, Any
     return data
 
 
-def _learning_figure(t: dict[str, Any], d: dict[str, Any], window: int) -> str:
+def _learning_figure(t: PruneTaskRecord, d: dict[str, Any], window: int) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -165,22 +165,22 @@ def _learning_figure(t: dict[str, Any], d: dict[str, Any], window: int) -> str:
     if d["greedy"]:
         gx, gy = zip(*d["greedy"], strict=True)
         ax.plot(gx, gy, "s-", c="tab:purple", ms=4, label="greedy policy")
-    final = (t.get("greedy") or {}).get("search_score")
+    final = t.greedy.search_score if t.greedy else None
     if final is not None:
         ax.plot([len(rewards)], [final], "*", c="tab:purple", ms=12, label="greedy policy after the search")
-    ref = (t.get("random_baseline") or {}).get("expected_best_of_n") or []
-    if ref:
+    if t.random_baseline and t.random_baseline.expected_best_of_n:
+        ref = t.random_baseline.expected_best_of_n
         ax.plot(range(1, len(ref) + 1), ref, "--", c="tab:orange",
-                label=f"random search: expected best of n ({t['random_baseline'].get('episodes')} samples)")
-    ax.set_title(t["task"])
+                label=f"random search: expected best of n ({t.random_baseline.episodes} samples)")
+    ax.set_title(t.task)
     ax.set_xlabel("episodes of the task")
     ax.set_ylabel("reward (search split)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return figure_to_img(fig, f"learning curves of {t['task']}")
+    return figure_to_img(fig, f"learning curves of {t.task}")
 
 
-def _learning_table(t: dict[str, Any], d: dict[str, Any], window: int) -> str:
+def _learning_table(t: PruneTaskRecord, d: dict[str, Any], window: int) -> str:
     def num(v: Any) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
@@ -191,15 +191,16 @@ def _learning_table(t: dict[str, Any], d: dict[str, Any], window: int) -> str:
     n = len(rewards)
     first = sum(rewards[:window]) / len(rewards[:window])
     last = sum(rewards[-window:]) / len(rewards[-window:])
-    greedy_end = (t.get("greedy") or {}).get("search_score")
+    greedy_end = t.greedy.search_score if t.greedy else None
     greedy_note = "after the search (results.json)"
     if greedy_end is None and d["greedy"]:
         greedy_end, greedy_note = d["greedy"][-1][1], f"last point of {d['greedy_source']}"
-    ref = (t.get("random_baseline") or {}).get("expected_best_of_n") or []
+    rb = t.random_baseline
+    ref = rb.expected_best_of_n if rb else []
     random_at_n = ref[n - 1] if len(ref) >= n else None
-    random_note = (f"E[best of {n}] from {t['random_baseline'].get('episodes')} random episodes" if random_at_n is not None
+    random_note = (f"E[best of {n}] from {rb.episodes} random episodes" if rb and random_at_n is not None
                    else "not run (set search.random_episodes > 0)")
-    naive = t.get("naive_best") or {}
+    naive = t.naive_best
     rows = [
         ["episodes of this task", str(n), f"windows of {window}"],
         ["mean sampled reward: first / last window", f"{num(first)} / {num(last)}", f"change {last - first:+.4f}"],
@@ -207,13 +208,13 @@ def _learning_table(t: dict[str, Any], d: dict[str, Any], window: int) -> str:
          "not recorded"],
         ["search best vs random search at equal n", f"{num(max(rewards))} / {num(random_at_n)}", random_note],
         ["selected strategy: search score / re-score / test accuracy",
-         f"{num(t.get('search_score'))} / {num(t.get('rescore'))} / {pct(t.get('test_accuracy'))}",
-         "rank {} of top {}".format((t.get("selection") or {}).get("selected_rank", "?"),
-                                    (t.get("selection") or {}).get("top_k", "?"))],
+         f"{num(t.search_score)} / {num(t.rescore)} / {pct(t.test_accuracy)}",
+         "rank {} of top {}".format((t.selection or {}).get("selected_rank", "?"), (t.selection or {}).get("top_k", "?"))],
         ["naive best (highest search score): search score / re-score / test accuracy",
-         f"{num(naive.get('search_score'))} / {num(naive.get('rescore'))} / {pct(naive.get('test_accuracy'))}",
+         f"{num(naive and naive.search_score)} / {num(naive and naive.rescore)} / "
+         f"{pct(naive and naive.test_accuracy)}",
          "test accuracies without fine-tune"],
-        ["greedy strategy: test accuracy", pct((t.get("greedy") or {}).get("test_accuracy")), "without fine-tune"],
+        ["greedy strategy: test accuracy", pct(t.greedy and t.greedy.test_accuracy), "without fine-tune"],
     ]
     return table(["", "value", "note"], rows)
 
@@ -227,14 +228,13 @@ _LEARNING_INTRO = (
 )
 
 
-def learning_section(run_dir: str | Path, res: dict[str, Any]) -> str:
+def learning_section(run_dir: str | Path, res: PruneResults) -> str:
     """The "Is the agent learning?" section: one figure and one table per task (missing metrics are said so)."""
-    tasks = res.get("tasks", [])
-    data = _learning_data(Path(run_dir), res, tasks)
+    data = _learning_data(Path(run_dir), res)
     parts = [_LEARNING_INTRO]
-    for t in tasks:
-        parts.append(f"<h3>{html.escape(t['task'])}</h3>")
-        d = data.get(t.get("task_id"))
+    for t in res.tasks:
+        parts.append(f"<h3>{html.escape(t.task)}</h3>")
+        d = data.get(t.task_id)
         if d is None or not d["rewards"]:
             parts.append("<p>No learning metrics for this task: search/episodes.jsonl and the curves in "
                          "results.json hold none of its episodes.</p>")
@@ -251,24 +251,22 @@ def learning_section(run_dir: str | Path, res: dict[str, Any]) -> str:
 def render_prune_report(run_dir: str | Path) -> Path:
     """Render ``report.html`` in ``run_dir`` from its ``results.json``; returns the path."""
     res = load_results(run_dir)
-    tasks = res.get("tasks", [])
+    tasks = res.tasks
     if not tasks:
         raise AutostructError(f"results.json in '{run_dir}' lists no tasks; nothing to report.")
-    for t in tasks:
-        t.setdefault("dataset_label", t["dataset"] + (f" {t['classes']}" if t.get("classes") else ""))
 
     def pct(v: Any) -> Any:
         return None if v is None else round(100 * v, 2)
 
     rows = [
         [
-            t["task"], t["ratio"] if t.get("ratio") is not None else f"{t['latency_budget_ms']:g} ms",
-            pct(t["base_accuracy"]), pct(t["accuracy_before_finetune"]),
-            pct(t.get("accuracy_after_finetune")), pct((t.get("uniform") or {}).get("accuracy_before_finetune")),
-            round(t["flops"] / t["base_flops"], 3), t["params"], t.get("base_latency_ms"), t.get("latency_ms"),
-            None if t.get("speedup") is None else round(t["speedup"], 2),  # base / pruned median, interleaved runs
-            None if t.get("predicted_latency_ms") is None else round(t["predicted_latency_ms"], 4),
-            t.get("episodes_to_best"),
+            t.task, t.ratio if t.ratio is not None else f"{t.latency_budget_ms:g} ms",
+            pct(t.base_accuracy), pct(t.accuracy_before_finetune),
+            pct(t.accuracy_after_finetune), pct(t.uniform.accuracy_before_finetune if t.uniform else None),
+            round(t.flops / t.base_flops, 3), t.params, t.base_latency_ms, t.latency_ms,
+            None if t.speedup is None else round(t.speedup, 2),  # base / pruned median, interleaved runs
+            None if t.predicted_latency_ms is None else round(t.predicted_latency_ms, 4),
+            t.episodes_to_best,
         ]
         for t in tasks
     ]
@@ -277,17 +275,17 @@ def render_prune_report(run_dir: str | Path) -> Path:
          "base latency ms", "latency ms", "speed-up x", "table ms", "episodes to best"],
         rows,
     )
-    totals = res.get("totals", {})
+    totals = res.totals.model_dump(mode="json", exclude_unset=True)
     sections = [
         ("Results per task (test split)", results_table),
         ("Accuracy vs FLOPs", _acc_vs_flops(tasks)),
-        ("Reward curves", _reward_curves(res.get("curves", {}))),
+        ("Reward curves", _reward_curves(res.curves)),
         ("Is the agent learning?", learning_section(run_dir, res)),
         ("Per-layer keep ratios", _keep_ratios(tasks)),
         ("Totals", "<pre>" + json.dumps(totals, indent=2) + "</pre>"),
-        ("Config", "<pre>" + json.dumps(res.get("config", {}), indent=2) + "</pre>"),
+        ("Config", "<pre>" + json.dumps(res.config, indent=2) + "</pre>"),
     ]
-    meta = " · ".join(f"{k} {v}" for k, v in res.get("versions", {}).items())
+    meta = " · ".join(f"{k} {v}" for k, v in res.versions.items())
     out = Path(run_dir) / "report.html"
-    write_text_atomic(out, page(f"autostruct prune: {res.get('name', '')}", sections, meta))
+    write_text_atomic(out, page(f"autostruct prune: {res.name}", sections, meta))
     return out

@@ -25,6 +25,7 @@ truncated importance weights correct for the policy having moved since they were
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import random
@@ -35,7 +36,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -54,6 +55,48 @@ log = logging.getLogger("autostruct.rl")
 
 CHECKPOINT_FORMAT = "autostruct.impala/1"
 _POLL_S = 0.05
+
+
+class EngineBackend(Protocol):
+    """What the engine needs of a backend (``autostruct.backends.base.Backend`` implements it): start actors,
+    publish weights, poll for trajectories and failures, restart a failed actor, close."""
+
+    name: str
+
+    def start(self, specs: list[ActorSpec], weights: dict[str, torch.Tensor], version: int) -> None: ...
+
+    def publish(self, weights: dict[str, torch.Tensor], version: int) -> None: ...
+
+    def poll(self, timeout: float) -> list[Any]: ...
+
+    def restart(self, actor_id: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: Where the compatibility path finds the builder of a backend from its config (module, function).
+BACKEND_BUILDER = ("autostruct.backends", "make_backend")
+
+
+def _backend_config(backend: EngineBackend | BackendConfig | str | None) -> BackendConfig | None:
+    """The config of the compatibility forms (a config or a backend name); None for a backend object."""
+    if backend is None:
+        return BackendConfig()
+    if isinstance(backend, str):
+        return BackendConfig(name=backend)  # type: ignore[arg-type]  # pydantic rejects an unknown name
+    if isinstance(backend, BackendConfig):
+        return backend
+    return None
+
+
+def _build_backend(config: BackendConfig, rl: RLConfig) -> EngineBackend:
+    """The compatibility path for callers that pass a config: resolve the default builder by its registered name.
+
+    rl/ does not depend on backends/ (the backends import the engine's actor); callers that own the wiring,
+    like :func:`autostruct.pipeline.run_search`, build the backend and pass the object.
+    """
+    builder = importlib.import_module(BACKEND_BUILDER[0])
+    return getattr(builder, BACKEND_BUILDER[1])(config, rl)
 
 
 class ActorFailedError(RuntimeError):
@@ -138,7 +181,8 @@ def run_impala(
     total_episodes: int,
     run_dir: str | Path,
     rl: RLConfig | None = None,
-    backend: BackendConfig | None = None,
+    backend: EngineBackend | BackendConfig | str | None = None,
+    max_restarts: int | None = None,
     algorithm: Algorithm = "vtrace",
     resume: bool = False,
     seed: int = 0,
@@ -154,10 +198,20 @@ def run_impala(
     ``resume=True`` continues the run in ``run_dir`` (or starts one if the folder is empty); without it a
     folder that already holds a run is an error. ``on_episode`` is called in this process for every episode
     as it is logged. SIGINT/SIGTERM write a checkpoint, then raise KeyboardInterrupt / SystemExit(143).
+
+    ``backend`` is where the actors run: a backend object (``autostruct.backends.make_backend(config, rl)``; it is
+    started at most once, by this call) or, for compatibility, a :class:`BackendConfig`, a backend name or None
+    (``local``). ``max_restarts`` (restarts of a failing actor before the run gives up) defaults to the config's
+    ``max_restarts``, or :class:`BackendConfig`'s default for a backend object.
     """
     rl = rl or RLConfig()
     algorithm = rl.algorithm or algorithm  # a config's explicit choice wins over the search's default
-    backend_cfg = backend or BackendConfig()
+    backend_cfg = _backend_config(backend)
+    if max_restarts is None:
+        max_restarts = (backend_cfg or BackendConfig()).max_restarts
+    backend_record = (backend_cfg.model_dump() if backend_cfg is not None
+                      else {"name": getattr(backend, "name", type(backend).__name__),
+                            "address": getattr(backend, "address", None), "max_restarts": max_restarts})
     _validate(env_factories, algorithm, total_episodes)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +262,7 @@ def run_impala(
                 "num_tasks": len(env_factories),
                 "policy_spec": policy_spec.to_dict(),
                 "rl": rl.model_dump(),
-                "backend": backend_cfg.model_dump(),
+                "backend": backend_record,
             },
         )
 
@@ -254,9 +308,8 @@ def run_impala(
         replay_credit = 0.0
         last_checkpoint = learner.version
         greedy_file = open(greedy_path, "a", encoding="utf-8")  # noqa: SIM115
-        from autostruct.backends import make_backend
-
-        backend_obj = make_backend(backend_cfg, rl)
+        backend_obj: EngineBackend = (_build_backend(backend_cfg, rl) if backend_cfg is not None
+                                      else backend)  # type: ignore[assignment]
         metrics = MetricsWriter(run_dir, tensorboard=tensorboard, purge_step=learner.version + 1)
         old_handlers = _install_signal_handlers(stop_signal)
         bar = _Progress(progress, total_episodes, episode_log.count)
@@ -303,13 +356,13 @@ def run_impala(
                         append_jsonl(events, {"event": "actor_failure", "actor": msg.actor_id,
                                               "generation": msg.generation, "restart": n, "error": msg.error,
                                               "time": time.time()})
-                        if n > backend_cfg.max_restarts:
+                        if n > max_restarts:
                             raise ActorFailedError(
-                                f"actor {msg.actor_id} failed {n} times (max_restarts={backend_cfg.max_restarts}); "
+                                f"actor {msg.actor_id} failed {n} times (max_restarts={max_restarts}); "
                                 f"last error:\n{msg.error}"
                             )
                         log.warning("actor %d failed (restart %d of %d): %s", msg.actor_id, n,
-                                    backend_cfg.max_restarts, msg.error.strip().splitlines()[-1])
+                                    max_restarts, msg.error.strip().splitlines()[-1])
                         backend_obj.restart(msg.actor_id)
                 while len(buffer) >= rl.batch_size and not stop_signal:
                     tl = time.monotonic()

@@ -52,6 +52,10 @@ class DataKey:
         return self.dataset + (f"-c{'.'.join(map(str, self.classes))}" if self.classes else "")
 
 
+#: ``search`` settings added after run folders were written; unset (None) they leave a folder's fingerprint as it was.
+_ADDED_AT_DEFAULT = ("holdout_size",)
+
+
 def config_fingerprint(cfg: BaseModel, resumable: Iterable[str]) -> str:
     """Hash of the settings that must not change on resume (``resumable`` fields and search.episodes may)."""
     d = cfg.model_dump(mode="json")
@@ -59,6 +63,9 @@ def config_fingerprint(cfg: BaseModel, resumable: Iterable[str]) -> str:
         d.pop(k, None)
     if isinstance(d.get("search"), dict):
         d["search"].pop("episodes", None)  # a resumed run may extend its episode budget
+        for key in _ADDED_AT_DEFAULT:  # settings added later leave older run folders resumable while unset
+            if key in d["search"] and d["search"][key] is None:
+                del d["search"][key]
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -1,0 +1,82 @@
+"""The one orchestration of a search run: folder -> checks -> assets -> env factories -> engine -> per-task finish
+-> results.json -> report. The search-specific parts come from a :class:`~autostruct.pipeline.kind.SearchKind`.
+
+Every phase writes its outputs atomically and a resumed run skips what exists (the kind's assets and finished
+tasks; the engine continues from its checkpoint and episode log), so an interrupted run loses at most the episode
+in flight or the task being finished.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, TypeVar
+
+from autostruct.backends import make_backend
+from autostruct.pipeline.kind import SearchKind, SearchRun
+from autostruct.pipeline.results import run_totals, write_results
+from autostruct.report import render_report
+from autostruct.rl import run_impala, save_policy
+from autostruct.rl.impala import EngineBackend
+from autostruct.utils.memory import release_free_memory
+from autostruct.utils.runs import RunResult, prepare_run_dir, say
+
+R = TypeVar("R", bound=RunResult)
+
+
+def _run_dir(kind: SearchKind, cfg: Any, *, resume: bool, overwrite: bool, dry_run: bool) -> Path:
+    return prepare_run_dir(
+        cfg, output_dir=cfg.output_dir, run_format=kind.run_format, resumable=kind.resumable, resume=resume,
+        overwrite=overwrite, what_changed=kind.what_changed, dry_run=dry_run,
+    )
+
+
+def run_search(
+    config: Any,
+    kind: SearchKind,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    backend: EngineBackend | None = None,
+    result_type: type[R] = RunResult,  # type: ignore[assignment]  # the default is R = RunResult
+) -> R:
+    """Run one search end to end in its ``output_dir`` and return its results (see the module docstring).
+
+    ``config``: a config object, a mapping or a YAML path (what ``kind.parse`` takes). ``backend``: where the
+    actors run; None builds the config's ``backend`` (``autostruct.backends.make_backend``). ``result_type`` is the
+    :class:`~autostruct.utils.runs.RunResult` subclass returned (each search keeps its own name for it).
+    """
+    cfg = kind.parse(config)
+    run = SearchRun(cfg=cfg, progress=progress, t_start=time.monotonic())
+    # Everything that can fail is checked before the run folder is touched, so a failed start writes nothing.
+    _run_dir(kind, cfg, resume=resume, overwrite=overwrite, dry_run=True)
+    run.plan = kind.preflight(run)
+    run.out = _run_dir(kind, cfg, resume=resume, overwrite=overwrite, dry_run=False)
+    run.assets = kind.prepare_assets(run)
+    run.factories = kind.make_factories(run)
+
+    say(progress, kind.describe(run), prefix=kind.prefix)
+    t_search = time.monotonic()
+    run.result = run_impala(
+        run.factories, kind.policy_spec(run), total_episodes=cfg.search.episodes, run_dir=run.out / "search",
+        rl=cfg.rl, backend=backend if backend is not None else make_backend(cfg.backend, cfg.rl),
+        max_restarts=cfg.backend.max_restarts, algorithm=kind.algorithm, resume=True, seed=cfg.seed,
+        progress=progress,
+    )
+    run.search_wall = time.monotonic() - t_search
+    policy_path = save_policy(run.result.policy, run.out / "policy.pt", metadata=kind.policy_metadata(run))
+
+    records = []
+    for i in range(len(run.factories)):
+        records.append(kind.finish_task(run, i))
+        release_free_memory()  # a task's evaluations and reference episodes leave ~0.5 GB of free heap
+    fmt, totals, fields = kind.results(run, records)
+    results = write_results(
+        run.out, fmt=fmt, cfg=cfg, records=records,
+        totals=run_totals(run.result, len(records), run.search_wall, run.t_start, totals),
+        fields=fields, policy_path=policy_path,
+    )
+    report = render_report(run.out)
+    say(progress, f"done: {run.out / 'results.json'} and {report}", prefix=kind.prefix)
+    return result_type(run.out, results, report, policy_path)
