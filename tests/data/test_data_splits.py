@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from autostruct.data import Split
+from autostruct.data import Split, load_dataset, splits
 from autostruct.data.splits import (
     channel_stats,
     resolve_classes,
@@ -48,7 +48,8 @@ def test_stratified_holdout_edges(n):
     assert len(held) == n and len(keep) == 100 - n
 
 
-def test_val_size_rules(caplog):
+def test_val_size_rules(caplog, monkeypatch):
+    monkeypatch.setattr(splits, "_CLAMPS_REPORTED", set())
     assert resolve_val_size(0, 100, "x") == 0
     assert resolve_val_size(30, 100, "x") == 30
     assert resolve_val_size(0.25, 100, "x") == 25
@@ -58,6 +59,17 @@ def test_val_size_rules(caplog):
     for bad in (-1, 2.5, "10", True):
         with pytest.raises(AutostructError, match="val_size"):
             resolve_val_size(bad, 100, "x")
+
+
+def test_val_size_clamp_is_reported_once_per_process(caplog, monkeypatch):
+    # One run loads digits several times with the default val_size=5000 (checks, base model, envs).
+    monkeypatch.setattr(splits, "_CLAMPS_REPORTED", set())
+    with caplog.at_level(logging.WARNING, logger="autostruct.data"):
+        sizes = [len(load_dataset("digits", val_size=5000).val) for _ in range(3)]
+        assert sizes == [719] * 3 and caplog.text.count("more than half") == 1
+        load_dataset("digits", val_size=4000)  # another setting is news
+        load_dataset("digits", val_size=5000, classes=[0, 1])  # so is another training set
+    assert caplog.text.count("more than half") == 3
 
 
 def test_resolve_classes_accepts_indices_and_names():

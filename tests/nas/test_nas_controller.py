@@ -6,16 +6,11 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import pytest
 
 from autostruct.nas.env import NASEnv
 from autostruct.nas.evaluate import TaskCosts
 from autostruct.nas.rewards import RewardSpec
 from autostruct.nas.space import get_space
-
-rl = pytest.importorskip("autostruct.rl")
-if not hasattr(rl, "run_impala"):  # pragma: no cover - until the IMPALA engine has landed
-    pytest.skip("autostruct.rl.run_impala is not available yet", allow_module_level=True)
 
 TINY = {
     "name": "tiny",

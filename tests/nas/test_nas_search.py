@@ -9,12 +9,7 @@ import pytest
 import torch
 
 from autostruct.errors import AutostructError
-
-rl = pytest.importorskip("autostruct.rl")
-if not hasattr(rl, "run_impala"):  # pragma: no cover - until the IMPALA engine has landed
-    pytest.skip("autostruct.rl.run_impala is not available yet", allow_module_level=True)
-
-from autostruct.nas.search import search  # noqa: E402
+from autostruct.nas.search import search
 
 
 def _config(tmp_path, **over):

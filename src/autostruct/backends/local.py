@@ -12,6 +12,7 @@ is gone (e.g. after SIGKILL), so no orphan keeps running.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue as queue_mod
 import signal
@@ -25,6 +26,7 @@ import torch.multiprocessing as tmp
 
 from autostruct.backends.base import ActorFailure, Message
 from autostruct.rl.actor import Actor, ActorSpec
+from autostruct.utils.memory import release_free_memory
 
 #: How often a blocked actor re-checks the stop flag and whether its parent is still alive.
 _CHECK_S = 0.5
@@ -61,12 +63,16 @@ def actor_process_main(
     """Body of one actor process: refresh weights, unroll, send; until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(spec.threads)
+    # autostruct's searches load every dataset in the learner's process before starting actors, and that process
+    # reports what the loads have to say (e.g. a clamped val_size); each actor's repeat would only print it again.
+    logging.getLogger("autostruct.data").setLevel(logging.ERROR)
     code = 0
     try:
         actor = Actor(spec, generation)
         while not stop.is_set() and not _orphaned(parent_pid):
             _sync_weights(actor, shared, seq)
             traj = actor.unroll()
+            release_free_memory()  # an episode's activations would otherwise stay in this process's heap
             while not stop.is_set() and not _orphaned(parent_pid):
                 try:
                     out.put(traj, timeout=_CHECK_S)

@@ -8,6 +8,7 @@ files themselves or one sub-folder per dataset (``fashion-mnist/``, ``mnist/``, 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -185,7 +186,21 @@ def _fashion_status(root: Path | None) -> str:
     return "not found: downloaded on first use (or: sudo apt-get install dataset-fashion-mnist)"
 
 
-register_dataset("fashion-mnist", read_fashion_mnist, index=0, status=_fashion_status)
+def _fashion_sources(
+    root: Path | None,
+    *,
+    system_dirs: Sequence[str | os.PathLike[str]] = (DEBIAN_FASHION_MNIST,),
+    cache_dir: str | os.PathLike[str] | None = None,
+    **_: object,
+) -> list[Path] | None:
+    folders = _fashion_folders(root, system_dirs)
+    if cache_dir is not None and root is None:
+        folders.append(Path(cache_dir))
+    hit = _first_idx_folder(folders)
+    return None if hit is None else list(hit[1].values())
+
+
+register_dataset("fashion-mnist", read_fashion_mnist, index=0, status=_fashion_status, sources=_fashion_sources)
 
 
 MNIST_HELP = (
@@ -219,7 +234,12 @@ def _mnist_status(root: Path | None) -> str:
     return f"not found: needs --data-root (or {ENV_DATA}) with the MNIST IDX files"
 
 
-register_dataset("mnist", read_mnist, index=2, status=_mnist_status)
+def _mnist_sources(root: Path | None) -> list[Path] | None:
+    hit = _first_idx_folder(_candidates(root, MNIST_SUBDIRS))
+    return None if hit is None else list(hit[1].values())
+
+
+register_dataset("mnist", read_mnist, index=2, status=_mnist_status, sources=_mnist_sources)
 
 
 # ------------------------------------------------------------------------------------------------- digits
@@ -249,7 +269,16 @@ def _digits_status(root: Path | None) -> str:
     return f"built in (scikit-learn {sklearn.__version__})"
 
 
-register_dataset("digits", read_digits, index=1, status=_digits_status)
+def _digits_sources(root: Path | None) -> list[Path] | None:
+    # The file scikit-learn reads, found without importing scikit-learn (which actors then never need).
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    return [path] if path.is_file() else None
+
+
+register_dataset("digits", read_digits, index=1, status=_digits_status, sources=_digits_sources)
 
 
 # -------------------------------------------------------------------------------------------------- CIFAR
@@ -330,9 +359,23 @@ def _cifar_status(dirname: str, required: Sequence[str]):  # noqa: ANN202
     return status
 
 
-register_dataset("cifar10", read_cifar10, index=3, status=_cifar_status("cifar-10-batches-py", CIFAR10_FILES))
+def _cifar_sources(dirname: str, required: Sequence[str], meta: str):  # noqa: ANN202
+    def sources(root: Path | None) -> list[Path] | None:
+        folder = _find_cifar(root, dirname, required)
+        if folder is None:
+            return None
+        return [folder / f for f in (*required, meta) if (folder / f).is_file()]
+
+    return sources
+
+
 register_dataset(
-    "cifar100", read_cifar100, index=4, status=_cifar_status("cifar-100-python", ("train", "test"))
+    "cifar10", read_cifar10, index=3, status=_cifar_status("cifar-10-batches-py", CIFAR10_FILES),
+    sources=_cifar_sources("cifar-10-batches-py", CIFAR10_FILES, "batches.meta"),
+)
+register_dataset(
+    "cifar100", read_cifar100, index=4, status=_cifar_status("cifar-100-python", ("train", "test")),
+    sources=_cifar_sources("cifar-100-python", ("train", "test"), "meta"),
 )
 
 
@@ -404,4 +447,13 @@ def _imagefolder_status(root: Path | None) -> str:
     return f"found: {root} ({n} classes{', with test/' if test_dir else ''})"
 
 
-register_dataset("imagefolder", read_imagefolder, index=5, status=_imagefolder_status)
+def _imagefolder_sources(root: Path | None, **_: object) -> list[Path] | None:
+    if root is None or not root.is_dir():
+        return None
+    folders = [d for d in _imagefolder_layout(root) if d is not None]
+    return [p for d in folders for paths in scan_class_folders(d).values() for p in paths]
+
+
+register_dataset(
+    "imagefolder", read_imagefolder, index=5, status=_imagefolder_status, sources=_imagefolder_sources
+)

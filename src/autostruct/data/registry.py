@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from autostruct.data import store
 from autostruct.data.splits import (
     channel_stats,
     normalize_,
@@ -55,17 +56,21 @@ class Reader(Protocol):
 
 
 StatusFn = Callable[[Path | None], str]
+#: ``sources(root, **options)``: the files a reader would read for these arguments (None: not known yet).
+SourcesFn = Callable[..., Sequence[Path] | None]
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A registered dataset: its reader, its fixed index, and a function that says where its files are."""
+    """A registered dataset: its reader, its fixed index, a function that says where its files are, and one that
+    lists the files it reads (which lets processes share its prepared splits, see :mod:`autostruct.data.store`)."""
 
     name: str
     reader: Reader
     index: int
     status: StatusFn | None = None
     description: str = ""
+    sources: SourcesFn | None = None
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
@@ -78,13 +83,16 @@ def register_dataset(
     index: int | None = None,
     status: StatusFn | None = None,
     description: str = "",
+    sources: SourcesFn | None = None,
 ) -> Any:
     """Register a dataset reader under ``name``; usable as a decorator or as a plain call.
 
     ``reader(root, **options) -> RawData`` gets the ``root`` the user passed (a :class:`~pathlib.Path` or
     ``None``) and any extra keyword arguments of :func:`load_dataset`. ``index`` is the dataset's fixed id
     (>= 100 for user datasets; default ``100 + crc32(name) % 900``). ``status(root) -> str`` is shown by
-    ``autostruct info``.
+    ``autostruct info``. ``sources(root, **options) -> [Path, ...]`` lists the files the reader would read
+    (``None`` while they are not there yet): a dataset that has it is prepared once and memory-mapped by every
+    process that loads it (:mod:`autostruct.data.store`); one without it is loaded privately by each process.
 
     >>> @register_dataset("my-scans", index=101)                      # doctest: +SKIP
     ... def read_scans(root, **options):
@@ -108,7 +116,7 @@ def register_dataset(
                     f"pass register_dataset('{name}', index=N) with an unused N >= {USER_INDEX_START}."
                 )
         _REGISTRY[name] = DatasetSpec(
-            name, fn, idx, status, description or (fn.__doc__ or "").strip().split("\n")[0]
+            name, fn, idx, status, description or (fn.__doc__ or "").strip().split("\n")[0], sources
         )
         return fn
 
@@ -212,6 +220,11 @@ def load_dataset(
         classes: a subset of class indices (or names), relabelled ``0..k-1`` in the given order.
         **options: reader options, e.g. ``image_size=64`` for imagefolder, ``download=False`` for fashion-mnist.
 
+    Datasets whose reader lists its files (every built-in one) are prepared once and kept as memory-mapped
+    files under the data cache, so every process that loads the same request shares one copy of the tensors
+    (:mod:`autostruct.data.store`; ``AUTOSTRUCT_SHARED_DATA=0`` turns that off). Writing into the tensors is
+    allowed and stays private to the process.
+
     >>> data = load_dataset("fashion-mnist", classes=[5, 7, 9])       # doctest: +SKIP
     >>> data.num_classes, data.train.x.shape[1:], len(data.val)        # doctest: +SKIP
     (3, torch.Size([1, 28, 28]), 5000)
@@ -221,6 +234,43 @@ def load_dataset(
         raise AutostructError(f"seed must be an integer, got {seed!r}.")
     _check_options(spec, options)
     path = Path(root).expanduser() if root not in (None, "") else None
+    key = _store_key(spec, path, val_size, int(seed), classes, options)
+    if key is not None:
+        hit = store.load_entry(key)
+        if hit is not None:
+            dataset, meta = hit
+            resolve_val_size(val_size, meta["train_pool"], name)  # the same clamp report as a fresh load
+            return dataset
+    dataset, train_pool = _prepare(spec, path, val_size, int(seed), classes, options)
+    if key is not None:
+        dataset = store.save_entry(key, dataset, {"train_pool": train_pool})
+    return dataset
+
+
+def _store_key(
+    spec: DatasetSpec, path: Path | None, val_size: Any, seed: int, classes: Any, options: dict[str, Any]
+) -> str | None:
+    """The store key of this request, or None when its prepared splits are not shared between processes."""
+    if spec.sources is None or not store.shared_enabled():
+        return None
+    sources = spec.sources(path, **options)
+    if sources is None:
+        return None
+    request = {
+        "root": str(path.resolve()) if path is not None else None,
+        "val_size": val_size,
+        "seed": seed,
+        "classes": None if classes is None else [c.lower() if isinstance(c, str) else c for c in classes],
+        "options": options,
+    }
+    return store.entry_key(spec.name, sources, request)
+
+
+def _prepare(
+    spec: DatasetSpec, path: Path | None, val_size: int | float, seed: int, classes: Any, options: dict[str, Any]
+) -> tuple[Dataset, int]:
+    """Read, select, carve and normalize; returns the dataset and the size of the pool ``val`` was carved from."""
+    name = spec.name
     raw = spec.reader(path, **options)
     _check_raw(raw, name)
     class_idx = resolve_classes(classes, raw.class_names, name)
@@ -252,7 +302,7 @@ def load_dataset(
         x = x if isinstance(x, torch.Tensor) else to_tensor(x)
         return Split(normalize_(x, mean, std), torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)))
 
-    return Dataset(
+    dataset = Dataset(
         name=name,
         classes=class_idx,
         train=split(x_fit, train_y[keep]),
@@ -266,3 +316,4 @@ def load_dataset(
         mean=tuple(float(m) for m in mean),
         std=tuple(float(s) for s in std),
     )
+    return dataset, len(train_y)

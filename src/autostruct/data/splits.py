@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 #: The largest share of the training set that ``val_size`` may take; larger requests are clamped to it.
 MAX_VAL_FRACTION = 0.5
 
+# (dataset, training samples, requested count) of every clamp already reported by this process: one run loads
+# the same dataset several times (checks, base model, envs), and the warning says nothing new after the first.
+_CLAMPS_REPORTED: set[tuple[str, int, int]] = set()
+
 
 def resolve_classes(
     classes: Sequence[int | str] | None, class_names: Sequence[str], dataset: str
@@ -113,8 +117,8 @@ def resolve_val_size(val_size: int | float, n_train: int, dataset: str) -> int:
     """Number of validation samples to carve from ``n_train`` training samples.
 
     ``val_size`` is a count (``0`` allowed) or a fraction in ``(0, 1)``. Counts above half of the training set
-    are clamped to half, with a logged warning, so that small datasets (``digits``, class subsets) still load
-    with the default ``val_size=5000``.
+    are clamped to half, with a logged warning (once per process for each dataset and count), so that small
+    datasets (``digits``, class subsets) still load with the default ``val_size=5000``.
     """
     if isinstance(val_size, bool) or not isinstance(val_size, numbers.Real):
         raise AutostructError(f"val_size must be a sample count or a fraction in (0, 1), got {val_size!r}.")
@@ -130,7 +134,10 @@ def resolve_val_size(val_size: int | float, n_train: int, dataset: str) -> int:
         n_val = int(round(float(val_size) * n_train))
     cap = int(n_train * MAX_VAL_FRACTION)
     if n_val > cap:
-        log.warning(
+        key = (dataset, n_train, n_val)
+        report = log.warning if key not in _CLAMPS_REPORTED else log.debug
+        _CLAMPS_REPORTED.add(key)
+        report(
             "val_size=%d is more than half of the %d training samples of %s; using %d for validation instead.",
             n_val,
             n_train,

@@ -18,6 +18,7 @@ from autostruct.pipeline.results import run_totals, write_results
 from autostruct.report import render_report
 from autostruct.rl import run_impala, save_policy
 from autostruct.rl.impala import EngineBackend
+from autostruct.utils.memory import release_free_memory
 from autostruct.utils.runs import RunResult, prepare_run_dir, say
 
 R = TypeVar("R", bound=RunResult)
@@ -66,7 +67,10 @@ def run_search(
     run.search_wall = time.monotonic() - t_search
     policy_path = save_policy(run.result.policy, run.out / "policy.pt", metadata=kind.policy_metadata(run))
 
-    records = [kind.finish_task(run, i) for i in range(len(run.factories))]
+    records = []
+    for i in range(len(run.factories)):
+        records.append(kind.finish_task(run, i))
+        release_free_memory()  # a task's evaluations and reference episodes leave ~0.5 GB of free heap
     fmt, totals, fields = kind.results(run, records)
     results = write_results(
         run.out, fmt=fmt, cfg=cfg, records=records,
