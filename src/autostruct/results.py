@@ -300,15 +300,20 @@ def validate_results(data: dict[str, Any], source: str = "results.json") -> RunR
         raise AutostructError(_message(err, source)) from None
 
 
-def load_results(run_dir: str | Path, schema: type[RunResults] | None = None) -> RunResults:
-    """Read and validate ``run_dir/results.json`` (as ``schema``, or as its ``format`` says)."""
+def read_results_json(run_dir: str | Path) -> tuple[Path, Any]:
+    """``run_dir/results.json``'s path and parsed JSON (not validated); errors say which run folder and the fix."""
     path = Path(run_dir) / "results.json"
     if not path.is_file():
         raise AutostructError(f"'{run_dir}' has no results.json. Pass the output_dir of a finished run.")
     try:
-        data = json.loads(path.read_text())
+        return path, json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise AutostructError(f"'{path}' is not valid JSON ({exc}); re-run the search with --resume.") from None
+
+
+def load_results(run_dir: str | Path, schema: type[RunResults] | None = None) -> RunResults:
+    """Read and validate ``run_dir/results.json`` (as ``schema``, or as its ``format`` says)."""
+    path, data = read_results_json(run_dir)
     if schema is None:
         return validate_results(data, f"'{path}'")
     try:
@@ -331,6 +336,7 @@ __all__ = [
     "RunResults",
     "Totals",
     "load_results",
+    "read_results_json",
     "schema_for",
     "validate_results",
 ]
