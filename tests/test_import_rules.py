@@ -72,8 +72,6 @@ MAY_IMPORT: dict[str, set[str]] = {
     "cli": {"api"},
 }
 
-_PIPELINE = "pipeline helper (issue 14 item 1): moves into the one search pipeline"
-
 #: Today's violations of the direction: ``(importing module, imported module) -> reason``.
 KNOWN: dict[tuple[str, str], str] = {}
 
@@ -82,16 +80,10 @@ KNOWN: dict[tuple[str, str], str] = {}
 KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {}
 
 
-#: Modules that still import our own modules inside functions (today's pipeline modules, which issue 14 item 1
-#: rewrites). Anywhere else a function-level import of an autostruct module must say why on its line with a
-#: ``# lazy:`` comment (e.g. a heavy optional dependency behind it), so it cannot quietly hide a cycle again.
-FUNCTION_LEVEL_IMPORTS: dict[str, str] = {
-    "autostruct.mtacp.run": _PIPELINE,
-    "autostruct.mtacp.preflight": _PIPELINE,
-    "autostruct.mtacp.zero_shot": _PIPELINE,
-    "autostruct.mtacp.latency_lut": _PIPELINE,
-    "autostruct.nas.search": _PIPELINE,
-}
+#: Modules allowed to import our own modules inside functions without a reason (none today). Anywhere else a
+#: function-level import of an autostruct module must say why on its line with a ``# lazy:`` comment (e.g. the
+#: CLI keeping ``--help`` free of torch), so it cannot quietly hide a cycle again.
+FUNCTION_LEVEL_IMPORTS: dict[str, str] = {}
 
 
 def _module_name(path: Path) -> str:

@@ -144,10 +144,10 @@ def test_a_table_for_another_model_is_refused(built, tmp_path, over, needles):
 
 def test_round_to_auto_takes_the_device_tables_rounding(built, tmp_path, monkeypatch):
     """``auto`` means the multiple that pays on the device the table was measured on, not on this host."""
-    import autostruct.measure.rounding as rounding
+    import autostruct.mtacp.preflight as preflight  # the preflight's own reference to resolve_round_to
 
     _, out, _ = built
-    monkeypatch.setattr(rounding, "resolve_round_to", lambda value, threads=1: 4 if value == "auto" else value)
+    monkeypatch.setattr(preflight, "resolve_round_to", lambda value, threads=1: 4 if value == "auto" else value)
     with_table = load_yaml(PruneConfig, _config(tmp_path, search={"round_to": "auto", "latency_table": str(out)}))
     host_only = load_yaml(PruneConfig, _config(tmp_path, "host.yaml", search={"round_to": "auto"}))
     assert check_prune_inputs(with_table) == ROUND_TO
@@ -169,7 +169,7 @@ def test_data_of_different_shapes_need_dataset(tmp_path):
 
 def test_dataset_label_picks_the_task_data(tmp_path, monkeypatch):
     """``--dataset digits-c0.1.2`` prices the 3-class model (measuring is stubbed: the build is tested above)."""
-    import autostruct.prune.latency_table as lt
+    import autostruct.mtacp.latency_lut as lt  # the builder's own reference to host_table
 
     seen = []
 

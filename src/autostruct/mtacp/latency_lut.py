@@ -16,9 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autostruct.config import PruneConfig
+from autostruct.config import PruneConfig, coerce_config
 from autostruct.errors import AutostructError
 from autostruct.measure import LatencyTable
+from autostruct.measure.lut import default_device_name
+from autostruct.mtacp.preflight import check_prune_inputs, load_config_checkpoint, priced_model
+from autostruct.mtacp.tasks import expand_tasks
+from autostruct.prune.latency_table import host_table, layer_specs, model_fingerprint
+from autostruct.utils.runs import say
 
 __all__ = ["PruneLutResult", "build_prune_lut"]
 
@@ -73,12 +78,6 @@ def build_prune_lut(
     ``search.latency_threads``, ``device_name`` to this host's (e.g. ``linux-aarch64``).
     Raises :class:`AutostructError` (and writes nothing) on any bad input.
     """
-    from autostruct.config import coerce_config
-    from autostruct.measure.lut import default_device_name
-    from autostruct.mtacp.preflight import check_prune_inputs, load_config_checkpoint, priced_model
-    from autostruct.mtacp.tasks import expand_tasks
-    from autostruct.prune.latency_table import host_table, layer_specs, model_fingerprint
-    from autostruct.utils.runs import say
 
     out = Path(out)
     _check_out(out)

@@ -25,9 +25,32 @@ from typing import Any
 import torch
 
 from autostruct.config import PruneConfig
+from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
+from autostruct.measure.rounding import resolve_round_to
+from autostruct.models import (
+    check_model_input,
+    create_model,
+    import_modules,
+    is_factory_name,
+    list_models,
+    resolve_model,
+)
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
 from autostruct.pipeline.assets import load_any_model
+from autostruct.prune import budget as B
+from autostruct.prune.graph import analyze
+from autostruct.prune.latency_table import (
+    host_table,
+    latency_model,
+    layer_specs,
+    load_table,
+    smallest_latency,
+    table_mismatch,
+)
+from autostruct.prune.surgery import group_allowed
+from autostruct.utils.device import resolve_device
+from autostruct.utils.runs import say
 
 
 def _field_error(field: str, exc: AutostructError) -> AutostructError:
@@ -59,7 +82,6 @@ def _load_checkpoint(cfg: PruneConfig) -> torch.nn.Module:
 
 
 def _check_model_name(cfg: PruneConfig) -> None:
-    from autostruct.models import is_factory_name, list_models, resolve_model
 
     if is_factory_name(cfg.model) or ":" in cfg.model:
         try:
@@ -100,9 +122,6 @@ def _check_budgets(
     ``steps`` are the channel multiples to try, largest first (one unless ``search.round_to`` is ``auto``);
     returns the largest that passes, or raises the smallest's error.
     """
-    from autostruct.prune import budget as B
-    from autostruct.prune.graph import analyze
-    from autostruct.prune.surgery import group_allowed
 
     s = cfg.search
     graph = analyze(model.eval(), torch.zeros(1, data.in_channels, data.image_size, data.image_size))
@@ -140,7 +159,6 @@ def _check_budgets(
 
 def _task_model(cfg: PruneConfig, key: DataKey, data: Any, checkpoint: torch.nn.Module | None) -> torch.nn.Module:
     """The checkpoint (checked to fit ``data``) or an untrained copy of the configured architecture for ``data``."""
-    from autostruct.models import create_model
 
     if checkpoint is not None:
         _check_checkpoint_fits(cfg, key, checkpoint.autostruct_spec["kwargs"], data)
@@ -177,7 +195,6 @@ def table_round_to(cfg: PruneConfig) -> int | None:
     is the device's (``autostruct prune build-lut`` resolved ``auto`` there), not this host's. None when there
     is no such table or it cannot be read (:func:`check_latency_budgets` then names the problem).
     """
-    from autostruct.prune.latency_table import load_table
 
     s = cfg.search
     if s.round_to != "auto" or s.latency_table == "host" or not any(t.latency_ms for t in cfg.tasks):
@@ -196,16 +213,12 @@ def check_prune_inputs(cfg: PruneConfig) -> int:
     device table's, :func:`table_round_to`, when latency tasks are priced by one), halved until every task's
     budget is reachable with it (a model too small for it).
     """
-    from autostruct.data import load_dataset
-    from autostruct.measure.rounding import resolve_round_to
-    from autostruct.utils.device import resolve_device
 
     try:
         resolve_device(cfg.device)
     except AutostructError as exc:
         raise _field_error("device", exc) from None
     keys, tasks = expand_tasks(cfg)
-    from autostruct.models import check_model_input, import_modules
 
     import_modules(cfg.imports, "imports")  # errors already name 'imports.<i>'
     r = cfg.search.round_to
@@ -251,8 +264,6 @@ def priced_model(
     an untrained copy of the configured architecture (``width``, ``model_kwargs``); a table depends on the
     architecture only. Run after :func:`check_prune_inputs` (imports done, inputs checked).
     """
-    from autostruct.data import load_dataset
-    from autostruct.prune.graph import analyze
 
     data = load_dataset(key.dataset, root=key.root, val_size=cfg.search.holdout, seed=cfg.seed,
                         classes=list(key.classes) if key.classes else None)
@@ -268,15 +279,6 @@ def check_latency_budgets(cfg: PruneConfig, round_to: int, progress: bool = Fals
     seconds); a path is read and must cover the model. Run after :func:`check_prune_inputs` (``round_to`` is
     its answer); writes nothing but the cache.
     """
-    from autostruct.prune.latency_table import (
-        host_table,
-        latency_model,
-        layer_specs,
-        load_table,
-        smallest_latency,
-        table_mismatch,
-    )
-    from autostruct.utils.runs import say
 
     keys, tasks = expand_tasks(cfg)
     s = cfg.search

@@ -31,8 +31,15 @@ from typing import Any
 import torch
 
 from autostruct.config import PruneConfig, coerce_config
+from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
-from autostruct.measure.rounding import resolve_rounding
+from autostruct.export import export
+from autostruct.measure import compare_latency, count_flops
+from autostruct.measure._inputs import model_device
+from autostruct.measure.rounding import resolve_round_to, resolve_rounding
+from autostruct.models.bn import recalibrate_bn
+from autostruct.models.cache import get_or_train
+from autostruct.models.train import TrainConfig, evaluate, fine_tune
 from autostruct.mtacp.preflight import check_latency_budgets, check_prune_inputs
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
 from autostruct.pipeline import (
@@ -43,12 +50,18 @@ from autostruct.pipeline import (
     run_search,
     task_episodes,
 )
+from autostruct.prune.env import PruningEnvFactory, env_settings
+from autostruct.prune.features import NUM_FEATURES
+from autostruct.prune.graph import analyze
+from autostruct.prune.selection import env_rescore, select_strategy
 from autostruct.prune.uniform import uniform_strategy
 from autostruct.results import PRUNE_FORMAT
+from autostruct.rl import BoxSpec, PolicySpec, rollout
 from autostruct.rl.random_play import random_episodes
 from autostruct.utils.io import write_json_atomic
 from autostruct.utils.recipes import epochs_for
 from autostruct.utils.runs import RunResult, mean_of, say
+from autostruct.utils.stats import expected_best_of_n
 
 log = logging.getLogger("autostruct.mtacp")
 
@@ -67,7 +80,6 @@ def _example(data: Any) -> torch.Tensor:
 
 
 def _load_data(cfg: PruneConfig, key: DataKey) -> Any:
-    from autostruct.data import load_dataset
 
     return load_dataset(
         key.dataset, root=key.root, val_size=cfg.search.holdout, seed=cfg.seed, classes=list(key.classes) if key.classes else None
@@ -87,8 +99,6 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
                 "or a zoo model name."
             )
         return model, str(path if path.suffix == ".pt" else path / "model.pt")
-    from autostruct.models.cache import get_or_train
-    from autostruct.models.train import TrainConfig
 
     bt = cfg.base_training
     epochs = bt.epochs_for(len(data.train))
@@ -103,8 +113,6 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
 
 def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bool) -> dict[DataKey, dict[str, Any]]:
     """Train (or load) each dataset's base model once and record its test accuracy, FLOPs and latency."""
-    from autostruct.measure import count_flops
-    from autostruct.models.train import evaluate
 
     bases: dict[DataKey, dict[str, Any]] = {}
     for key in keys:
@@ -137,8 +145,6 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
 def skipped_groups(model: torch.nn.Module, x: torch.Tensor) -> list[dict[str, str]]:
     """The channel groups of ``model`` the engine leaves at full width, with the reason (the trial cut fails,
     or a layer type without a pruner shares the channels): ``[{"layer": ..., "reason": ...}]``."""
-    from autostruct.measure._inputs import model_device
-    from autostruct.prune.graph import analyze
 
     graph = analyze(model, x.to(model_device(model)))
     return [{"layer": name, "reason": reason} for name, reason in graph.skipped]
@@ -161,14 +167,12 @@ def warn_skipped(bases: dict[DataKey, dict[str, Any]], model: str) -> None:
 
 def resolved_search(cfg: PruneConfig) -> Any:
     """``cfg.search`` with ``round_to`` as a number ('auto': measured once per host, then cached)."""
-    from autostruct.measure.rounding import resolve_round_to
 
     return cfg.search.model_copy(update={"round_to": resolve_round_to(cfg.search.round_to)})
 
 
 def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
     """The PruningEnv settings every task (and every baseline) shares (the policy file records them)."""
-    from autostruct.prune.env import env_settings
 
     return env_settings(resolved_search(cfg))
 
@@ -178,7 +182,6 @@ def make_factories(cfg: PruneConfig, tasks: list[TaskSpec], bases: dict[DataKey,
     """One env factory per task, each given the typed ``search`` settings; ``tables`` maps datasets with latency
     tasks to their latency table's path (a FLOPs task on such a dataset gets the table too, so its latency
     rewards use the table's prediction)."""
-    from autostruct.prune.env import PruningEnvFactory
 
     tables = tables or {}
     search = resolved_search(cfg)
@@ -195,8 +198,6 @@ def make_factories(cfg: PruneConfig, tasks: list[TaskSpec], bases: dict[DataKey,
 
 
 def policy_spec(cfg: PruneConfig) -> Any:
-    from autostruct.prune.features import NUM_FEATURES
-    from autostruct.rl import BoxSpec, PolicySpec
 
     return PolicySpec(observation_size=NUM_FEATURES, action_spec=BoxSpec(dim=1), use_lstm=cfg.rl.use_lstm)
 
@@ -211,12 +212,6 @@ def _finish_task(
     (:func:`~autostruct.prune.selection.select_strategy`); the highest search score (``naive_best``) and the
     trained policy's greedy strategy (``greedy``) are scored on the test split too, without fine-tune.
     """
-    from autostruct.export import export
-    from autostruct.measure import compare_latency, count_flops
-    from autostruct.models.bn import recalibrate_bn
-    from autostruct.models.train import evaluate, fine_tune
-    from autostruct.prune.selection import env_rescore, select_strategy
-    from autostruct.rl import rollout
 
     task_dir = out / "tasks" / task.name
     done = task_dir / "task.json"
@@ -351,7 +346,6 @@ def random_reference(
     ``expected_best_of_n[n - 1]`` is random search's expected best after ``n`` episodes, for
     ``n = 1 .. n_search`` (this task's search episodes), from :func:`~autostruct.utils.stats.expected_best_of_n`.
     """
-    from autostruct.utils.stats import expected_best_of_n
 
     episodes = cfg.search.random_episodes
     if episodes <= 0:

@@ -6,7 +6,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
+from autostruct.export import export
+from autostruct.measure import count_flops
+from autostruct.models import import_modules
+from autostruct.models.bn import recalibrate_bn
+from autostruct.models.train import evaluate, fine_tune
+from autostruct.prune.env import PruningEnvFactory
+from autostruct.rl import load_policy, rollout
 from autostruct.utils.io import write_json_atomic
 
 
@@ -27,14 +35,6 @@ def zero_shot_prune(
     The base model is the one the policy was trained with for that dataset, or (for a dataset the run did not
     see) the same architecture trained with the run's recipe. Returns a dict like one task of results.json.
     """
-    from autostruct.data import load_dataset
-    from autostruct.export import export
-    from autostruct.measure import count_flops
-    from autostruct.models import import_modules
-    from autostruct.models.bn import recalibrate_bn
-    from autostruct.models.train import evaluate, fine_tune
-    from autostruct.prune.env import PruningEnvFactory
-    from autostruct.rl import load_policy, rollout
 
     if not 0 < ratio <= 1:
         raise AutostructError(f"--ratio must be in (0, 1], got {ratio}.")

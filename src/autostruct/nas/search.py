@@ -33,15 +33,25 @@ from typing import Any
 import torch
 
 from autostruct.config import coerce_config
+from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
+from autostruct.export import export
+from autostruct.measure import count_flops
+from autostruct.models.registry import create_model
+from autostruct.models.train import evaluate, fine_tune
+from autostruct.nas import supernet as _registers_nas_model  # noqa: F401  (load_model needs the builder)
 from autostruct.nas.config import NASConfig, NASTask
+from autostruct.nas.costs import arch_cost
 from autostruct.nas.custom_search import best_in_budget, evaluated_archs, is_custom_config, search_custom
 from autostruct.nas.env import NASEnvFactory, holdout_indices, make_evaluator, observation_size
 from autostruct.nas.evaluate import TaskCosts
+from autostruct.nas.lut import build_lut, check_lut, load_profile, save_profile
 from autostruct.nas.space import SearchSpace, get_space
+from autostruct.nas.train_supernet import get_or_train_supernet, load_supernet, supernet_cache_dir
 from autostruct.pipeline import SearchRun, onnx_latency_ms, run_search, task_episodes
 from autostruct.prune.selection import RescoreFn, Selection, select_strategy
 from autostruct.results import NAS_FORMAT
+from autostruct.rl import CategoricalSpec, PolicySpec
 from autostruct.utils.io import write_json_atomic, write_text_atomic
 from autostruct.utils.runs import DataKey, RunResult, mean_of, say
 
@@ -84,7 +94,6 @@ class _Data:
 
     def __call__(self, key: DataKey) -> Any:
         if key not in self._cache:
-            from autostruct.data import load_dataset
 
             self._cache[key] = load_dataset(
                 key.dataset,
@@ -108,7 +117,6 @@ def _space(cfg: NASConfig, data: Any) -> SearchSpace:
 
 def prepare_supernets(cfg: NASConfig, out: Path, keys: list[DataKey], datas: _Data, progress: bool) -> dict[DataKey, dict[str, Any]]:
     """Train (or fetch from the cache) one supernet per dataset; record where it is."""
-    from autostruct.nas.train_supernet import get_or_train_supernet
 
     recs: dict[DataKey, dict[str, Any]] = {}
     for key in keys:
@@ -136,7 +144,6 @@ def _host_profile_path(cfg: NASConfig, space: SearchSpace, data: Any) -> Path:
     """Host tables are cached like supernets: ``$AUTOSTRUCT_CACHE/luts/host-<key>.json``."""
     import platform
 
-    from autostruct.nas.train_supernet import supernet_cache_dir
 
     fields = {"space": space.to_dict(), "shape": [data.in_channels, data.image_size, data.num_classes],
               "lut": cfg.lut.model_dump(), "seed": cfg.seed, "host": platform.node(), "version": 1}
@@ -147,7 +154,6 @@ def _host_profile_path(cfg: NASConfig, space: SearchSpace, data: Any) -> Path:
 def prepare_profiles(cfg: NASConfig, tasks: list[NASTask], names: list[str], datas: _Data, progress: bool) -> dict[int, str]:
     """The latency profile of each task that prices latency: measured here (cached) for ``device: host``, else
     the given file, checked to cover the task's space and input shape."""
-    from autostruct.nas.lut import build_lut, check_lut, load_profile, save_profile
 
     paths: dict[int, str] = {}
     for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
@@ -238,7 +244,6 @@ def check_budgets(
 
     With ``profiles=None`` only FLOPs and params budgets are checked (latency needs the tables).
     """
-    from autostruct.nas.lut import load_profile
 
     for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
         data = datas(_data_key(task))
@@ -254,7 +259,6 @@ def check_budgets(
 
 
 def policy_spec(cfg: NASConfig, space: SearchSpace, num_datasets: int) -> Any:
-    from autostruct.rl import CategoricalSpec, PolicySpec
 
     return PolicySpec(
         observation_size=observation_size(space, num_datasets),
@@ -335,13 +339,6 @@ def _finish_task(
     ``selected`` is :func:`selection_fields`'s record; the best-by-reward architecture's test accuracy with
     inherited weights is added to its ``naive_best`` (the winner's curse, measured).
     """
-    from autostruct.export import export
-    from autostruct.measure import count_flops
-    from autostruct.models.registry import create_model
-    from autostruct.models.train import evaluate, fine_tune
-    from autostruct.nas.costs import arch_cost
-    from autostruct.nas.lut import load_profile
-    from autostruct.nas.train_supernet import load_supernet
 
     task_dir = out / "tasks" / name
     done = task_dir / "task.json"
@@ -472,7 +469,6 @@ class NASSearch:
         return cfg
 
     def preflight(self, run: SearchRun) -> NASPlan:
-        from autostruct.nas import supernet as _registers_nas_model  # noqa: F401  (load_model needs the builder)
 
         cfg = run.cfg
         tasks = list(cfg.tasks)
