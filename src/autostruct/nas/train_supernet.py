@@ -36,7 +36,6 @@ from autostruct.utils.cache import cache_root
 from autostruct.utils.device import resolve_device
 from autostruct.utils.io import torch_save_atomic
 from autostruct.utils.progress import progress_bar
-from autostruct.utils.recipes import epochs_for
 
 _KEY_VERSION = 1
 
@@ -103,10 +102,10 @@ def train_supernet(
     # channels_last: PyTorch's CPU depthwise convolutions run 2-4x faster in NHWC.
     net = Supernet(space, dataset.num_classes, dataset.in_channels).to(dev, memory_format=torch.channels_last)
     train = dataset.train if config.train_size is None else dataset.train.subset(config.train_size, seed=seed)
-    steps_per_epoch = train.num_batches(config.batch_size, drop_last=len(train) >= config.batch_size)
+    drop_last = len(train) >= config.batch_size
+    steps_per_epoch = train.num_batches(config.batch_size, drop_last=drop_last)
     # Small datasets (Digits: 11 steps per epoch) get extra epochs up to config.min_steps optimizer steps.
-    epochs = epochs_for(config.epochs, config.min_steps, len(train), config.batch_size,
-                        drop_last=len(train) >= config.batch_size)
+    epochs = config.epochs_for(len(train), drop_last=drop_last)
     total = max(1, steps_per_epoch * epochs)
     decay, no_decay = [], []
     for p in net.parameters():
@@ -126,7 +125,7 @@ def train_supernet(
         task = prog.add_task(f"supernet {dataset.name}", total=total, info="")
         for epoch in range(epochs):
             run_loss, seen = 0.0, 0
-            batches = train.batches(config.batch_size, shuffle=True, seed=seed * 1000 + epoch, drop_last=len(train) >= config.batch_size)
+            batches = train.batches(config.batch_size, shuffle=True, seed=seed * 1000 + epoch, drop_last=drop_last)
             for xb, yb in batches:
                 xb, yb = xb.to(dev, memory_format=torch.channels_last), yb.to(dev)
                 for g in opt.param_groups:
