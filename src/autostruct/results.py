@@ -108,6 +108,7 @@ class PruneTaskRecord(Record):
     dataset: str
     classes: list[int] | None = None
     ratio: float | None
+    round_to: int | None = None  # kept channels are multiples of this (per task with round_to: auto)
     latency_budget_ms: float | None = None
     predicted_latency_ms: float | None = None
     base_accuracy: float

@@ -61,9 +61,13 @@ def test_every_task_meets_its_budget_and_exports(finished_run):
             assert t[key] is not None, key
         assert t["speedup"] == pytest.approx(t["base_latency_ms"] / t["latency_ms"])
         assert t["latency_p90_ms"] >= t["latency_ms"] and t["base_latency_p90_ms"] >= t["base_latency_ms"]
-        # search.round_to defaults to 'auto': every kept count is a multiple of the resolved value (or the whole group).
-        step = res["rounding"]["round_to"]
+        # search.round_to defaults to 'auto': the run's multiple, or per task the one its own pruned models pay
+        # with (twice the run's, when reachable and clearly faster); every kept count is a multiple of the task's
+        # (or the whole group).
+        step = t["round_to"]
         assert res["rounding"]["config"] == "auto" and res["config"]["search"]["round_to"] == "auto"
+        assert step in (res["rounding"]["round_to"], 2 * res["rounding"]["round_to"])
+        assert res["rounding"]["tasks"][t["task"]]["round_to"] == step
         assert all(c % step == 0 for c in t["channels"] if c not in (8, 16, 32))
         model, _ = load_model(t["model_path"])
         x = torch.randn(3, 1, 8, 8)
@@ -120,7 +124,13 @@ def test_resume_extends_the_search_without_gaps(finished_run, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(finished_run.output_dir, out)
     random_files = {p.name: p.read_text() for p in (out / "random").iterdir()}
+    # A resume plays on with the multiples the run started with (rounding.json), whatever a re-timing says.
+    stored = json.loads((out / "rounding.json").read_text())
+    assert set(stored) == {t["task"] for t in finished_run.tasks}
     res = run_prune(tiny_config(out, search={"episodes": 12}), resume=True, progress=False)
+    assert json.loads((out / "rounding.json").read_text()) == stored
+    assert {k: v["round_to"] for k, v in res.results["rounding"]["tasks"].items()} == {
+        k: v["round_to"] for k, v in stored.items()}
     assert {p.name: p.read_text() for p in (out / "random").iterdir()} == random_files  # not played again
     for t in res.tasks:
         assert len(t["random_baseline"]["expected_best_of_n"]) == t["episodes"]

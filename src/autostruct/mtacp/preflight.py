@@ -18,6 +18,7 @@ the table allows (every group at ``search.lbound``), naming ``tasks.<i>.latency_
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,11 @@ from autostruct.prune.latency_table import (
     table_mismatch,
 )
 from autostruct.prune.surgery import group_allowed
+from autostruct.prune.task_rounding import TaskRounding, choose_task_round_to
 from autostruct.utils.device import resolve_device
 from autostruct.utils.runs import say
+
+log = logging.getLogger("autostruct.mtacp")
 
 
 def _field_error(field: str, exc: AutostructError) -> AutostructError:
@@ -319,4 +323,38 @@ def check_latency_budgets(cfg: PruneConfig, round_to: int, progress: bool = Fals
                     f"{math.ceil(least * 1e4) / 1e4:g} ms or a smaller search.lbound."
                 )
         out[key] = str(path)
+    return out
+
+
+def choose_task_rounding(cfg: PruneConfig, round_to: int, progress: bool = False) -> dict[str, TaskRounding]:
+    """``search.round_to: auto``: each FLOPs task's channel multiple, timed on its own pruned models.
+
+    Candidates are the run's multiple (:func:`check_prune_inputs`) and twice it; a coarser multiple is chosen only
+    where it runs the task's pruned models faster by more than
+    :data:`~autostruct.prune.task_rounding.TOLERANCE` (:mod:`autostruct.prune.task_rounding`). Tasks of a dataset
+    with ``latency_ms`` tasks keep the run's multiple (their latency table was built for it), as does every task
+    when ``round_to`` is a number. Returns ``{task name: TaskRounding}`` for the tasks it decided; writes nothing
+    but the cache (seconds per task the first time).
+    """
+
+    if cfg.search.round_to != "auto":
+        return {}
+    keys, tasks = expand_tasks(cfg)
+    checkpoint = load_config_checkpoint(cfg)
+    out: dict[str, TaskRounding] = {}
+    for key in keys:
+        mine = [t for t in tasks if t.data == key]
+        if any(t.latency_ms is not None for t in mine):
+            continue
+        model, graph, x = priced_model(cfg, key, checkpoint)
+        for t in mine:
+            say(progress, f"channel rounding for task {t.name}: timing its pruned models with multiples of "
+                          f"{round_to} and {2 * round_to} (cached per host and model)")
+            try:
+                out[t.name] = choose_task_round_to(model, graph, x, float(t.ratio), (round_to, 2 * round_to),
+                                                   lbound=cfg.search.lbound, threads=cfg.search.latency_threads,
+                                                   seed=cfg.seed)
+            except Exception as exc:  # an optimization: never fail a run on it (the run's multiple was checked)
+                log.warning("task %s: channel rounding could not be timed (%s); using round_to=%d", t.name, exc,
+                            round_to)
     return out

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from autostruct.measure.rounding import resolve_round_to, resolve_rounding
 from autostruct.models.bn import recalibrate_bn
 from autostruct.models.cache import get_or_train
 from autostruct.models.train import TrainConfig, evaluate, fine_tune
-from autostruct.mtacp.preflight import check_latency_budgets, check_prune_inputs
+from autostruct.mtacp.preflight import check_latency_budgets, check_prune_inputs, choose_task_rounding
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
 from autostruct.pipeline import (
     SearchRun,
@@ -178,20 +178,26 @@ def env_kwargs(cfg: PruneConfig) -> dict[str, Any]:
 
 
 def make_factories(cfg: PruneConfig, tasks: list[TaskSpec], bases: dict[DataKey, dict[str, Any]],
-                   tables: dict[DataKey, str] | None = None) -> list[Any]:
+                   tables: dict[DataKey, str] | None = None, task_round_to: dict[str, int] | None = None) -> list[Any]:
     """One env factory per task, each given the typed ``search`` settings; ``tables`` maps datasets with latency
     tasks to their latency table's path (a FLOPs task on such a dataset gets the table too, so its latency
-    rewards use the table's prediction)."""
+    rewards use the table's prediction); ``task_round_to`` maps task names to their own channel multiple
+    (``round_to: auto``, :func:`~autostruct.mtacp.preflight.choose_task_rounding`; others use ``search.round_to``)."""
 
-    tables = tables or {}
-    search = resolved_search(cfg)
+    tables, task_round_to = tables or {}, task_round_to or {}
+    shared = resolved_search(cfg)
+
+    def search(t: TaskSpec) -> Any:
+        own = task_round_to.get(t.name)
+        return shared if own is None else shared.model_copy(update={"round_to": own})
+
     num_datasets = len({t.data for t in tasks})
     return [
         PruningEnvFactory(
             bases[t.data]["checkpoint"], t.data.dataset, 1.0 if t.ratio is None else t.ratio, classes=t.data.classes,
             width=cfg.width, epochs=cfg.base_training.epochs, seed=cfg.seed, val_split=cfg.search.holdout,
             data_root=t.data.root, device=cfg.device, task_id=t.task_id, dataset_index=t.dataset_index,
-            num_datasets=num_datasets, search=search, latency_budget_ms=t.latency_ms, latency_table=tables.get(t.data),
+            num_datasets=num_datasets, search=search(t), latency_budget_ms=t.latency_ms, latency_table=tables.get(t.data),
         )
         for t in tasks
     ]
@@ -295,6 +301,7 @@ def _finish_task(
         "dataset": task.data.dataset,
         "classes": list(task.data.classes) if task.data.classes else None,
         "ratio": task.ratio,
+        "round_to": env.round_to,
         **({} if task.latency_ms is None else {
             # The budget, what the table predicts for the selected strategy, and the measured median (below).
             "latency_budget_ms": task.latency_ms,
@@ -363,12 +370,18 @@ def random_reference(
 
 @dataclass(frozen=True)
 class PrunePlan:
-    """The checked inputs of a pruning run: ``search.round_to`` resolved, latency tables, datasets and tasks."""
+    """The checked inputs of a pruning run: ``search.round_to`` resolved, latency tables, datasets and tasks, and
+    the tasks whose channel multiple was chosen on their own models (``round_to: auto``)."""
 
     round_to: int | None
     tables: dict[DataKey, str]
     keys: list[DataKey]
     tasks: list[TaskSpec]
+    task_rounding: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def task_round_to(self) -> dict[str, int]:
+        return {name: int(r["round_to"]) for name, r in self.task_rounding.items()}
 
 
 class PruneSearch:
@@ -389,9 +402,16 @@ class PruneSearch:
         round_to = check_prune_inputs(run.cfg)  # search.round_to; 'auto': measured on this host, fitted to the model
         tables = check_latency_budgets(run.cfg, round_to, run.progress)  # latency tasks: tables, reachable budgets
         keys, tasks = expand_tasks(run.cfg)
-        return PrunePlan(round_to, tables, keys, tasks)
+        rounding = {name: r.as_dict() for name, r in choose_task_rounding(run.cfg, round_to, run.progress).items()}
+        return PrunePlan(round_to, tables, keys, tasks, rounding)
 
     def prepare_assets(self, run: SearchRun) -> dict[DataKey, dict[str, Any]]:
+        # A resumed run keeps the multiples its episodes were played with, whatever a re-timing says today.
+        path = run.out / "rounding.json"
+        if path.is_file():
+            run.plan = replace(run.plan, task_rounding=json.loads(path.read_text()))
+        else:
+            write_json_atomic(path, run.plan.task_rounding)
         bases = prepare_bases(run.cfg, run.out, run.plan.keys, run.progress)
         warn_skipped(bases, run.cfg.model)
         return bases
@@ -403,7 +423,8 @@ class PruneSearch:
         return cfg.model_copy(update={"search": cfg.search.model_copy(update={"round_to": run.plan.round_to})})
 
     def make_factories(self, run: SearchRun) -> list[Any]:
-        return make_factories(self.env_config(run), run.plan.tasks, run.assets, run.plan.tables)
+        return make_factories(self.env_config(run), run.plan.tasks, run.assets, run.plan.tables,
+                              run.plan.task_round_to)
 
     def policy_spec(self, run: SearchRun) -> Any:
         return policy_spec(run.cfg)
@@ -423,6 +444,7 @@ class PruneSearch:
             "base_training_epochs": cfg.base_training.epochs,
             "seed": cfg.seed,
             "env": env_kwargs(self.env_config(run)),
+            "task_round_to": run.plan.task_round_to,
             "datasets": [{"dataset": k.dataset, "classes": list(k.classes) if k.classes else None, "root": k.root,
                           "checkpoint": bases[k]["checkpoint"]} for k in run.plan.keys],
         }
@@ -454,7 +476,10 @@ class PruneSearch:
             "latency_tables": {k.label: p for k, p in plan.tables.items()},
             "rounding": {"config": cfg.search.round_to, "round_to": plan.round_to,
                          "host": resolve_rounding(cfg.search.round_to).as_dict()
-                         if cfg.search.round_to == "auto" else None},
+                         if cfg.search.round_to == "auto" else None,
+                         "tasks": {t.name: run.plan.task_rounding.get(t.name, {"round_to": plan.round_to,
+                                                                              "source": "run"})
+                                   for t in plan.tasks}},
         }
         return RESULTS_FORMAT, totals, fields
 

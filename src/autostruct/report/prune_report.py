@@ -263,7 +263,7 @@ def render_prune_report(run_dir: str | Path) -> Path:
             t.task, t.ratio if t.ratio is not None else f"{t.latency_budget_ms:g} ms",
             pct(t.base_accuracy), pct(t.accuracy_before_finetune),
             pct(t.accuracy_after_finetune), pct(t.uniform.accuracy_before_finetune if t.uniform else None),
-            round(t.flops / t.base_flops, 3), t.params, t.base_latency_ms, t.latency_ms,
+            round(t.flops / t.base_flops, 3), t.params, t.round_to, t.base_latency_ms, t.latency_ms,
             None if t.speedup is None else round(t.speedup, 2),  # base / pruned median, interleaved runs
             None if t.predicted_latency_ms is None else round(t.predicted_latency_ms, 4),
             t.episodes_to_best,
@@ -272,7 +272,7 @@ def render_prune_report(run_dir: str | Path) -> Path:
     ]
     results_table = table(
         ["task", "budget", "base acc %", "acc no-FT %", "acc FT %", "uniform no-FT %", "FLOPs / base", "params",
-         "base latency ms", "latency ms", "speed-up x", "table ms", "episodes to best"],
+         "round to", "base latency ms", "latency ms", "speed-up x", "table ms", "episodes to best"],
         rows,
     )
     totals = res.totals.model_dump(mode="json", exclude_unset=True)
