@@ -38,10 +38,10 @@ from autostruct.measure.latency import time_interleaved
 from autostruct.measure.rounding import choose_round_to
 from autostruct.models import create_model
 from autostruct.prune import apply_keep_ratios
-from autostruct.prune import budget as B
 from autostruct.prune.graph import analyze
 from autostruct.prune.latency_table import host_table, latency_model, layer_specs
-from autostruct.prune.surgery import counts_from_ratios, group_allowed, prune_counts
+from autostruct.prune.surgery import counts_from_ratios, prune_counts
+from autostruct.prune.task_rounding import reachable, wall_strategies
 from autostruct.utils.io import write_json_atomic
 
 MODELS = (("resnet20", 1.0), ("vgg11", 1.0), ("mobilenetv2", 1.0))
@@ -70,24 +70,10 @@ def searched_counts(graph: Any, lat: Any, alpha: float, round_to: int, episodes:
 
     Returns the counts and how many distinct strategies were scored.
     """
-    fm = graph.flop_model
-    allowed = [group_allowed(g, round_to) for g in graph.groups]
-    full = graph.channels.copy()
-    decidable = np.asarray([i for i, a in enumerate(allowed) if len(a) > 1], dtype=np.int64)
-    floor = full.copy()
-    for g in decidable:
-        floor[g] = B.ceil_to_allowed(lbound, int(full[g]), allowed[g])
-    target = alpha * float(fm(full))
-    rng = np.random.default_rng(seed)
     found = {tuple(int(v) for v in start)}
-    if float(fm(floor)) <= target:  # else lbound is too high for this alpha: only the uniform strategy
-        for _ in range(episodes):
-            counts = full.copy()
-            for step, g in enumerate(decidable):
-                lo, hi = B.exact_wall(fm, counts, int(g), allowed[g], decidable[step + 1:], floor, full, target)
-                choices = allowed[g][(allowed[g] >= lo) & (allowed[g] <= hi)]
-                counts[g] = B.nearest_allowed(lo + rng.uniform() * (hi - lo), choices)
-            found.add(tuple(int(v) for v in counts))
+    if reachable(graph, alpha, round_to, lbound):  # else lbound is too high for this alpha: only ``start``
+        walks = wall_strategies(graph, alpha, round_to, episodes + 1, lbound=lbound, seed=seed)
+        found.update(tuple(int(v) for v in counts) for counts in walks)
     cands = np.asarray(sorted(found), dtype=np.int64)
     return cands[int(np.argmin(lat(cands)))], len(cands)
 

@@ -387,7 +387,9 @@ class PruneSearchConfig(ScoredSearchSettings):
     round_to: int | Literal["auto"] = Field(
         "auto", description="Kept channels are a multiple of this; 'auto': the multiple measured to pay on this host "
         "(onnxruntime, batch 1; autostruct.measure.rounding, cached per host; 8 if it cannot be measured), or the "
-        "device's when latency_ms tasks are priced by a table built there (autostruct prune build-lut)."
+        "device's when latency_ms tasks are priced by a table built there (autostruct prune build-lut); then per "
+        "FLOPs task twice that when the task's own pruned models run > 10% faster with it "
+        "(autostruct.prune.task_rounding)."
     )
     recal_batches: int = Field(PRUNE_RECAL_BATCHES, ge=0, description="Batches for BN recalibration (0 = off).")
 
