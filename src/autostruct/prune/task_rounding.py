@@ -24,7 +24,6 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ import torch
 from torch import nn
 
 from autostruct.measure.latency import time_interleaved
-from autostruct.measure.rounding import host_profile
+from autostruct.measure.rounding import RoundingChoice, host_profile
 from autostruct.prune import budget as B
 from autostruct.prune.graph import PruningGraph
 from autostruct.prune.groups import group_allowed, prune_counts
@@ -50,23 +49,10 @@ full-width ResNet-20 (multiples of 16 vs 8): 6% faster at 28x28 (ratio 0.5 and 0
 is chosen)."""
 
 
-@dataclass(frozen=True)
-class TaskRounding:
-    """A task's channel multiple and each candidate's score (mean pruned / base latency; lower pays).
-
-    ``scores`` holds only the candidates that can reach the budget; ``source`` is ``measured``, ``cache`` or
-    ``single`` (one candidate could reach the budget: nothing was timed).
-    """
-
-    round_to: int
-    scores: dict[int, float]
-    source: str = "measured"
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["scores"] = {str(k): v for k, v in self.scores.items()}
-        return d
+TaskRounding = RoundingChoice
+"""A task's channel multiple and each candidate's score (mean pruned / base latency; lower pays). ``scores``
+holds the candidates that can reach the budget; ``source`` is ``measured``, ``cache`` or ``single`` (one
+candidate could reach the budget: nothing was timed)."""
 
 
 def _decidable(graph: PruningGraph, round_to: int) -> tuple[list[np.ndarray], np.ndarray]:
