@@ -306,13 +306,19 @@ class ScoredSearchSettings(SearchSettings):
 class PruneTask(DatasetTask):
     """One dataset (optionally a class subset) and its budgets: FLOPs keep ratios, latency budgets, or both.
 
-    Every budget is one task (one env): ``{dataset: fashion-mnist, ratios: [0.5], latency_ms: [0.2]}`` is two.
+    Every budget is one task (one env): ``{dataset: fashion-mnist, ratios: [0.5], latency_ms: [0.2]}`` is two;
+    ``latency_ratios: [0.6]`` is a latency budget relative to the base model (0.6x its latency).
     """
 
     ratios: list[float] | None = Field(None, min_length=1, description="FLOPs keep ratios alpha in (0, 1].")
     latency_ms: list[float] | None = Field(
         None, min_length=1, description="Latency budgets in ms (batch 1, onnxruntime, search.latency_threads), "
         "priced by the per-layer table of search.latency_table."
+    )
+    latency_ratios: list[float] | None = Field(
+        None, min_length=1, description="Latency budgets as fractions in (0, 1] of the base model's latency "
+        "(e.g. 0.6: run in 0.6x the base's time), priced by the same table as latency_ms and checked against the "
+        "base timed in the same process: unlike milliseconds, they hold when the host's speed drifts."
     )
 
     @field_validator("ratios")
@@ -323,6 +329,17 @@ class PruneTask(DatasetTask):
                 raise ValueError(f"every ratio must be in (0, 1]; got {r}. Use e.g. 0.5 to keep half the FLOPs")
         if v is not None and len(set(v)) != len(v):
             raise ValueError(f"ratios must not repeat; got {v}")
+        return v
+
+    @field_validator("latency_ratios")
+    @classmethod
+    def _latency_ratios_in_range(cls, v: list[float] | None) -> list[float] | None:
+        for r in v or []:
+            if not 0 < r <= 1:
+                raise ValueError(f"every latency ratio must be in (0, 1]; got {r}. Use e.g. 0.6 to run in 0.6x the "
+                                 "base model's latency")
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"latency_ratios must not repeat; got {v}")
         return v
 
     @field_validator("latency_ms")
@@ -337,9 +354,10 @@ class PruneTask(DatasetTask):
 
     @model_validator(mode="after")
     def _has_a_budget(self) -> PruneTask:
-        if not self.ratios and not self.latency_ms:
+        if not self.ratios and not self.latency_ms and not self.latency_ratios:
             raise ValueError(
-                f"task {self.dataset} has no budget: give ratios (e.g. [0.5]), latency_ms (e.g. [0.2]) or both"
+                f"task {self.dataset} has no budget: give ratios (e.g. [0.5]), latency_ms (e.g. [0.2]), "
+                "latency_ratios (e.g. [0.6]) or several"
             )
         return self
 
@@ -463,7 +481,8 @@ class PruneConfig(StrictModel):
             raise ValueError("the task list is empty; add e.g. {dataset: fashion-mnist, ratios: [0.5]}")
         seen: set[tuple] = set()
         for t in v:
-            budgets = [("ratio", r) for r in t.ratios or []] + [("latency_ms", ms) for ms in t.latency_ms or []]
+            budgets = ([("ratio", r) for r in t.ratios or []] + [("latency_ms", ms) for ms in t.latency_ms or []]
+                       + [("latency_ratio", r) for r in t.latency_ratios or []])
             for kind, value in budgets:
                 key = (t.dataset, tuple(t.classes) if t.classes else None, kind, value)
                 if key in seen:

@@ -99,8 +99,9 @@ class RandomReference(Record):
 class PruneTaskRecord(Record):
     """One pruning task's record: the selected strategy, its accuracy before and after fine-tuning, cost and time.
 
-    Latency tasks add ``latency_budget_ms``, ``predicted_latency_ms``, ``latency_vs_predicted`` and
-    ``latency_vs_budget``; ``random_baseline`` is there when ``search.random_episodes > 0``.
+    Latency tasks add ``latency_budget_ms``, ``predicted_latency_ms``, ``latency_vs_predicted``,
+    ``latency_vs_budget``, ``budget_vs_base`` and ``latency_vs_budget_relative`` (``latency_ratio`` for a
+    ``latency_ratios`` task); ``random_baseline`` is there when ``search.random_episodes > 0``.
     """
 
     task: str
@@ -110,6 +111,7 @@ class PruneTaskRecord(Record):
     ratio: float | None
     round_to: int | None = None  # kept channels are multiples of this (per task with round_to: auto)
     latency_budget_ms: float | None = None
+    latency_ratio: float | None = None  # a latency_ratios task: the budget as a fraction of the base's latency
     predicted_latency_ms: float | None = None
     base_accuracy: float
     accuracy_before_finetune: float

@@ -10,10 +10,11 @@ structure only). Before any of that it imports the config's ``imports:`` (each f
 resolves a ``package.module:function`` model (the module imports, the function exists and returns an
 ``nn.Module`` with ``model_kwargs``), and runs every model once on each task dataset's input shape.
 
-:func:`check_latency_budgets` then prices every ``latency_ms`` task: it measures (or reads from the cache) the
+:func:`price_latency_tasks` then prices every latency task (``latency_ms``, ``latency_ratios``): it measures (or reads from the cache) the
 model's per-layer latency table on this host, or reads ``search.latency_table`` (refused, naming what differs,
 when it was built for another model, input shape or rounding), and refuses a budget below the smallest model
-the table allows (every group at ``search.lbound``), naming ``tasks.<i>.latency_ms``.
+the table allows (every group at ``search.lbound``), naming ``tasks.<i>.latency_ms`` / ``latency_ratios``; a
+``latency_ratios`` task's budget in ms is the ratio times the table's prediction for the base model.
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ def table_round_to(cfg: PruneConfig) -> int | None:
     """
 
     s = cfg.search
-    if s.round_to != "auto" or s.latency_table == "host" or not any(t.latency_ms for t in cfg.tasks):
+    if s.round_to != "auto" or s.latency_table == "host" or not any(t.latency_ms or t.latency_ratios
+                                                                                  for t in cfg.tasks):
         return None
     try:
         value = load_table(s.latency_table).meta.get("round_to")
@@ -277,11 +279,22 @@ def priced_model(
 
 
 def check_latency_budgets(cfg: PruneConfig, round_to: int, progress: bool = False) -> dict[DataKey, str]:
-    """The latency table (its JSON path) of each dataset that has ``latency_ms`` tasks; raises if one is unreachable.
+    """The latency table (its JSON path) of each dataset that has latency tasks; raises if one is unreachable.
+
+    :func:`price_latency_tasks` without the priced tasks.
+    """
+    return price_latency_tasks(cfg, round_to, progress)[0]
+
+
+def price_latency_tasks(cfg: PruneConfig, round_to: int, progress: bool = False
+                        ) -> tuple[dict[DataKey, str], list[TaskSpec]]:
+    """The latency table (its JSON path) of each dataset with latency tasks, and the run's tasks priced by it.
 
     ``search.latency_table: host`` measures the table on this host once per model and input shape (cached,
-    seconds); a path is read and must cover the model. Run after :func:`check_prune_inputs` (``round_to`` is
-    its answer); writes nothing but the cache.
+    seconds); a path is read and must cover the model. A ``latency_ratios`` task gets its budget in ms from the
+    table: the ratio times the table's prediction for the base model. Raises when a budget is below the smallest
+    model the table allows. Run after :func:`check_prune_inputs` (``round_to`` is its answer); writes nothing but
+    the cache.
     """
 
     keys, tasks = expand_tasks(cfg)
@@ -289,7 +302,7 @@ def check_latency_budgets(cfg: PruneConfig, round_to: int, progress: bool = Fals
     out: dict[DataKey, str] = {}
     checkpoint = load_config_checkpoint(cfg)
     for key in keys:
-        mine = [t for t in tasks if t.data == key and t.latency_ms is not None]
+        mine = [t for t in tasks if t.data == key and t.is_latency]
         if not mine:
             continue
         model, graph, x = priced_model(cfg, key, checkpoint)
@@ -315,7 +328,17 @@ def check_latency_budgets(cfg: PruneConfig, round_to: int, progress: bool = Fals
         least = smallest_latency(lat, graph, round_to, s.lbound)
         base = lat.latency_ms(graph.channels)
         for t in mine:
-            if least > t.latency_ms * (1 + 1e-12):
+            if t.latency_ratio is not None:
+                priced = t.with_latency_ms(t.latency_ratio * base)
+                tasks[t.task_id] = priced
+                if least > priced.latency_ms * (1 + 1e-12):
+                    raise AutostructError(
+                        f"Invalid config: '{_task_field(cfg, key, 'latency_ratios')}' (task {t.name}): latency ratio "
+                        f"{t.latency_ratio:g} cannot be met: with every prunable group at lbound={s.lbound:g} the "
+                        f"latency table predicts {least / base:.3f}x the base model ({least:.4f} of {base:.4f} ms). "
+                        f"Use a ratio >= {math.ceil(least / base * 1e3) / 1e3:g} or a smaller search.lbound."
+                    )
+            elif least > t.latency_ms * (1 + 1e-12):
                 raise AutostructError(
                     f"Invalid config: '{_task_field(cfg, key, 'latency_ms')}' (task {t.name}): latency budget "
                     f"{t.latency_ms:g} ms cannot be met: with every prunable group at lbound={s.lbound:g} the "
@@ -323,7 +346,7 @@ def check_latency_budgets(cfg: PruneConfig, round_to: int, progress: bool = Fals
                     f"{math.ceil(least * 1e4) / 1e4:g} ms or a smaller search.lbound."
                 )
         out[key] = str(path)
-    return out
+    return out, tasks
 
 
 def choose_task_rounding(cfg: PruneConfig, round_to: int, progress: bool = False) -> dict[str, TaskRounding]:
@@ -344,7 +367,7 @@ def choose_task_rounding(cfg: PruneConfig, round_to: int, progress: bool = False
     out: dict[str, TaskRounding] = {}
     for key in keys:
         mine = [t for t in tasks if t.data == key]
-        if any(t.latency_ms is not None for t in mine):
+        if any(t.is_latency for t in mine):
             continue
         model, graph, x = priced_model(cfg, key, checkpoint)
         for t in mine:

@@ -40,7 +40,7 @@ from autostruct.measure.rounding import resolve_round_to, resolve_rounding
 from autostruct.models.bn import recalibrate_bn
 from autostruct.models.cache import get_or_train
 from autostruct.models.train import TrainConfig, evaluate, fine_tune
-from autostruct.mtacp.preflight import check_latency_budgets, check_prune_inputs, choose_task_rounding
+from autostruct.mtacp.preflight import check_prune_inputs, choose_task_rounding, price_latency_tasks
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
 from autostruct.pipeline import (
     SearchRun,
@@ -286,9 +286,10 @@ def _finish_task(
     cost = count_flops(pruned, x)
     if task.ratio is not None and cost.flops > task.ratio * base["base_flops"] * (1 + 1e-9):
         raise RuntimeError(f"task {task.name}: pruned FLOPs {cost.flops} exceed the budget; this is a bug")
-    predicted = None
+    predicted = base_predicted = None
     if task.latency_ms is not None:
         predicted = env.latency_model.latency_ms(chosen.channels)
+        base_predicted = env.latency_model.latency_ms(env.graph.channels)
         if predicted > task.latency_ms * (1 + 1e-9):
             raise RuntimeError(f"task {task.name}: predicted latency {predicted} exceeds the budget; this is a bug")
     timing = compare_latency(copy.deepcopy(env.model).cpu().eval(), pruned, x, runs=cfg.latency_runs, warmup=5,
@@ -308,6 +309,12 @@ def _finish_task(
             "predicted_latency_ms": predicted,
             "latency_vs_predicted": timing["latency_ms"] / predicted,
             "latency_vs_budget": timing["latency_ms"] / task.latency_ms,
+            # The same check relative to the base timed in this process (interleaved): where the model lands in
+            # its budget at the host's speed of now. A latency_ratios task's budget is relative by definition.
+            "budget_vs_base": task.latency_ms / base_predicted,
+            "latency_vs_budget_relative": (timing["latency_ms"] / timing["base_latency_ms"])
+            / (task.latency_ms / base_predicted),
+            **({} if task.latency_ratio is None else {"latency_ratio": task.latency_ratio}),
         }),
         "base_accuracy": base["base_accuracy"],
         "accuracy_before_finetune": acc_before,
@@ -400,8 +407,9 @@ class PruneSearch:
 
     def preflight(self, run: SearchRun) -> PrunePlan:
         round_to = check_prune_inputs(run.cfg)  # search.round_to; 'auto': measured on this host, fitted to the model
-        tables = check_latency_budgets(run.cfg, round_to, run.progress)  # latency tasks: tables, reachable budgets
-        keys, tasks = expand_tasks(run.cfg)
+        # latency tasks: tables, reachable budgets, latency_ratios priced in ms
+        tables, tasks = price_latency_tasks(run.cfg, round_to, run.progress)
+        keys, _ = expand_tasks(run.cfg)
         rounding = {name: r.as_dict() for name, r in choose_task_rounding(run.cfg, round_to, run.progress).items()}
         return PrunePlan(round_to, tables, keys, tasks, rounding)
 

@@ -260,7 +260,9 @@ def render_prune_report(run_dir: str | Path) -> Path:
 
     rows = [
         [
-            t.task, t.ratio if t.ratio is not None else f"{t.latency_budget_ms:g} ms",
+            t.task, t.ratio if t.ratio is not None else (
+                f"{t.latency_ratio:g}x base latency ({t.latency_budget_ms:.4g} ms)" if t.latency_ratio is not None
+                else f"{t.latency_budget_ms:g} ms"),
             pct(t.base_accuracy), pct(t.accuracy_before_finetune),
             pct(t.accuracy_after_finetune), pct(t.uniform.accuracy_before_finetune if t.uniform else None),
             round(t.flops / t.base_flops, 3), t.params, t.round_to, t.base_latency_ms, t.latency_ms,
