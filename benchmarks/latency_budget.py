@@ -11,8 +11,11 @@ smallest model is ~0.75x the base).
    :class:`~autostruct.prune.env.PruningEnv` with that latency budget (``budget: exact``); each strategy is
    pruned and timed against the base alone (ONNX Runtime, batch 1, interleaved runs, median), as a run's
    results time its final model.
-3. A short MTACP run (``autostruct.mtacp.run_prune``) with those budgets as ``latency_ms`` tasks; its
-   results.json gives the selected strategy's budget, predicted and measured latency per task.
+3. A short MTACP run (``autostruct.mtacp.run_prune``) with those budgets as tasks: ``latency_ratios`` (default,
+   the budget / the table's base; ``--budget-kind ms``: ``latency_ms``); its results.json gives the selected
+   strategy's budget, predicted and measured latency per task, and ``latency_vs_budget_relative``. A run
+   re-times its table's calibration in its preflight: with ``ms`` budgets a host that slowed down since the
+   budgets were set can make them unreachable (the run then refuses); ratios move with the table.
 
 The fraction reported is measured / budget. Because the host is shared and its speed drifts between the table's
 measurement and the check, the base-normalised fraction is reported too: (pruned / base, both measured now,
@@ -49,6 +52,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--random", type=int, default=8, help="random wall strategies per budget")
     p.add_argument("--runs", type=int, default=200, help="interleaved timed runs per model")
     p.add_argument("--episodes", type=int, default=45, help="MTACP episodes over all budgets (0: skip the run)")
+    p.add_argument("--budget-kind", choices=("ratio", "ms"), default="ratio", dest="budget_kind",
+                   help="the MTACP run's tasks: latency_ratios (default) or latency_ms")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None)
@@ -108,15 +113,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="latency-budget-") as tmp:
             cfg = parse_config(PruneConfig, {
                 "name": "latency-budget", "output_dir": str(Path(tmp) / "run"), "model": "resnet20",
-                "width": args.width, "tasks": [{"dataset": args.dataset, "latency_ms": budgets}],
+                "width": args.width, "tasks": [
+                    {"dataset": args.dataset, "latency_ms": budgets} if args.budget_kind == "ms"
+                    else {"dataset": args.dataset, "latency_ratios": [round(b / base_pred, 4) for b in budgets]}],
                 "search": {"episodes": args.episodes, "val_size": 500, "rescore_size": 300, "top_k": 3,
                            "recal_batches": 2, "round_to": args.round_to},
                 "rl": {"actors": 1, "batch_size": 4}, "finetune": {"epochs": 0}, "backend": {"name": "inline"},
                 "latency_runs": args.runs, "seed": args.seed,
             })
             res = run_prune(cfg, progress=False).results
-        run = [{k: t.get(k) for k in ("task", "latency_budget_ms", "predicted_latency_ms", "latency_ms",
-                                      "base_latency_ms", "latency_vs_predicted", "latency_vs_budget", "speedup",
+        run = [{k: t.get(k) for k in ("task", "latency_ratio", "latency_budget_ms", "predicted_latency_ms",
+                                      "latency_ms", "base_latency_ms", "latency_vs_predicted", "latency_vs_budget",
+                                      "budget_vs_base", "latency_vs_budget_relative", "speedup",
                                       "accuracy_before_finetune", "flops_ratio", "channels")} for t in res["tasks"]]
         for t in run:
             t["normalised_over_budget"] = (t["latency_ms"] / t["base_latency_ms"]) / (t["latency_budget_ms"] / base_pred)
