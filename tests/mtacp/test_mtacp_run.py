@@ -141,6 +141,18 @@ def test_resume_extends_the_search_without_gaps(finished_run, tmp_path):
     assert sum(t["episodes"] for t in res.tasks) == 12
 
 
+def test_resume_of_a_run_without_rounding_json_keeps_the_runs_multiple(finished_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "old"
+    shutil.copytree(finished_run.output_dir, out)
+    (out / "rounding.json").unlink()  # as a run started before per-task rounding
+    res = run_prune(tiny_config(out, search={"episodes": 10}), resume=True, progress=False)
+    assert json.loads((out / "rounding.json").read_text()) == {}
+    run_multiple = res.results["rounding"]["round_to"]
+    assert {v["round_to"] for v in res.results["rounding"]["tasks"].values()} == {run_multiple}
+
+
 def test_zero_shot_meets_budget(finished_run, tmp_path):
     res = zero_shot_prune(finished_run.policy_path, "digits", 0.35, output_dir=tmp_path / "zs", progress=False)
     assert res["flops"] <= 0.35 * res["base_flops"]

@@ -414,11 +414,14 @@ class PruneSearch:
         return PrunePlan(round_to, tables, keys, tasks, rounding)
 
     def prepare_assets(self, run: SearchRun) -> dict[DataKey, dict[str, Any]]:
-        # A resumed run keeps the multiples its episodes were played with, whatever a re-timing says today.
+        # A resumed run keeps the multiples its episodes were played with, whatever a re-timing says today; a run
+        # started before per-task rounding existed (episodes but no rounding.json) played every task at the run's.
         path = run.out / "rounding.json"
         if path.is_file():
             run.plan = replace(run.plan, task_rounding=json.loads(path.read_text()))
         else:
+            if (run.out / "search" / "episodes.jsonl").is_file():
+                run.plan = replace(run.plan, task_rounding={})
             write_json_atomic(path, run.plan.task_rounding)
         bases = prepare_bases(run.cfg, run.out, run.plan.keys, run.progress)
         warn_skipped(bases, run.cfg.model)
