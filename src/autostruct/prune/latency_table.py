@@ -297,16 +297,27 @@ def calibrate(model: nn.Module, graph: PruningGraph, lat: LatencyModel, example:
     Each configuration is timed interleaved with the base model only (as the run's results time a final model,
     :func:`~autostruct.measure.compare_latency`): timing many models in one rotation evicts each one's weights
     from the CPU caches between calls and makes all of them look slower than they run alone.
+
+    The fit is to each configuration's time relative to the base timed beside it, times the median of the base's
+    times (``normalised_ms``): a shared host's speed drifts between configurations (a base model's median moved by
+    40% within 34 s on the development machine while a pruned / base ratio held to 3%), and an absolute fit then
+    mistakes the drift for a fixed overhead (seen: overhead 0.26 of a 0.31 ms base, which priced every strategy
+    within 5% of the base while they measured 20-30% faster).
     """
-    measured = []
+    measured, bases = [], []
     for c in configs:
         pruned = prune_counts(model, graph, c, importance=None).eval()
-        measured.append(time_interleaved([model, pruned], example[:1], runs=runs, warmup=5, threads=threads)[1].median_ms)
+        base_st, st = time_interleaved([model, pruned], example[:1], runs=runs, warmup=5, threads=threads)
+        measured.append(st.median_ms)
+        bases.append(base_st.median_ms)
+    base_ref = float(np.median(bases))
+    normalised = [m / b * base_ref for m, b in zip(measured, bases, strict=True)]
     sums = [float(lat.layer_sum(c)) for c in configs]
-    scale, overhead = fit_calibration(sums, measured)
+    scale, overhead = fit_calibration(sums, normalised)
     fitted = [overhead + scale * s for s in sums]
-    errors = [abs(f - m) / m for f, m in zip(fitted, measured, strict=True)]
+    errors = [abs(f - m) / m for f, m in zip(fitted, normalised, strict=True)]
     return {"scale": scale, "overhead": overhead, "layer_sums_ms": sums, "measured_ms": measured,
+            "base_measured_ms": bases, "normalised_ms": normalised,
             "configs": [[int(v) for v in c] for c in configs], "max_rel_error": max(errors),
             "mean_rel_error": float(np.mean(errors))}
 
