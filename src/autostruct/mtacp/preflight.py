@@ -355,7 +355,8 @@ def choose_task_rounding(cfg: PruneConfig, round_to: int, progress: bool = False
     Candidates are the run's multiple (:func:`check_prune_inputs`) and twice it; a coarser multiple is chosen only
     where it runs the task's pruned models faster by more than
     :data:`~autostruct.prune.task_rounding.TOLERANCE` (:mod:`autostruct.prune.task_rounding`). Tasks of a dataset
-    with ``latency_ms`` tasks keep the run's multiple (their latency table was built for it), as does every task
+    with latency tasks (``latency_ms``, ``latency_ratios``) keep the run's multiple (their latency table was built
+    for it), as does every task
     when ``round_to`` is a number. Returns ``{task name: TaskRounding}`` for the tasks it decided; writes nothing
     but the cache (seconds per task the first time).
     """
