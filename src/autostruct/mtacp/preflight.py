@@ -329,21 +329,19 @@ def price_latency_tasks(cfg: PruneConfig, round_to: int, progress: bool = False
         base = lat.latency_ms(graph.channels)
         for t in mine:
             if t.latency_ratio is not None:
-                priced = t.with_latency_ms(t.latency_ratio * base)
-                tasks[t.task_id] = priced
-                if least > priced.latency_ms * (1 + 1e-12):
-                    raise AutostructError(
-                        f"Invalid config: '{_task_field(cfg, key, 'latency_ratios')}' (task {t.name}): latency ratio "
-                        f"{t.latency_ratio:g} cannot be met: with every prunable group at lbound={s.lbound:g} the "
-                        f"latency table predicts {least / base:.3f}x the base model ({least:.4f} of {base:.4f} ms). "
-                        f"Use a ratio >= {math.ceil(least / base * 1e3) / 1e3:g} or a smaller search.lbound."
-                    )
-            elif least > t.latency_ms * (1 + 1e-12):
+                t = tasks[t.task_id] = t.with_latency_ms(t.latency_ratio * base)
+                field, asked = "latency_ratios", f"latency ratio {t.latency_ratio:g}"
+                got = f"{least / base:.3f}x the base model ({least:.4f} of {base:.4f} ms)"
+                fix = f"a ratio >= {math.ceil(least / base * 1e3) / 1e3:g}"
+            else:
+                field, asked = "latency_ms", f"latency budget {t.latency_ms:g} ms"
+                got = f"{least:.4f} ms (the base model: {base:.4f} ms)"
+                fix = f"a budget >= {math.ceil(least * 1e4) / 1e4:g} ms"
+            if least > t.latency_ms * (1 + 1e-12):
                 raise AutostructError(
-                    f"Invalid config: '{_task_field(cfg, key, 'latency_ms')}' (task {t.name}): latency budget "
-                    f"{t.latency_ms:g} ms cannot be met: with every prunable group at lbound={s.lbound:g} the "
-                    f"latency table predicts {least:.4f} ms (the base model: {base:.4f} ms). Use a budget >= "
-                    f"{math.ceil(least * 1e4) / 1e4:g} ms or a smaller search.lbound."
+                    f"Invalid config: '{_task_field(cfg, key, field)}' (task {t.name}): {asked} cannot be met: with "
+                    f"every prunable group at lbound={s.lbound:g} the latency table predicts {got}. Use {fix} or a "
+                    "smaller search.lbound."
                 )
         out[key] = str(path)
     return out, tasks
