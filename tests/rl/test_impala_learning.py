@@ -42,12 +42,14 @@ def train(case, backend, run_dir, **kw):
     return result, greedy
 
 
-def train_async(case, backend, run_dir, attempts=2):
+def train_async(case, backend, run_dir, attempts=3):
     """``train`` on an asynchronous backend, with one more attempt if the greedy policy misses the bar.
 
     Actors of these instant envs race the learner; how far ahead they run depends on the OS scheduler, so under
     CPU contention (a loaded 2-core machine) one run in a few ends with one task unlearned (measured: greedy
-    [1.0, 0.67] at a mean policy lag of 3.7). A learner that does not learn misses the bar on every attempt.
+    [1.0, 0.67] at a mean policy lag of 3.7; and once both of two attempts at [0.84, 0.85], lag 2.3, while other
+    tests ran beside the CI run: so three attempts). A learner that does not learn misses the bar on every attempt
+    (a task-agnostic policy scores 0.8 on TargetEnv).
     """
     for attempt in range(attempts):
         result, greedy = train(case, backend, run_dir / f"attempt{attempt}", tensorboard=False)
