@@ -79,9 +79,10 @@ def prune(
             f"{100 * t['accuracy_before_finetune']:.2f}% (no FT)"
             + (f" -> {100 * ft:.2f}% (FT)" if ft is not None else "")
             + f"  latency {t['base_latency_ms']:.3f} -> {t['latency_ms']:.3f} ms"
-            + (f" (budget {t['latency_budget_ms']:.4g}, table {t['predicted_latency_ms']:.3f}; "
-               f"{t['latency_vs_budget_relative']:.2f} of the budget relative to the base)"
-               if t.get("latency_budget_ms") is not None else "")
+            + (f" (budget {t['latency_budget_ms']:.4g}, table {t['predicted_latency_ms']:.3f}"
+               + (f"; {t['latency_vs_budget_relative']:.2f} of the budget relative to the base"
+                  if t.get("latency_vs_budget_relative") is not None else "")  # absent in older runs' tasks
+               + ")" if t.get("latency_budget_ms") is not None else "")
         )
     console.print(f"results: {result.output_dir / 'results.json'}\nreport:  {result.report_path}")
 

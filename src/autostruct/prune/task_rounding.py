@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -37,8 +36,6 @@ from autostruct.prune.graph import PruningGraph
 from autostruct.prune.groups import group_allowed, prune_counts
 from autostruct.utils.cache import cache_root
 from autostruct.utils.io import write_json_atomic
-
-log = logging.getLogger(__name__)
 
 FORMAT = "autostruct-task-rounding/1"
 TOLERANCE = 0.10
