@@ -72,6 +72,23 @@ def _episodes(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "search" / "episodes.jsonl").read_text().splitlines()]
 
 
+def _check_run(result, actor_pids, fmt: str, episodes: int) -> dict:
+    """What both searches promise of a 2-task run on 2 actor processes; returns the parsed results.json."""
+    out = Path(result.output_dir)
+    res = json.loads((out / "results.json").read_text())
+    assert res["format"] == fmt
+    assert res["totals"]["tasks"] == 2 and res["totals"]["episodes"] == episodes
+    assert res["totals"]["actor_restarts"] == {}
+    for t in res["tasks"]:
+        assert 1 <= t["episodes_to_best"] <= t["episodes"]
+        assert 0.0 <= t["accuracy_before_finetune"] <= 1.0 and t["latency_ms"] > 0
+        assert Path(t["model_path"]).is_file() and Path(t["onnx_path"]).is_file()
+    logged = _episodes(out)
+    assert len(logged) == episodes and {e["actor_id"] for e in logged} <= {0, 1}
+    assert len(actor_pids) >= 2 and os.getpid() not in actor_pids
+    return res
+
+
 @pytest.mark.slow
 def test_prune_on_local_backend(tmp_path, capfd, caplog):
     config = {
@@ -88,20 +105,11 @@ def test_prune_on_local_backend(tmp_path, capfd, caplog):
     }
     result, actor_pids, clamps = _run(autostruct.prune, config, capfd, caplog)
 
-    out = Path(result.output_dir)
-    res = json.loads((out / "results.json").read_text())
-    assert res["format"] == "autostruct.prune-results/1"
-    assert res["totals"]["tasks"] == 2 and res["totals"]["episodes"] == 4
-    assert res["totals"]["actor_restarts"] == {}
+    res = _check_run(result, actor_pids, "autostruct.prune-results/1", 4)
     for t in res["tasks"]:
         assert t["flops"] <= t["ratio"] * t["base_flops"]
-        assert t["episodes"] >= 1 and 1 <= t["episodes_to_best"] <= t["episodes"]
+        assert t["episodes"] >= 1
         assert t["finetune_epochs"] == 0 and t["accuracy_after_finetune"] is None
-        assert 0.0 <= t["accuracy_before_finetune"] <= 1.0 and t["latency_ms"] > 0
-        assert Path(t["model_path"]).is_file() and Path(t["onnx_path"]).is_file()
-    episodes = _episodes(out)
-    assert len(episodes) == 4 and {e["actor_id"] for e in episodes} <= {0, 1}
-    assert len(actor_pids) >= 2 and os.getpid() not in actor_pids
     # Digits (1438 training images) and its 5-class subset (721) clamp the default val_size=5000: once each per
     # run, from the learner's process, however many times the run and its actors load them.
     assert len(clamps) == 2 and len(set(clamps)) == 2, clamps
@@ -122,18 +130,8 @@ def test_nas_search_on_local_backend(tmp_path, capfd, caplog):
     }
     result, actor_pids, clamps = _run(autostruct.search, config, capfd, caplog)
 
-    out = Path(result.output_dir)
-    res = json.loads((out / "results.json").read_text())
-    assert res["format"] == "autostruct.nas-results/1"
-    assert res["totals"]["tasks"] == 2 and res["totals"]["episodes"] == 6
-    assert res["totals"]["actor_restarts"] == {}
+    res = _check_run(result, actor_pids, "autostruct.nas-results/1", 6)
     for t in res["tasks"]:
         for name, target in t["budgets"].items():
             assert t[name] <= target, (t["task"], name)
-        assert 1 <= t["episodes_to_best"] <= t["episodes"]
-        assert 0.0 <= t["accuracy_before_finetune"] <= 1.0 and t["latency_ms"] > 0
-        assert Path(t["model_path"]).is_file() and Path(t["onnx_path"]).is_file()
-    episodes = _episodes(out)
-    assert len(episodes) == 6 and {e["actor_id"] for e in episodes} <= {0, 1}
-    assert len(actor_pids) >= 2 and os.getpid() not in actor_pids
     assert clamps == [], clamps  # a 150-image hold-out fits both training sets
