@@ -303,6 +303,17 @@ class ScoredSearchSettings(SearchSettings):
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _budget_list(values: list[float] | None, ok: Any, rule: str, example: str, plural: str) -> list[float] | None:
+    """A task's list of budgets of one kind: each passes ``ok`` (else ``rule``, the value and ``example``), none
+    repeats."""
+    for v in values or []:
+        if not ok(v):
+            raise ValueError(f"{rule}; got {v}. {example}")
+    if values is not None and len(set(values)) != len(values):
+        raise ValueError(f"{plural} must not repeat; got {values}")
+    return values
+
+
 class PruneTask(DatasetTask):
     """One dataset (optionally a class subset) and its budgets: FLOPs keep ratios, latency budgets, or both.
 
@@ -324,33 +335,20 @@ class PruneTask(DatasetTask):
     @field_validator("ratios")
     @classmethod
     def _ratios_in_range(cls, v: list[float] | None) -> list[float] | None:
-        for r in v or []:
-            if not 0 < r <= 1:
-                raise ValueError(f"every ratio must be in (0, 1]; got {r}. Use e.g. 0.5 to keep half the FLOPs")
-        if v is not None and len(set(v)) != len(v):
-            raise ValueError(f"ratios must not repeat; got {v}")
-        return v
+        return _budget_list(v, lambda r: 0 < r <= 1, "every ratio must be in (0, 1]",
+                            "Use e.g. 0.5 to keep half the FLOPs", "ratios")
 
     @field_validator("latency_ratios")
     @classmethod
     def _latency_ratios_in_range(cls, v: list[float] | None) -> list[float] | None:
-        for r in v or []:
-            if not 0 < r <= 1:
-                raise ValueError(f"every latency ratio must be in (0, 1]; got {r}. Use e.g. 0.6 to run in 0.6x the "
-                                 "base model's latency")
-        if v is not None and len(set(v)) != len(v):
-            raise ValueError(f"latency_ratios must not repeat; got {v}")
-        return v
+        return _budget_list(v, lambda r: 0 < r <= 1, "every latency ratio must be in (0, 1]",
+                            "Use e.g. 0.6 to run in 0.6x the base model's latency", "latency_ratios")
 
     @field_validator("latency_ms")
     @classmethod
     def _latency_positive(cls, v: list[float] | None) -> list[float] | None:
-        for ms in v or []:
-            if not ms > 0:
-                raise ValueError(f"every latency budget must be > 0 ms; got {ms}. Use e.g. 0.25 for 0.25 ms")
-        if v is not None and len(set(v)) != len(v):
-            raise ValueError(f"latency budgets must not repeat; got {v}")
-        return v
+        return _budget_list(v, lambda ms: ms > 0, "every latency budget must be > 0 ms",
+                            "Use e.g. 0.25 for 0.25 ms", "latency budgets")
 
     @model_validator(mode="after")
     def _has_a_budget(self) -> PruneTask:
