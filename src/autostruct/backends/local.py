@@ -171,9 +171,14 @@ class LocalBackend:
 
     def restart(self, actor_id: int) -> None:
         old = self.procs[actor_id]
+        # A failed actor exits by itself once its report is flushed. Killing it first can catch its queue feeder
+        # between sending and releasing the queue's shared write lock, which no process can then take again: the
+        # replacement's unrolls never reach the pipe and the run hangs (seen once in CI: the restarted actor's
+        # feeder blocked in the lock, the learner waiting on an empty pipe). So wait, and kill only a straggler.
+        old.join(timeout=5)
         if old.is_alive():
             old.kill()
-        old.join(timeout=5)
+            old.join(timeout=5)
         self.generations[actor_id] += 1
         self.procs[actor_id] = self._spawn(actor_id)
 
