@@ -70,6 +70,11 @@ REGIMES: dict[str, dict[str, Any]] = {
     "b": {"data": [("fashion-mnist", None), ("fashion-mnist", [5, 7, 9]), ("fashion-mnist", [0, 2, 4, 6]),
                    ("digits", None)], "ratios": [0.3, 0.5, 0.7], "episodes_per_task": 25},
     "quick": {"data": [("digits", None)], "ratios": [0.5, 0.7], "episodes_per_task": 4},
+    # Issue 19: three data tasks of one model family (each its own base model) at ratios where the structure
+    # still matters after a short fine-tune; see benchmarks/sharing.py.
+    "sharing": {"data": [("fashion-mnist", None), ("fashion-mnist", [5, 7, 9]), ("fashion-mnist", [0, 2, 4, 6])],
+                "ratios": [0.2, 0.3, 0.5], "episodes_per_task": 100},
+    "sharing-quick": {"data": [("digits", None)], "ratios": [0.3, 0.5], "episodes_per_task": 6},
 }
 
 #: Sizes of each preset (explicit flags still win). ``session``: regime a, 3 seeds and zero-shot in about an
@@ -78,6 +83,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     "session": {"regime": "a", "width": 0.25, "val_size": 500, "rescore_size": 500, "recal_batches": 3,
                 "test_size": 2000, "finetune_steps": 0, "seeds": [0, 1, 2], "zero_shot": True},
+    "sharing": {"regime": "sharing", "width": 0.5, "val_size": 500, "rescore_size": 500, "recal_batches": 2,
+                "test_size": 0, "finetune_steps": 100, "seeds": [0], "new_scenarios": True,
+                "methods": ["mtacp", "random", "cem", "ddpg"],
+                "rl": [("screen", 32), ("greedy_every", 0)]},
+    "sharing-quick": {"regime": "sharing-quick", "width": 0.5, "val_size": 100, "rescore_size": 100,
+                      "recal_batches": 2, "test_size": 0, "finetune_steps": 2, "seeds": [0], "top_k": 2,
+                      "new_scenarios": True, "methods": ["mtacp", "random", "cem", "ddpg", "single"],
+                      "rl": [("screen", 4), ("greedy_every", 0)], "new_ratios": [0.4], "new_dataset": "digits",
+                      "new_classes": [0, 1, 2, 3, 4], "new_dataset_ratios": [0.5], "few_shot": 2, "new_random": [2, 3]},
     "quick": {"regime": "quick", "width": 0.5, "val_size": 100, "rescore_size": 100, "recal_batches": 2,
               "test_size": 0, "finetune_steps": 2, "seeds": [0, 1], "top_k": 2, "zero_shot_ratios": [0.6],
               "zero_shot_random": 3},
@@ -103,7 +117,8 @@ class Search:
 
 
 class RecordingEnv:
-    """Passes an env through and records each episode's final (reward, info); ``task_id`` may be overridden."""
+    """Passes an env through and records each episode's final (reward, info) and when it finished (seconds
+    since the wrapper was made); ``task_id`` may be overridden."""
 
     def __init__(self, env: Any, task_id: int | None = None) -> None:
         self.env = env
@@ -111,6 +126,8 @@ class RecordingEnv:
         self.max_episode_steps = env.max_episode_steps
         self.task_id = env.task_id if task_id is None else task_id
         self.scored: list[tuple[float, dict[str, Any]]] = []
+        self.times: list[float] = []
+        self.t0 = time.perf_counter()
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         return self.env.reset(seed)
@@ -119,6 +136,7 @@ class RecordingEnv:
         obs, reward, done, info = self.env.step(action)
         if done:
             self.scored.append((float(reward), info))
+            self.times.append(time.perf_counter() - self.t0)
         return obs, reward, done, info
 
     def action_mask(self) -> None:
@@ -245,15 +263,16 @@ class TestScorer:
 
 
 def select_and_measure(search: Search, env: Any, key: Any, top_k: int, rescore: Callable[..., Any] | None,
-                       scorer: TestScorer) -> dict[str, Any]:
-    """The common selection (top-k re-scored) and, for contrast, the naive best search score; both tested."""
+                       scorer: TestScorer, finetune: bool = True) -> dict[str, Any]:
+    """The common selection (top-k re-scored) and, for contrast, the naive best search score; both tested
+    (``finetune=False``: without the fine-tune, ``test_accuracy_finetuned`` None)."""
     sel = select_strategy(search.scored, rescore, top_k)
     naive = select_strategy(search.scored, None, 1)
     chosen, best = sel.selected, naive.selected
     rec = {
         "search_score": chosen.search_score,
         "rescore": chosen.rescore if rescore is not None else None,
-        **scorer(env, key, chosen.channels),
+        **scorer(env, key, chosen.channels, finetune=finetune),
         "flops_ratio": chosen.info.get("flops_ratio"),
         "keep_ratios": chosen.info.get("strategy"),
         "channels": chosen.channels,
@@ -266,7 +285,7 @@ def select_and_measure(search: Search, env: Any, key: Any, top_k: int, rescore: 
         "search_seconds": search.seconds,
         **search.extra,
     }
-    rec["test_accuracy"] = rec["test_accuracy_finetuned"] if scorer.args.finetune_steps > 0 \
+    rec["test_accuracy"] = rec["test_accuracy_finetuned"] if rec["test_accuracy_finetuned"] is not None \
         else rec["test_accuracy_no_finetune"]
     rec["val_minus_test"] = rec["search_score"] - rec["test_accuracy_no_finetune"]
     rec["rescore_minus_test"] = None if rec["rescore"] is None else rec["rescore"] - rec["test_accuracy_no_finetune"]
@@ -338,7 +357,7 @@ def build_config(args: argparse.Namespace, workdir: Path, data: list[tuple[str, 
                  ratios: list[float]) -> PruneConfig:
     """The PruneConfig all methods share (so the envs are those of a real ``autostruct prune`` run)."""
     tasks = [{"dataset": d, "classes": c, "ratios": ratios} for d, c in data]
-    rl: dict[str, Any] = {"threads_per_actor": 1}
+    rl: dict[str, Any] = {"threads_per_actor": 1, **dict(args.rl)}
     if args.actors:
         rl["actors"] = args.actors
     return parse_config(PruneConfig, {
@@ -358,6 +377,13 @@ def build_config(args: argparse.Namespace, workdir: Path, data: list[tuple[str, 
         "device": args.device,
         "seed": 0,
     }, source="benchmark settings")
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
+    return key.strip(), json.loads(value) if value.strip()[:1] in "0123456789-[{tf" else value.strip()
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -383,10 +409,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cem-elite-frac", type=float, default=0.3)
     p.add_argument("--mtacp-backend", default="inline", choices=["inline", "local", "ray"])
     p.add_argument("--actors", type=int, default=None, help="MTACP actors (default: PruneConfig's rl.actors)")
+    p.add_argument("--rl", nargs="+", type=_key_value, default=[], metavar="KEY=VALUE",
+                   help="RL settings of mtacp and single (e.g. screen=16), over PruneConfig().rl's defaults")
     p.add_argument("--zero-shot", action=argparse.BooleanOptionalAction, default=False,
                    help="after the search: MTACP's policy on unseen ratios (on in the session preset)")
     p.add_argument("--zero-shot-ratios", nargs="+", type=float, default=[0.4, 0.6])
     p.add_argument("--zero-shot-random", type=int, default=10, help="random search episodes to compare with")
+    p.add_argument("--new-scenarios", action=argparse.BooleanOptionalAction, default=False,
+                   help="sharing regime: answer unseen ratios and an unseen dataset from the mtacp run")
+    p.add_argument("--new-ratios", nargs="+", type=float, default=[0.25, 0.4], help="unseen ratios of the datasets")
+    p.add_argument("--new-dataset", default="fashion-mnist", help="the unseen dataset (its own base model)")
+    p.add_argument("--new-classes", nargs="+", type=int, default=[1, 3, 8], help="its class subset")
+    p.add_argument("--new-dataset-ratios", nargs="+", type=float, default=[0.3, 0.5])
+    p.add_argument("--few-shot", type=int, default=10, help="episodes of the few-shot mode")
+    p.add_argument("--new-random", nargs="+", type=int, default=[10, 25], help="random search episodes to compare")
     p.add_argument("--curve-window", type=int, default=10, help="episodes per window of the mean-reward curves")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
@@ -413,7 +449,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="autostruct-bench-"))
     try:
-        result = _run(args, workdir)
+        if args.regime.startswith("sharing"):
+            import sharing
+
+            result = sharing.run(args, workdir, sys.modules[__name__])
+        else:
+            result = _run(args, workdir)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -423,7 +464,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(json.dumps(result, indent=2))
     if args.out:
         write_json_atomic(args.out, result)
-    print_table(result)
+    if "summary" in result:
+        print_table(result)
     return result
 
 

@@ -83,6 +83,14 @@ class RLConfig(StrictModel):
         25, ge=0, description="Each actor plays one greedy episode every this many episodes of a task (0: never); "
         "diagnostics only, outside the episode budget."
     )
+    screen: int = Field(
+        0, ge=0, description="Candidate episodes the policy proposes (planned, not evaluated) for each one played; "
+        "a surrogate of the reward shared by all tasks picks which is evaluated (rl/screen.py; 0 or 1: off).",
+    )
+    screen_kappa: float = Field(1.0, ge=0, description="Weight of the surrogate's uncertainty in the screen's pick.")
+    screen_warmup: int = Field(
+        3, ge=1, description="Episodes per task (on average) before the surrogate is fitted and the screen starts.",
+    )
     rho_bar: float = Field(1.0, gt=0, description="V-trace clip on importance weights for value targets.")
     c_bar: float = Field(1.0, gt=0, description="V-trace clip on trace-cutting coefficients.")
     pg_rho_bar: float = Field(1.0, gt=0, description="Clip on importance weights in the policy gradient.")

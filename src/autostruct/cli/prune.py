@@ -33,7 +33,7 @@ app.add_typer(prune_app, name="prune")
     "run",
     epilog=(
         "Examples: autostruct prune configs/quickstart-prune.yaml [--resume]  |  "
-        "autostruct prune --policy runs/quickstart-prune/policy.pt --dataset fashion-mnist --ratio 0.4"
+        "autostruct prune --policy runs/quickstart-prune --dataset fashion-mnist --ratio 0.4 [--episodes 10]"
     ),
 )
 @user_errors
@@ -41,7 +41,10 @@ def prune(
     config: Annotated[str | None, typer.Argument(help="YAML config of the run (see configs/).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in the config's output_dir.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Delete the run in output_dir and start again.")] = False,
-    policy: Annotated[str | None, typer.Option(help="Zero-shot: a trained policy.pt; prunes without search.")] = None,
+    policy: Annotated[str | None, typer.Option(
+        help="New scenario: a finished run's folder (or its policy.pt); prunes without a new search.")] = None,
+    episodes: Annotated[int, typer.Option(
+        help="With --policy: few-shot episodes warm-started from the run (0: zero-shot, no episode).")] = 0,
     dataset: Annotated[str | None, typer.Option(help="Zero-shot: dataset to prune for.")] = None,
     ratio: Annotated[float | None, typer.Option(help="Zero-shot: FLOPs keep ratio in (0, 1].")] = None,
     classes: Annotated[str | None, typer.Option(help="Zero-shot: class subset, e.g. 5,7,9.")] = None,
@@ -63,10 +66,12 @@ def prune(
             raise AutostructError("Zero-shot pruning needs --dataset and --ratio, e.g. --dataset fashion-mnist --ratio 0.4.")
         res = api.zero_shot_prune(
             policy, dataset, ratio, classes=parse_int_list(classes, "--classes"), data_root=data_root,
-            output_dir=out, finetune_epochs=finetune_epochs, device=device,
+            output_dir=out, finetune_epochs=finetune_epochs, device=device, episodes=episodes,
         )
         console.print_json(json.dumps(res))
         return
+    if episodes:
+        raise AutostructError("--episodes is for new scenarios with --policy RUN (few-shot), not for a search.")
     if config is None:
         raise AutostructError("Pass a config file, e.g. `autostruct prune configs/quickstart-prune.yaml`.")
     if resume and overwrite:

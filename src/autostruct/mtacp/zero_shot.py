@@ -1,4 +1,11 @@
-"""Zero-shot pruning: a trained MTACP policy proposes a structure for a new (dataset, ratio) in one episode."""
+"""New scenarios from a finished run: a structure for a new (dataset, ratio) in zero or a few episodes.
+
+Zero-shot, the run's policy plans many candidate strategies and the surrogate fitted on the run's scored
+episodes picks one (``autostruct.prune.transfer.propose``); a run without scored designs falls back to the
+policy's greedy episode. Few-shot (``episodes`` > 0), each episode is the surrogate's pick among planned
+candidates, the surrogate learns from every new score, and the strategy is selected as a search's is (top-k
+re-scored on images that scored no episode).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +21,24 @@ from autostruct.models import import_modules
 from autostruct.models.bn import recalibrate_bn
 from autostruct.models.train import evaluate, fine_tune
 from autostruct.prune.env import PruningEnvFactory
-from autostruct.rl import load_policy, rollout
+from autostruct.prune.selection import env_rescore, select_strategy
+from autostruct.prune.transfer import few_shot, propose, screen_data
+from autostruct.rl import load_policy
+from autostruct.rl.logs import read_episodes
 from autostruct.utils.io import write_json_atomic
+
+
+def _run_paths(policy_path: str | Path) -> tuple[Path, Path | None]:
+    """``policy.pt`` and the run's episode log (None when absent) from a run folder or its ``policy.pt``."""
+    path = Path(policy_path)
+    if path.is_dir():
+        path = path / "policy.pt"
+    if not path.is_file():
+        raise AutostructError(
+            f"Policy '{policy_path}' does not exist. Pass a finished `autostruct prune` run's folder or its policy.pt."
+        )
+    log = path.parent / "search" / "episodes.jsonl"
+    return path, log if log.is_file() else None
 
 
 def zero_shot_prune(
@@ -29,18 +52,21 @@ def zero_shot_prune(
     finetune_epochs: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    episodes: int = 0,
 ) -> dict[str, Any]:
-    """Prune the policy's model for ``dataset`` at FLOPs ratio ``ratio`` with one greedy episode (no search).
+    """Prune the run's model for ``dataset`` at FLOPs ratio ``ratio`` with no search (``episodes=0``) or a
+    few-shot search of ``episodes`` episodes warm-started from the run (see the module docstring).
 
-    The base model is the one the policy was trained with for that dataset, or (for a dataset the run did not
-    see) the same architecture trained with the run's recipe. Returns a dict like one task of results.json.
+    ``policy_path`` is a run folder or its ``policy.pt``. The base model is the one the run used for that
+    dataset, or (for a dataset the run did not see) the same architecture trained with the run's recipe.
+    Returns a dict like one task of results.json, with ``mode`` and ``evaluations``.
     """
 
     if not 0 < ratio <= 1:
         raise AutostructError(f"--ratio must be in (0, 1], got {ratio}.")
-    path = Path(policy_path)
-    if not path.is_file():
-        raise AutostructError(f"Policy '{path}' does not exist. Pass the policy.pt of a finished `autostruct prune` run.")
+    if not 0 <= episodes <= 100:
+        raise AutostructError(f"--episodes must be in [0, 100] (few-shot), got {episodes}.")
+    path, log_path = _run_paths(policy_path)
     policy, meta = load_policy(path)
     if "datasets" not in meta or "env" not in meta:
         raise AutostructError(f"'{path}' is not an MTACP policy (no pruning metadata). Pass a run's policy.pt.")
@@ -62,9 +88,14 @@ def zero_shot_prune(
         task_id=0, dataset_index=index, num_datasets=max(len(known), 1), **meta["env"],
     )
     env = factory()
-    rec = rollout(policy, env, greedy=True)
+    run_data = screen_data(read_episodes(log_path) if log_path is not None else [])
+    if episodes > 0:
+        scored = few_shot(policy, env, run_data, episodes, seed=meta["seed"])
+        chosen = select_strategy(scored, env_rescore(env), top_k=min(5, episodes)).info
+    else:
+        _, chosen = env.evaluate_counts(propose(policy, env, run_data, seed=meta["seed"]))
     data = load_dataset(dataset, root=data_root, seed=meta["seed"], classes=classes)
-    pruned = env.prune(rec.info["channels"])
+    pruned = env.prune(chosen["channels"])
     batches = [bx for bx, _ in data.train.batches(128, shuffle=True, seed=meta["seed"])][: meta["env"]["recal_batches"]]
     if batches:
         recalibrate_bn(pruned, batches, len(batches))
@@ -73,11 +104,14 @@ def zero_shot_prune(
         "dataset": dataset,
         "classes": classes,
         "ratio": ratio,
-        "keep_ratios": rec.info["strategy"],
-        "base_flops": rec.info["base_flops"],
+        "mode": "few-shot" if episodes else "zero-shot",
+        "evaluations": episodes,
+        "run_episodes_used": len(run_data),  # the run's scored episodes the surrogate learned from
+        "keep_ratios": chosen["strategy"],
+        "base_flops": chosen["base_flops"],
         "flops": int(count_flops(pruned, x).flops),
         "params": int(count_flops(pruned, x).params),
-        "val_accuracy": rec.info["accuracy"],
+        "val_accuracy": chosen["accuracy"],
         "skipped_groups": [{"layer": n, "reason": r} for n, r in env.graph.skipped],
         "accuracy_before_finetune": evaluate(pruned, data.test, device=device).accuracy,
         "accuracy_after_finetune": None,

@@ -274,6 +274,33 @@ class PruningEnv:
         return None
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        forced = self._advance(action)
+        # ``forced``: the wall left one allowed count, so the action changed nothing; the learner keeps such
+        # steps out of the policy loss (they only add noise to the gradient).
+        if self._step < self.max_episode_steps:
+            return self._observe(), 0.0, False, {"forced": forced}
+        reward, info = self.evaluate_counts(self._counts)
+        info["forced"] = forced
+        return np.zeros(self.observation_size, dtype=np.float32), reward, True, info
+
+    # -- planning (rl/screen.py): the same steps, no evaluation -----------------------------------------------
+    def plan_step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        """As :meth:`step`, but the last step does not prune or evaluate (reward 0, empty info)."""
+        forced = self._advance(action)
+        if self._step < self.max_episode_steps:
+            return self._observe(), 0.0, False, {"forced": forced}
+        return np.zeros(self.observation_size, dtype=np.float32), 0.0, True, {}
+
+    def planned_design(self) -> np.ndarray:
+        """Kept fraction of every decided group in the episode so far (what the surrogate scores)."""
+        return design_of(self._counts, self.channels, self.decidable)
+
+    def task_features(self) -> list[float]:
+        """What tells tasks apart to the surrogate: the budget (FLOPs ratio) and the dataset feature."""
+        return [float(self.target_ratio), float(self.beta)]
+
+    def _advance(self, action: Any) -> bool:
+        """Apply one step's action to the planned counts; True when the wall left no choice."""
         if self._step >= self.max_episode_steps:
             raise RuntimeError("step() called after the episode ended; call reset() first")
         a = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
@@ -282,13 +309,7 @@ class PruningEnv:
         self._counts[g] = count
         self._prev = count / float(self.channels[g])
         self._step += 1
-        # ``forced``: the wall left one allowed count, so the action changed nothing; the learner keeps such
-        # steps out of the policy loss (they only add noise to the gradient).
-        if self._step < self.max_episode_steps:
-            return self._observe(), 0.0, False, {"forced": forced}
-        reward, info = self.evaluate_counts(self._counts)
-        info["forced"] = forced
-        return np.zeros(self.observation_size, dtype=np.float32), reward, True, info
+        return bool(forced)
 
     # -- budget -------------------------------------------------------------------------------------------
     @property
@@ -402,6 +423,8 @@ class PruningEnv:
             "base_flops": int(round(self.base_flops)),
             "target_flops": int(round(self.target_flops)),
             "flops_ratio": flops / self.base_flops,
+            "design": [round(float(v), 6) for v in design_of(counts, self.channels, self.decidable)],
+            "task_features": self.task_features(),
             "flops_over_target": flops / self.target_flops,
             "over_budget": bool(over),
             "budget": self.budget,
@@ -448,6 +471,12 @@ class PruningEnv:
         if self.latency_model is not None:
             return self.latency_model.latency_ms(counts)
         return float(measure_latency(model, self.example_inputs, backend="torch", threads=1).median_ms)
+
+
+def design_of(counts: np.ndarray, channels: np.ndarray, decidable: np.ndarray) -> np.ndarray:
+    """Kept fraction of each decided group: the part of a strategy a search chooses."""
+    return (np.asarray(counts, dtype=np.float64)[decidable] / np.asarray(channels, dtype=np.float64)[decidable]
+            ).astype(np.float32)
 
 
 def env_settings(search: PruneSearchConfig) -> dict[str, Any]:

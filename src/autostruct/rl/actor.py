@@ -17,16 +17,19 @@ one whole episode.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from autostruct.errors import AutostructError
 from autostruct.rl.env import CategoricalSpec, Env, EnvFactory
 from autostruct.rl.policy import CoreState, Policy, PolicyInputs, PolicySpec
+from autostruct.rl.screen import PlanningEnv, Surrogate, choose, pop_screen
 from autostruct.rl.trajectory import EpisodeRecord, Trajectory
 
 
@@ -48,6 +51,10 @@ class ActorSpec:
     all_factories: tuple[EnvFactory, ...] = field(default=())
     #: One greedy episode (diagnostics) after every this many finished episodes of an env; 0: never.
     greedy_every: int = 0
+    #: Candidate episodes planned per played one once the learner publishes a surrogate (rl/screen.py); 0: off.
+    screen: int = 0
+    #: Weight of the surrogate's std in the screen's upper confidence bound.
+    screen_kappa: float = 1.0
 
 #: Key of the per-task "episodes still needed" tensor the learner publishes next to the weights.
 SCHEDULE_KEY = "__schedule_remaining__"
@@ -122,6 +129,7 @@ class _EnvState:
         self.mask = step_mask(spec, self.env, 0)
         self.ep_actions: list[Any] = []
         self.ep_reward = 0.0
+        self.plan: Tensor | None = None  # [steps, dim] pre-squash actions chosen by the screen, or None
         return dt
 
 
@@ -160,6 +168,7 @@ class Actor:
         self._next_env = 0
         self._last_end: float | None = None
         self.remaining: np.ndarray | None = None  # per task, as last published by the learner
+        self.surrogate: Surrogate | None = None  # published by the learner once it has data (rl.screen)
         self._started: dict[int, int] = {}  # episodes started per task since that news
 
     def _add_env(self, factory: EnvFactory, task_id: int | None) -> _EnvState:
@@ -178,6 +187,9 @@ class Actor:
             state_dict = dict(state_dict)
             self.remaining = state_dict.pop(SCHEDULE_KEY).numpy().astype(np.int64).copy()
             self._started = {}
+        state_dict, surrogate = pop_screen(state_dict)
+        if surrogate is not None:
+            self.surrogate = surrogate
         self.policy.load_state_dict(state_dict)
         self.version = int(version)
 
@@ -207,7 +219,11 @@ class Actor:
     def _start(self, st: _EnvState) -> float:
         task = int(st.env.task_id)
         self._started[task] = self._started.get(task, 0) + 1
-        return st.start_episode(self.policy, self.spec.policy_spec)
+        dt = st.start_episode(self.policy, self.spec.policy_spec)
+        if self.spec.screen > 1 and self.surrogate is not None and isinstance(st.env, PlanningEnv):
+            st.plan = plan_screened(self.policy, st.env, self.surrogate, self.spec.screen, self.spec.screen_kappa,
+                                    self.generator)
+        return dt
 
     def unroll(self) -> Trajectory:
         """Act in the next env for one unroll (``unroll_length`` steps, or one episode for ``mc``)."""
@@ -240,7 +256,10 @@ class Actor:
             t0 = time.perf_counter()
             with torch.inference_mode():
                 out, core = self.policy(_single_inputs(st), st.core)
-                action = self.policy.sample(out, self.generator)
+                if st.plan is not None:  # the screened candidate: same policy, same observations as planned
+                    action = st.plan[st.step].view(1, 1, -1)
+                else:
+                    action = self.policy.sample(out, self.generator)
                 logp = float(self.policy.log_prob(out, action)[0, 0])
             stored = action[0, 0].numpy().copy()
             env_action = self.policy.to_env_action(action[0, 0])
@@ -374,3 +393,45 @@ def rollout(policy: Policy, env: Env, greedy: bool = True, seed: int | None = No
         wall_time=0.0,
         length=len(st.ep_actions),
     )
+
+
+def plan_screened(policy: Policy, env: Any, surrogate: Surrogate | None, candidates: int, kappa: float,
+                  generator: torch.Generator, greedy_first: bool = False) -> Tensor:
+    """Sample ``candidates`` episodes of ``policy`` in planned copies of ``env`` (no evaluation), score their
+    designs with ``surrogate`` and return the pre-squash actions ``[steps, dim]`` of the best (see rl/screen.py).
+
+    The copies are shallow (the model and data are shared; only the episode's counters are the copy's own), and
+    all candidates go through the policy as one batch. ``greedy_first``: candidate 0 is the greedy episode.
+    Without a surrogate, candidate 0 is returned.
+    """
+    spec = policy.spec
+    copies = [copy.copy(env) for _ in range(candidates)]
+    obs = np.stack([_check_obs(c.reset(), env, spec) for c in copies])
+    core = policy.initial_state(candidates)
+    prev_action = torch.zeros(1, candidates, spec.action_input_size)
+    steps: list[Tensor] = []
+    for t in range(int(env.max_episode_steps)):
+        inputs = PolicyInputs(
+            obs=torch.from_numpy(obs).view(1, candidates, -1),
+            prev_action=prev_action,
+            prev_reward=torch.zeros(1, candidates),
+            first=torch.full((1, candidates), t == 0),
+            step=torch.full((1, candidates), t, dtype=torch.int64),
+            mask=None,
+        )
+        with torch.inference_mode():
+            out, core = policy(inputs, core)
+            action = policy.sample(out, generator)
+            if greedy_first:
+                action[0, 0] = policy.greedy(out)[0, 0]
+        steps.append(action[0])
+        env_actions = [policy.to_env_action(action[0, k]) for k in range(candidates)]
+        results = [c.plan_step(a) for c, a in zip(copies, env_actions, strict=True)]
+        if results[0][2]:
+            break
+        obs = np.stack([_check_obs(r[0], env, spec) for r in results])
+        prev_action = torch.from_numpy(np.stack([policy.encode_prev_action(a) for a in env_actions])).view(
+            1, candidates, -1)
+    best = 0 if surrogate is None else choose(surrogate, np.asarray(env.task_features(), dtype=np.float32),
+                                              [c.planned_design() for c in copies], kappa)
+    return torch.stack(steps)[:, best].clone()

@@ -48,6 +48,7 @@ from autostruct.rl.env import EnvFactory
 from autostruct.rl.learner import ALGORITHMS, Algorithm, Learner
 from autostruct.rl.logs import EpisodeLog, MetricsWriter, append_jsonl
 from autostruct.rl.policy import Policy, PolicySpec, make_policy, save_policy
+from autostruct.rl.screen import ScreenData
 from autostruct.rl.trajectory import EpisodeRecord, Trajectory
 from autostruct.utils.io import torch_save_atomic, write_json_atomic
 
@@ -242,8 +243,11 @@ def run_impala(
     resumed_at = episode_log.count
     quotas = task_quotas(total_episodes, len(env_factories))
     logged = [0] * len(env_factories)
+    screen = ScreenData(seed=seed) if rl.screen > 1 else None
     for rec in episode_log.records:
         logged[rec.task_id] += 1
+        if screen is not None:
+            screen.add(rec.task_id, rec.reward, rec.info)
         if not ckpt_path.exists():  # else the checkpoint holds the reward statistics
             learner.observe_episode(rec.task_id, rec.reward)
     greedy_path = run_dir / "greedy.jsonl"
@@ -299,7 +303,12 @@ def run_impala(
 
     def schedule() -> dict[str, torch.Tensor]:
         remaining = torch.tensor([q - n for q, n in zip(quotas, logged, strict=True)], dtype=torch.int64)
-        return {**learner.weights(), SCHEDULE_KEY: remaining}
+        published = {**learner.weights(), SCHEDULE_KEY: remaining}
+        if screen is not None and len(screen) >= rl.screen_warmup * len(env_factories):
+            # Refit on every episode logged so far (all tasks) before each publication: the actors screen
+            # their next candidates with what the whole run knows.
+            published.update(screen.refit().tensors())
+        return published
 
     if episode_log.count < total_episodes:
         specs = _actor_specs(env_factories, policy_spec, rl, algorithm, seed, epoch=episode_log.count)
@@ -332,6 +341,8 @@ def run_impala(
                             logged[ep.task_id] += 1
                             ep.episode_index, ep.wall_time = episode_log.count, round(elapsed(), 3)
                             episode_log.append(ep)
+                            if screen is not None:
+                                screen.add(ep.task_id, ep.reward, ep.info)
                             window.episodes += 1
                             window.rewards[ep.task_id].append(ep.reward)
                             if ep.task_id not in best or ep.reward > best[ep.task_id].reward:
@@ -459,6 +470,8 @@ def _actor_specs(
             epoch=epoch,
             all_factories=tuple(env_factories),
             greedy_every=rl.greedy_every,
+            screen=rl.screen,
+            screen_kappa=rl.screen_kappa,
         )
         for a, tasks in enumerate(assign_tasks(len(env_factories), rl.actors))
     ]

@@ -43,6 +43,12 @@ def append_jsonl(fh: Any, obj: dict[str, Any], fsync: bool = True) -> None:
         os.fsync(fh.fileno())
 
 
+def read_episodes(path: str | Path) -> list[EpisodeRecord]:
+    """The complete episodes of a run's ``episodes.jsonl``, read only (a half-written last line is skipped)."""
+    lines = Path(path).read_bytes().split(b"\n")[:-1]
+    return [EpisodeRecord.from_json(json.loads(line)) for line in lines if line.strip()]
+
+
 class EpisodeLog:
     """Append-only ``episodes.jsonl``; :attr:`records` holds every logged episode (read back on resume)."""
 

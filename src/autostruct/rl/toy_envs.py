@@ -221,19 +221,34 @@ class LandscapeEnv:
         return float(np.exp(-(self.s * (1.0 - np.asarray(keep)) ** 2).sum()))
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        obs, _, done, info = self.plan_step(action)
+        if not done:
+            return obs, 0.0, False, info
+        acc = self.accuracy(self.k)
+        reward = acc + float(self.rng.normal(0.0, self.noise))
+        info = {"accuracy": acc, "strategy": [float(x) for x in self.k], "forced": info["forced"],
+                "flops_ratio": float(self.w @ self.k), "design": [float(x) for x in self.k],
+                "task_features": self.task_features()}
+        return obs, reward, True, info
+
+    def plan_step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        """As :meth:`step` without the (noisy) score: what the screen of rl/screen.py plans with."""
         a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], 0.0, 1.0))
         lo, hi = self._wall(self.t)
         forced = hi - lo < 1e-9
+        self.k = self.k.copy()  # planned copies (copy.copy) must not share the keep ratios
         self.k[self.t] = lo + a * (hi - lo)
         self.prev = float(self.k[self.t])
         self.t += 1
-        if self.t < self.layers:
-            return self._obs(), 0.0, False, {"forced": forced}
-        acc = self.accuracy(self.k)
-        reward = acc + float(self.rng.normal(0.0, self.noise))
-        info = {"accuracy": acc, "strategy": [float(x) for x in self.k], "forced": forced,
-                "flops_ratio": float(self.w @ self.k)}
-        return np.zeros(self.observation_size, dtype=np.float32), reward, True, info
+        done = self.t >= self.layers
+        obs = np.zeros(self.observation_size, dtype=np.float32) if done else self._obs()
+        return obs, 0.0, done, {"forced": forced}
+
+    def planned_design(self) -> np.ndarray:
+        return self.k.astype(np.float32)
+
+    def task_features(self) -> list[float]:
+        return [self.ratio, self.beta]
 
     def action_mask(self) -> np.ndarray | None:
         return None

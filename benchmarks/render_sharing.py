@@ -1,0 +1,197 @@
+"""Render the sharing benchmark's tables (docs/benchmark-mtacp.md) from the raw files in benchmarks/results/.
+
+Merges every ``benchmarks/results/sharing*.json`` (one seed per file is fine: seeds run side by side or in later
+sessions), checks that every searcher has the same evaluations per task, and writes the tables between the
+``<!-- sharing:begin -->`` and ``<!-- sharing:end -->`` markers of the doc (``--check`` only compares).
+
+    python benchmarks/render_sharing.py                 # rewrite the section of docs/benchmark-mtacp.md
+    python benchmarks/render_sharing.py --print         # print the section
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- sharing:begin -->", "<!-- sharing:end -->"
+PER_TASK = ("random", "cem", "ddpg", "single")
+
+
+def mean_ci(values: list[float]) -> dict[str, Any]:
+    x = np.asarray(values, dtype=np.float64)
+    out: dict[str, Any] = {"mean": float(x.mean()) if len(x) else float("nan"), "n": len(x), "ci95": None}
+    if len(x) >= 2:
+        half = float(stats.t.ppf(0.975, len(x) - 1)) * float(x.std(ddof=1)) / math.sqrt(len(x))
+        out["ci95"] = [out["mean"] - half, out["mean"] + half]
+    return out
+
+
+def fmt(c: dict[str, Any]) -> str:
+    if c["ci95"] is None:
+        return f"{c['mean']:+.2f} (n={c['n']})"
+    return f"{c['mean']:+.2f} [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}] (n={c['n']})"
+
+
+def load(pattern: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every file's records (later files win on the same (method, n, seed, task)), new-scenario records, headers."""
+    recs: dict[tuple, dict[str, Any]] = {}
+    new: dict[tuple, dict[str, Any]] = {}
+    heads = []
+    for path in sorted(glob.glob(pattern)):
+        doc = json.loads(Path(path).read_text())
+        heads.append({"file": os.path.relpath(path, ROOT),
+                      "sizes": doc["sizes"], "complete": doc.get("complete", True), "rl": doc.get("rl", {})})
+        for r in doc["records"]:
+            recs[(r["method"], r["episodes_per_task"], r["seed"], r["task"])] = r
+        for r in doc.get("new_scenario_records", []):
+            new[(r["method"], r["episodes_per_task"], r["seed"], r["task"])] = r
+    return list(recs.values()), list(new.values()), heads
+
+
+def by(records: list[dict[str, Any]], method: str, n: int, field: str) -> dict[tuple[int, str], float]:
+    return {(r["seed"], r["task"]): r[field] for r in records
+            if r["method"] == method and r["episodes_per_task"] == n and r[field] is not None}
+
+
+def method_seconds(records: list[dict[str, Any]], method: str, n: int) -> dict[int, float]:
+    """Per seed: the method's wall time to ``n`` episodes on every task (the same in each of its task records)."""
+    return {r["seed"]: r["wall_s_method"] for r in records if r["method"] == method and r["episodes_per_task"] == n}
+
+
+def paired(a: dict[tuple[int, str], float], b: dict[tuple[int, str], float]) -> dict[str, Any]:
+    keys = sorted(set(a) & set(b))
+    return mean_ci([a[k] - b[k] for k in keys])
+
+
+def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list[dict[str, Any]]) -> str:
+    e = max(r["episodes_per_task"] for r in records)
+    third = round(e / 3)
+    methods = [m for m in ("mtacp", *PER_TASK) if any(r["method"] == m for r in records)]
+    seeds = sorted({r["seed"] for r in records})
+    tasks = sorted({r["task"] for r in records})
+    # Equal evaluations: every method has every (seed, task) at every budget it reports.
+    counts = {m: {n: len(by(records, m, n, "test_accuracy")) for n in (third, e)} for m in methods}
+    lines = [f"Merged from {len(heads)} file(s): " + ", ".join(f"`{h['file']}`" + ("" if h["complete"] else
+                                                                                   " (partial)") for h in heads),
+             f"; seeds {seeds}, {len(tasks)} tasks, up to {e} episodes per task (evaluations per task are equal "
+             f"for every method: the records per method and budget are {counts}).", ""]
+    ft = "test_accuracy_finetuned"
+    lines += ["| method | episodes per task | test acc. after fine-tune | test acc. without | method's search s (mean per seed) |",
+              "| --- | --- | --- | --- | --- |"]
+    for m in methods:
+        for n in (third, e):
+            a, raw = by(records, m, n, ft), by(records, m, n, "test_accuracy")
+            if not a:
+                continue
+            per_seed = np.mean(list(method_seconds(records, m, n).values()))
+            lines.append(f"| {m} | {n} | {np.mean(list(a.values())):.2f} | {np.mean(list(raw.values())):.2f} | "
+                         f"{per_seed:.0f} |")
+    best = max((m for m in PER_TASK if by(records, m, e, ft)), key=lambda m: np.mean(list(by(records, m, e, ft).values())))
+    best_e = by(records, best, e, ft)
+    lines += ["", f"Best per-task searcher at {e} episodes per task (after fine-tune): **{best}**.", "",
+              "| comparison (points, paired over (seed, task), 95% CI) | after fine-tune | without fine-tune |",
+              "| --- | --- | --- |"]
+    checks = [
+        (f"(a) mtacp @{third} minus {best} @{e}", "mtacp", third),
+        (f"regime check: random @{third} minus {best} @{e}", "random", third),
+        (f"(b) mtacp @{e} minus {best} @{e}", "mtacp", e),
+    ]
+    for label, m, n in checks:
+        lines.append(f"| {label} | {fmt(paired(by(records, m, n, ft), best_e))} | "
+                     f"{fmt(paired(by(records, m, n, 'test_accuracy'), by(records, best, e, 'test_accuracy')))} |")
+    # Wall time at equal cores (each method on one core): mtacp to E/3 against the best per-task searcher to E.
+    mt, bt = method_seconds(records, "mtacp", third), method_seconds(records, best, e)
+    ratios = [mt[sd] / bt[sd] for sd in seeds if sd in mt and sd in bt]
+    if ratios:
+        lines += ["", f"(d) Wall time, one core each: mtacp to {third} episodes per task over {best} to {e} on every task: "
+                  f"{', '.join(f'{x:.2f}x' for x in ratios)} (per seed; mean {np.mean(ratios):.2f}x)."]
+    # Curves: mean test accuracy without fine-tune of each method's selection against episodes per task.
+    budgets = sorted({r["episodes_per_task"] for r in records})
+    lines += ["", "Test accuracy without fine-tune of the selection after n episodes per task (mean over seeds and tasks):",
+              "", "| method | " + " | ".join(str(n) for n in budgets) + " | episodes to reach random @" + str(e) + " |",
+              "| --- | " + " | ".join("---" for _ in budgets) + " | --- |"]
+    target = np.mean(list(by(records, "random", e, "test_accuracy").values())) if by(records, "random", e,
+                                                                                      "test_accuracy") else None
+    for m in methods:
+        means = [np.mean(list(by(records, m, n, "test_accuracy").values())) if by(records, m, n, "test_accuracy")
+                 else float("nan") for n in budgets]
+        reach = next((n for n, v in zip(budgets, means, strict=True) if target is not None and v >= target), None)
+        lines.append(f"| {m} | " + " | ".join(f"{v:.2f}" for v in means) + f" | {reach if reach else '>' + str(e)} |")
+    # Per task, after fine-tune.
+    lines += ["", "Per task, test accuracy after fine-tune (mean over seeds):", "",
+              "| task | " + " | ".join(f"{m} @{n}" for m in methods for n in (third, e) if by(records, m, n, ft)) + " |",
+              "| --- | " + " | ".join("---" for m in methods for n in (third, e) if by(records, m, n, ft)) + " |"]
+    for t in tasks:
+        cells = []
+        for m in methods:
+            for n in (third, e):
+                a = by(records, m, n, ft)
+                if a:
+                    v = [a[(sd, t)] for sd in seeds if (sd, t) in a]
+                    cells.append(f"{np.mean(v):.2f}" if v else "-")
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    if new:
+        lines += ["", "New scenarios (no search in the run; test accuracy after fine-tune, mean over seeds and tasks):",
+                  "", "| method | evaluations | test acc. after fine-tune | without |", "| --- | --- | --- | --- |"]
+        nm = sorted({r["method"] for r in new}, key=lambda m: (min(r["evaluations"] for r in new if r["method"] == m), m))
+        for m in nm:
+            rs = [r for r in new if r["method"] == m]
+            lines.append(f"| {m} | {rs[0]['evaluations']} | {np.mean([r[ft] for r in rs]):.2f} | "
+                         f"{np.mean([r['test_accuracy'] for r in rs]):.2f} |")
+
+        def nb(method: str, field: str) -> dict[tuple[int, str], float]:
+            return {(r["seed"], r["task"]): r[field] for r in new if r["method"] == method}
+
+        lines += ["", "| (c) paired, points, 95% CI | after fine-tune | without |", "| --- | --- | --- |"]
+        few = next((m for m in nm if m.startswith("few-shot")), None)
+        rnd = max((m for m in nm if m.startswith("random-")), key=lambda m: int(m.split("-")[1]), default=None)
+        for a in ("zero-shot", few):
+            for b in (rnd, "nearest-task", "uniform"):
+                if a and b:
+                    lines.append(f"| {a} minus {b} | {fmt(paired(nb(a, ft), nb(b, ft)))} | "
+                                 f"{fmt(paired(nb(a, 'test_accuracy'), nb(b, 'test_accuracy')))} |")
+        lines += ["", "Per new scenario (after fine-tune, mean over seeds):", "",
+                  "| scenario | " + " | ".join(nm) + " |", "| --- | " + " | ".join("---" for _ in nm) + " |"]
+        for t in sorted({r["task"] for r in new}):
+            lines.append(f"| {t} | " + " | ".join(
+                f"{np.mean([r[ft] for r in new if r['method'] == m and r['task'] == t]):.2f}" for m in nm) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "sharing*.json"))
+    p.add_argument("--doc", default=str(ROOT / "docs" / "benchmark-mtacp.md"))
+    p.add_argument("--print", action="store_true", help="print the section instead of writing the doc")
+    args = p.parse_args(argv)
+    records, new, heads = load(args.results)
+    if not records:
+        print(f"no records in {args.results}", file=sys.stderr)
+        return 2
+    section = render(records, new, heads)
+    if args.print:
+        print(section)
+        return 0
+    doc = Path(args.doc)
+    text = doc.read_text()
+    if BEGIN not in text or END not in text:
+        print(f"{doc} has no {BEGIN} ... {END} section", file=sys.stderr)
+        return 2
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    doc.write_text(f"{head}{BEGIN}\n{section}\n{END}{tail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
