@@ -83,7 +83,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     "session": {"regime": "a", "width": 0.25, "val_size": 500, "rescore_size": 500, "recal_batches": 3,
                 "test_size": 2000, "finetune_steps": 0, "seeds": [0, 1, 2], "zero_shot": True},
-    "sharing": {"regime": "sharing", "width": 0.5, "val_size": 500, "rescore_size": 500, "recal_batches": 2,
+    "sharing": {"regime": "sharing", "width": 0.5, "val_size": 300, "rescore_size": 500, "recal_batches": 1,
                 "test_size": 0, "finetune_steps": 100, "seeds": [0], "new_scenarios": True,
                 "methods": ["mtacp", "random", "cem", "ddpg"],
                 "rl": [("screen", 32), ("greedy_every", 0)]},

@@ -54,7 +54,7 @@ class RLConfig(StrictModel):
     )
     batch_size: int = Field(8, ge=1, description="Trajectories per learner update.")
     optimizer: Literal["adam", "rmsprop"] = Field("adam", description="adam, or rmsprop (MTACP's).")
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(1e-3, ge=0, description="0 freezes the policy: the failing control of learning tests.")
     adam_eps: float = Field(1e-8, gt=0)
     rmsprop_decay: float = Field(0.99, gt=0, lt=1)
     rmsprop_eps: float = Field(

@@ -15,6 +15,7 @@ from autostruct.config import PruneConfig, parse_config
 from autostruct.errors import AutostructError
 from autostruct.export import load_model
 from autostruct.mtacp import run_prune, zero_shot_prune
+from autostruct.rl.logs import read_episodes
 
 
 def tiny_config(out, **over):
@@ -157,6 +158,23 @@ def test_zero_shot_meets_budget(finished_run, tmp_path):
     res = zero_shot_prune(finished_run.policy_path, "digits", 0.35, output_dir=tmp_path / "zs", progress=False)
     assert res["flops"] <= 0.35 * res["base_flops"]
     assert (tmp_path / "zs" / "model.onnx").is_file()
+    # The surrogate that picks among the policy's planned candidates learned from every episode of the run.
+    assert res["mode"] == "zero-shot" and res["evaluations"] == 0
+    assert res["run_episodes_used"] == len(read_episodes(finished_run.output_dir / "search" / "episodes.jsonl"))
+
+
+def test_cli_few_shot_from_a_run_folder(finished_run):
+    runner = CliRunner()
+    res = runner.invoke(app, ["prune", "--policy", str(finished_run.output_dir), "--dataset", "digits",
+                              "--classes", "0,1,2,3,4", "--ratio", "0.45", "--episodes", "2"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["mode"] == "few-shot" and out["evaluations"] == 2
+    assert out["run_episodes_used"] == len(read_episodes(finished_run.output_dir / "search" / "episodes.jsonl"))
+    assert out["flops"] <= 0.45 * out["base_flops"]
+    res = runner.invoke(app, ["prune", "--policy", str(finished_run.output_dir), "--dataset", "digits", "--ratio",
+                              "0.45", "--episodes", "500"])
+    assert res.exit_code == 2 and "--episodes" in res.output
 
 
 def test_cli_report_and_bad_inputs(finished_run, tmp_path):

@@ -89,6 +89,7 @@ def zero_shot_prune(
     )
     env = factory()
     run_data = screen_data(read_episodes(log_path) if log_path is not None else [])
+    run_episodes_used = len(run_data)  # the few-shot episodes join the data below
     if episodes > 0:
         scored = few_shot(policy, env, run_data, episodes, seed=meta["seed"])
         chosen = select_strategy(scored, env_rescore(env), top_k=min(5, episodes)).info
@@ -106,7 +107,7 @@ def zero_shot_prune(
         "ratio": ratio,
         "mode": "few-shot" if episodes else "zero-shot",
         "evaluations": episodes,
-        "run_episodes_used": len(run_data),  # the run's scored episodes the surrogate learned from
+        "run_episodes_used": run_episodes_used,  # the run's scored episodes the surrogate learned from
         "keep_ratios": chosen["strategy"],
         "base_flops": chosen["base_flops"],
         "flops": int(count_flops(pruned, x).flops),

@@ -292,8 +292,8 @@ class PruningEnv:
         return np.zeros(self.observation_size, dtype=np.float32), 0.0, True, {}
 
     def planned_design(self) -> np.ndarray:
-        """Kept fraction of every decided group in the episode so far (what the surrogate scores)."""
-        return design_of(self._counts, self.channels, self.decidable)
+        """Kept fraction of every group in the episode so far (what the surrogate scores)."""
+        return design_of(self._counts, self.channels)
 
     def task_features(self) -> list[float]:
         """What tells tasks apart to the surrogate: the budget (FLOPs ratio) and the dataset feature."""
@@ -423,7 +423,7 @@ class PruningEnv:
             "base_flops": int(round(self.base_flops)),
             "target_flops": int(round(self.target_flops)),
             "flops_ratio": flops / self.base_flops,
-            "design": [round(float(v), 6) for v in design_of(counts, self.channels, self.decidable)],
+            "design": [round(float(v), 6) for v in design_of(counts, self.channels)],
             "task_features": self.task_features(),
             "flops_over_target": flops / self.target_flops,
             "over_budget": bool(over),
@@ -473,10 +473,9 @@ class PruningEnv:
         return float(measure_latency(model, self.example_inputs, backend="torch", threads=1).median_ms)
 
 
-def design_of(counts: np.ndarray, channels: np.ndarray, decidable: np.ndarray) -> np.ndarray:
-    """Kept fraction of each decided group: the part of a strategy a search chooses."""
-    return (np.asarray(counts, dtype=np.float64)[decidable] / np.asarray(channels, dtype=np.float64)[decidable]
-            ).astype(np.float32)
+def design_of(counts: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """Kept fraction of every group: one length for every task of a model, whatever each task's walls decide."""
+    return (np.asarray(counts, dtype=np.float64) / np.asarray(channels, dtype=np.float64)).astype(np.float32)
 
 
 def env_settings(search: PruneSearchConfig) -> dict[str, Any]:

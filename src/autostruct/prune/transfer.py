@@ -103,13 +103,12 @@ def nearest_task_counts(env: PruningEnv, solved: dict[int, tuple[np.ndarray, np.
 
 
 def rescale_design(env: PruningEnv, design: Sequence[float]) -> np.ndarray:
-    """``design`` times the one factor (clipped to [lbound, 1]) whose FLOPs come closest to ``env``'s budget."""
+    """``design`` (kept fraction per group) times the one factor, clipped to [lbound, 1], whose FLOPs come
+    closest to ``env``'s budget from below."""
     d = np.asarray(design, dtype=np.float64)
-    decided = env.decidable
 
     def cost(m: float) -> float:
-        counts = env.full.astype(np.float64).copy()
-        counts[decided] = np.clip(d * m, env.lbound, 1.0) * env.channels[decided]
+        counts = np.clip(d * m, env.lbound, 1.0) * env.channels
         return float(env.cost_model(np.maximum(np.round(counts), 1).astype(np.int64)))
 
     lo, hi = 0.0, 1.0 / max(float(d.min()), 1e-6)
@@ -120,11 +119,11 @@ def rescale_design(env: PruningEnv, design: Sequence[float]) -> np.ndarray:
 
 
 def counts_toward(env: PruningEnv, fractions: Sequence[float]) -> np.ndarray:
-    """Kept channels per group that follow ``fractions`` (one per decided group) as closely as the env's walls
-    allow, step by step as an episode would, so the result lands on the budget like any episode."""
+    """Kept channels per group that follow ``fractions`` (one per group) as closely as the env's walls allow,
+    step by step as an episode would, so the result lands on the budget like any episode."""
     counts = env.full.copy()
-    for step, frac in enumerate(fractions):
-        g = int(env.decidable[step])
+    for step, g in enumerate(int(x) for x in env.decidable):
+        frac = fractions[g]
         lo, hi = env.wall(step, counts)
         allowed = env.allowed[g]
         choices = allowed[(allowed >= lo) & (allowed <= hi)]

@@ -165,8 +165,9 @@ class ScreenData:
         self.surrogate: Surrogate | None = None
 
     def add(self, task_id: int, reward: float, info: dict[str, Any]) -> None:
+        """Keep an episode's input and reward; one of another length (another model's design) is left out."""
         x = screen_inputs(info)
-        if x is not None:
+        if x is not None and (not self.x or len(x) == len(self.x[0])):
             self.x.append(x)
             self.task_ids.append(int(task_id))
             self.rewards.append(float(reward))
@@ -188,7 +189,10 @@ class ScreenData:
 
 
 def choose(surrogate: Surrogate, task_features: np.ndarray, designs: Sequence[np.ndarray], kappa: float) -> int:
-    """Index of the candidate design with the highest ``mean + kappa * std`` under the surrogate."""
+    """Index of the candidate design with the highest ``mean + kappa * std`` under the surrogate (0 when the
+    surrogate was fitted on designs of another length: another model's)."""
     x = np.stack([np.concatenate([task_features, d]).astype(np.float32) for d in designs])
+    if x.shape[1] != surrogate.model.input_size:
+        return 0
     mean, std = surrogate.predict(x)
     return int(np.argmax(mean + kappa * std))
