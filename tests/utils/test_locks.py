@@ -1,4 +1,4 @@
-"""One process per run folder: flock-based, released by the OS when the holder dies."""
+"""One process per run folder and per cache entry: flock-based, released by the OS when the holder dies."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from autostruct.errors import AutostructError
+from autostruct.utils.cache import entry_lock
 from autostruct.utils.runs import LOCK_FILE, prepare_run_dir, run_folder_lock
 
 
@@ -102,3 +103,29 @@ def test_overwrite_keeps_the_lock_and_resume_removes_unfinished_writes(tmp_path)
     assert not (out / "search" / ".results.json.x1y2.tmp").exists() and (out / "search").is_dir()
     assert _start_run(out, overwrite=True) == "ran"
     assert sorted(p.name for p in out.iterdir()) == sorted([LOCK_FILE, "config.yaml", "run.json", "search"])
+
+
+def _make_entry(path, log, barrier):
+    barrier.wait()
+    with entry_lock(path, "making the test entry"):
+        if not path.exists():
+            with open(log, "a") as fh:
+                fh.write(f"{os.getpid()}\n")
+            time.sleep(0.3)  # training
+            path.write_text("made")
+
+
+def test_concurrent_runs_make_a_cache_entry_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path / "cache"))
+    ctx = mp.get_context("fork")
+    path, log = tmp_path / "cache" / "models" / "m.pt", tmp_path / "made-by"
+    path.parent.mkdir(parents=True)
+    barrier = ctx.Barrier(3)
+    procs = [ctx.Process(target=_make_entry, args=(path, log, barrier)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len(log.read_text().split()) == 1 and path.read_text() == "made"
+    assert [p.name for p in path.parent.iterdir()] == ["m.pt"]  # the lock lives in <cache>/locks
