@@ -21,6 +21,7 @@ import io
 import json
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -99,7 +100,14 @@ def install(spec: dict[str, Any], setattr_: Callable[[Any, str, Any], None] = se
 
 
 def main() -> None:
-    install(json.loads(os.environ[ENV]))
+    """The autostruct CLI with the fault of ``$AUTOSTRUCT_TEST_FAULT`` (if set), started at
+    ``$AUTOSTRUCT_TEST_START_AT`` (a Unix time, if set) once everything is imported: processes started
+    together then reach the run folder together."""
+    if ENV in os.environ:
+        install(json.loads(os.environ[ENV]))
+    from autostruct import api  # noqa: F401 - the slow imports, before the common start
     from autostruct.cli import main as cli_main
 
+    if "AUTOSTRUCT_TEST_START_AT" in os.environ:
+        time.sleep(max(0.0, float(os.environ["AUTOSTRUCT_TEST_START_AT"]) - time.time()))
     cli_main()
