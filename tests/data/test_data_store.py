@@ -132,3 +132,27 @@ def test_damaged_entry_is_rebuilt(cache, counted):
     (entry / "val_x.npy").write_bytes(b"not an array")
     data = load_dataset("store-test", val_size=20)
     assert len(reads) == 2 and len(data.val) == 20
+
+
+def _load_in_child(barrier, results):
+    barrier.wait()
+    data = load_dataset("store-test", val_size=20)
+    results.put(data.train.x.sum().item())
+
+
+def test_processes_preparing_one_entry_at_once_agree(cache, counted):
+    # No lock: each process writes its own temporary folder and renames it into place; a loser of the rename
+    # keeps the winner's identical files. The race costs one extra preparation, never a half-read entry.
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    barrier, results = ctx.Barrier(3), ctx.Queue()
+    procs = [ctx.Process(target=_load_in_child, args=(barrier, results)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    sums = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len(set(sums)) == 1
+    assert len(list(cache.iterdir())) == 1  # one entry, no temporary folder left

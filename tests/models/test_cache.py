@@ -71,3 +71,25 @@ def test_damaged_file_is_retrained(digits, monkeypatch, tmp_path):
 def test_non_positive_epochs(digits):
     with pytest.raises(AutostructError, match="epochs"):
         get_or_train("resnet20", "digits", dataset=digits, width=0.25, epochs=0)
+
+
+def _get_or_train_in_child(digits, barrier, results):
+    barrier.wait()
+    _, info = get_or_train("resnet20", "digits", dataset=digits, **ARGS)
+    results.put(info.hit)
+
+
+def test_runs_that_need_one_model_at_once_train_it_once(digits, monkeypatch, tmp_path):
+    import multiprocessing as mp
+
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path))
+    ctx = mp.get_context("fork")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_get_or_train_in_child, args=(digits, barrier, results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    hits = sorted(results.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert hits == [False, True]  # the second waited for the first's model instead of training its own
+    assert len(list((tmp_path / "models").iterdir())) == 1

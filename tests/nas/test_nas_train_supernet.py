@@ -39,3 +39,16 @@ def test_recalibrate_bn_uses_given_batches():
     assert not net.training
     expected = net[0](x).mean(dim=(0, 2, 3))
     assert torch.allclose(net[1].running_mean, expected, atol=1e-5)
+
+
+def test_a_truncated_cached_supernet_is_trained_again(digits, digits_supernet, tmp_path):
+    _, info = digits_supernet
+    root = tmp_path / "supernets"
+    root.mkdir()
+    copy = root / info.path.name
+    copy.write_bytes(info.path.read_bytes()[: info.path.stat().st_size // 2])  # a write cut short
+    net, info2 = get_or_train_supernet(mobilenetv2_space(8), digits, TINY_SUPERNET, val_size=VAL_SIZE, root=root,
+                                       progress=False)
+    assert not info2.hit and info2.path == copy
+    assert get_or_train_supernet(mobilenetv2_space(8), digits, TINY_SUPERNET, val_size=VAL_SIZE, root=root,
+                                 progress=False)[1].hit

@@ -1,11 +1,13 @@
-"""Shared CLI plumbing: user errors become one paragraph on stderr and exit code 2."""
+"""Shared CLI plumbing: user errors (a full disk among them) become one paragraph on stderr and exit code 2."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -14,6 +16,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from autostruct.errors import AutostructError
+from autostruct.utils.io import disk_full_error, is_disk_full
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,16 +24,44 @@ err_console = Console(stderr=True, soft_wrap=True)
 console = Console(soft_wrap=True)
 
 
+@contextlib.contextmanager
+def _quiet_disk_full_in_threads() -> Iterator[None]:
+    """A writer thread (TensorBoard's) that meets a full disk prints no traceback: its owner raises the same error
+    at its next call, and the command reports that as one paragraph."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not is_disk_full(args.exc_value):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+
+
+def _error(message: object) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(code=2)
+
+
 def user_errors(fn: F) -> F:
-    """Wrap a command so an :class:`AutostructError` prints ``error: ...`` and exits with code 2."""
+    """Wrap a command so an :class:`AutostructError`, or a full disk met anywhere, prints ``error: ...`` and exits
+    with code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with _quiet_disk_full_in_threads():
+                return fn(*args, **kwargs)
         except AutostructError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-            raise typer.Exit(code=2) from None
+            raise _error(exc) from None
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            # A write outside autostruct's own writers (which name their file): name what the error knows.
+            raise _error(disk_full_error(exc.filename, exc)) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; finished work is saved. Re-run with --resume to continue.")
             raise typer.Exit(code=130) from None

@@ -25,6 +25,7 @@ from torch import nn
 from autostruct.errors import AutostructError, unknown_name
 from autostruct.measure._inputs import ExampleInputs, model_device, to_device
 from autostruct.measure.ort_timing import session_options
+from autostruct.utils.io import disk_full_error, is_disk_full
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -265,7 +266,9 @@ def export_onnx_for_timing(model: nn.Module, inputs: tuple[torch.Tensor, ...], p
                 input_names=[f"input{i}" if i else "input" for i in range(len(inputs))],
                 output_names=["output"],
             )
-    except Exception as exc:  # the exporter raises many types; all mean "this model does not export"
+    except Exception as exc:  # the exporter raises many types; all but a full disk mean "this model does not export"
+        if is_disk_full(exc):
+            raise disk_full_error(path, exc) from None
         raise AutostructError(
             f"Could not export {type(model).__name__} to ONNX for timing: {exc}. Use backend='torch'."
         ) from exc

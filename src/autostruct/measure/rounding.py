@@ -34,7 +34,7 @@ import numpy as np
 from autostruct.errors import AutostructError
 from autostruct.measure.lut import default_device_name, host_info
 from autostruct.measure.ort_timing import session_options, time_cells_shuffled
-from autostruct.utils.cache import cache_root
+from autostruct.utils.cache import cache_root, entry_lock
 from autostruct.utils.io import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -201,33 +201,35 @@ def choose_round_to(
         path = rounding_cache_path(threads)
     except Exception as exc:  # no onnxruntime: host_info cannot describe the host
         return RoundingChoice(FALLBACK, {}, source="fallback", meta={"error": str(exc)})
-    if use_cache and not refresh and path.is_file():
+    # Concurrent runs sweep once (and do not time each other's sweeps).
+    with entry_lock(path if use_cache else None, "measuring this host's channel rounding"):
+        if use_cache and not refresh and path.is_file():
+            try:
+                rec = json.loads(path.read_text())
+                if rec.get("format") == FORMAT and tuple(rec["candidates"]) == cands and rec["tolerance"] == tolerance:
+                    return RoundingChoice(int(rec["round_to"]), {int(k): v for k, v in rec["scores"].items()},
+                                          source="cache", meta={"path": str(path)})
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # a damaged cache file is measured again
+        top = max(cands)
+        counts = tuple(range(top, 3 * top + 1)) if top > 1 else tuple(range(2, 9))
+        t0 = time.monotonic()
         try:
-            rec = json.loads(path.read_text())
-            if rec.get("format") == FORMAT and tuple(rec["candidates"]) == cands and rec["tolerance"] == tolerance:
-                return RoundingChoice(int(rec["round_to"]), {int(k): v for k, v in rec["scores"].items()},
-                                      source="cache", meta={"path": str(path)})
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a damaged cache file is measured again
-    top = max(cands)
-    counts = tuple(range(top, 3 * top + 1)) if top > 1 else tuple(range(2, 9))
-    t0 = time.monotonic()
-    try:
-        timings = measure_channel_timings(threads, counts)
-        choice = decide_round_to(timings, cands, tolerance)
-    except Exception as exc:  # the sweep is an optimization; never fail a run on it
-        log.warning("channel rounding could not be measured (%s); using round_to=%d", exc, FALLBACK)
-        return RoundingChoice(FALLBACK, {}, source="fallback", meta={"error": str(exc)})
-    seconds = time.monotonic() - t0
-    if use_cache:
-        write_json_atomic(path, {
-            "format": FORMAT, "round_to": choice.round_to, "candidates": list(cands), "tolerance": tolerance,
-            "scores": {str(k): v for k, v in choice.scores.items()}, "threads": threads, "host": host_info(),
-            "seconds": seconds,
-            "timings_ms": {name: {str(c): v for c, v in t.items()} for name, t in timings.items()},
-        })
-    return RoundingChoice(choice.round_to, choice.scores, source="measured",
-                          meta={"path": str(path) if use_cache else None, "seconds": seconds})
+            timings = measure_channel_timings(threads, counts)
+            choice = decide_round_to(timings, cands, tolerance)
+        except Exception as exc:  # the sweep is an optimization; never fail a run on it
+            log.warning("channel rounding could not be measured (%s); using round_to=%d", exc, FALLBACK)
+            return RoundingChoice(FALLBACK, {}, source="fallback", meta={"error": str(exc)})
+        seconds = time.monotonic() - t0
+        if use_cache:
+            write_json_atomic(path, {
+                "format": FORMAT, "round_to": choice.round_to, "candidates": list(cands), "tolerance": tolerance,
+                "scores": {str(k): v for k, v in choice.scores.items()}, "threads": threads, "host": host_info(),
+                "seconds": seconds,
+                "timings_ms": {name: {str(c): v for c, v in t.items()} for name, t in timings.items()},
+            })
+        return RoundingChoice(choice.round_to, choice.scores, source="measured",
+                              meta={"path": str(path) if use_cache else None, "seconds": seconds})
 
 
 def resolve_rounding(value: int | str, threads: int = 1) -> RoundingChoice:

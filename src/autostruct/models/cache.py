@@ -3,7 +3,8 @@
 A checkpoint is keyed by (model, dataset, classes, width, epochs, seed, val_size, training settings); its file
 name reads like ``resnet20-fashion-mnist-c5.7.9-w1-e3-s0-1a2b3c4d.pt`` (the hash covers everything, the rest
 is for people). Files are :mod:`autostruct.models.checkpoint` checkpoints, written atomically, so a killed run never leaves
-a half-written model, and they load with ``torch.load(weights_only=True)``.
+a half-written model, and they load with ``torch.load(weights_only=True)``. Runs that need the same model at once
+train it once (:func:`~autostruct.utils.cache.entry_lock`).
 
 The folder is ``$AUTOSTRUCT_CACHE/models`` when the variable is set, else ``~/.cache/autostruct/models``.
 """
@@ -27,7 +28,7 @@ from autostruct.errors import AutostructError
 from autostruct.models.checkpoint import load_model, save_model
 from autostruct.models.registry import check_model_input, create_model
 from autostruct.models.train import TrainConfig, evaluate, make_config, train
-from autostruct.utils.cache import cache_root
+from autostruct.utils.cache import cache_root, entry_lock
 from autostruct.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -145,43 +146,45 @@ def get_or_train(
     )
     path = cache_dir() / f"{key}.pt"
 
-    if path.is_file():
-        try:
-            model, metadata = load_model(path, map_location=dev)
-            log.info("cache hit: %s", path)
-            return model, CacheInfo(path=path, hit=True, metrics=metadata.get("metrics", {}))
-        except AutostructError as exc:
-            log.warning("cached model %s is unreadable, training it again: %s", path, exc)
+    # Two runs that need this model at once train it once: the second waits, then loads it.
+    with entry_lock(path, f"training {path.name}"):
+        if path.is_file():
+            try:
+                model, metadata = load_model(path, map_location=dev)
+                log.info("cache hit: %s", path)
+                return model, CacheInfo(path=path, hit=True, metrics=metadata.get("metrics", {}))
+            except AutostructError as exc:
+                log.warning("cached model %s is unreadable, training it again: %s", path, exc)
 
-    if dataset is None:
-        dataset = load_dataset(dataset_name, root=root, val_size=val_size, seed=seed, classes=classes)
-    model = _build_seeded(model_name, dataset, width, seed, model_kwargs)
-    check_model_input(model, model_name, dataset.num_classes, dataset.in_channels, dataset.image_size)
-    cfg = make_config(base, epochs=epochs, seed=seed, device=str(dev))
-    result = train(model, dataset, config=cfg, progress=progress)
-    test = evaluate(model, dataset.test)
-    metrics = {
-        "val_accuracy": result.val.accuracy if result.val else None,
-        "val_loss": result.val.loss if result.val else None,
-        "test_accuracy": test.accuracy,
-        "test_loss": test.loss,
-        "train_seconds": result.seconds,
-        "history": result.as_dict()["history"],
-    }
-    metadata = {
-        "kind": "base-model",
-        "model": model_name,
-        "dataset": dataset_name,
-        "classes": list(classes) if classes else None,
-        "width": width,
-        "model_kwargs": dict(model_kwargs or {}),
-        "epochs": epochs,
-        "seed": seed,
-        "val_size": val_size,
-        "train_config": cfg.model_dump(),
-        "metrics": metrics,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-    save_model(model, path, metadata)
-    log.info("trained and cached %s (test accuracy %.4f)", path, test.accuracy)
-    return model, CacheInfo(path=path, hit=False, metrics=metrics)
+        if dataset is None:
+            dataset = load_dataset(dataset_name, root=root, val_size=val_size, seed=seed, classes=classes)
+        model = _build_seeded(model_name, dataset, width, seed, model_kwargs)
+        check_model_input(model, model_name, dataset.num_classes, dataset.in_channels, dataset.image_size)
+        cfg = make_config(base, epochs=epochs, seed=seed, device=str(dev))
+        result = train(model, dataset, config=cfg, progress=progress)
+        test = evaluate(model, dataset.test)
+        metrics = {
+            "val_accuracy": result.val.accuracy if result.val else None,
+            "val_loss": result.val.loss if result.val else None,
+            "test_accuracy": test.accuracy,
+            "test_loss": test.loss,
+            "train_seconds": result.seconds,
+            "history": result.as_dict()["history"],
+        }
+        metadata = {
+            "kind": "base-model",
+            "model": model_name,
+            "dataset": dataset_name,
+            "classes": list(classes) if classes else None,
+            "width": width,
+            "model_kwargs": dict(model_kwargs or {}),
+            "epochs": epochs,
+            "seed": seed,
+            "val_size": val_size,
+            "train_config": cfg.model_dump(),
+            "metrics": metrics,
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
+        save_model(model, path, metadata)
+        log.info("trained and cached %s (test accuracy %.4f)", path, test.accuracy)
+        return model, CacheInfo(path=path, hit=False, metrics=metrics)

@@ -52,6 +52,7 @@ from autostruct.pipeline import SearchRun, onnx_latency_ms, run_search, task_epi
 from autostruct.prune.selection import RescoreFn, Selection, select_strategy
 from autostruct.results import NAS_FORMAT
 from autostruct.rl import CategoricalSpec, PolicySpec
+from autostruct.utils.cache import entry_lock
 from autostruct.utils.io import write_json_atomic, write_text_atomic
 from autostruct.utils.runs import DataKey, RunResult, mean_of, say
 
@@ -174,20 +175,21 @@ def prepare_profiles(cfg: NASConfig, tasks: list[NASTask], names: list[str], dat
             paths[i] = task.device
             continue
         path = _host_profile_path(cfg, space, data)
-        if not path.is_file():
-            say(progress, f"latency table for {_data_key(task).label} on this host (onnxruntime, {cfg.lut.threads} thread(s))",
-                prefix=PREFIX)
-            profile = build_lut(
-                space, data.image_size, data.in_channels, data.num_classes, device="host", threads=cfg.lut.threads,
-                warmup=cfg.lut.warmup, runs=cfg.lut.runs, rounds=cfg.lut.rounds, seed=cfg.seed, progress=progress,
-            )
-            if cfg.lut.check_archs >= 2:
-                check = check_lut(profile, space, cfg.lut.check_archs, seed=cfg.seed, warmup=cfg.lut.warmup,
-                                  runs=cfg.lut.runs, rounds=cfg.lut.rounds, progress=progress)
-                profile = profile.with_meta(check=check.as_dict())
-                say(progress, f"  predicted vs measured latency of {cfg.lut.check_archs} networks: Spearman "
-                               f"{check.spearman:.3f} (target >= 0.9)", prefix=PREFIX)
-            save_profile(profile, path)
+        with entry_lock(path, "measuring this host's latency table"):  # concurrent runs measure it once
+            if not path.is_file():
+                say(progress, f"latency table for {_data_key(task).label} on this host (onnxruntime, {cfg.lut.threads} thread(s))",
+                    prefix=PREFIX)
+                profile = build_lut(
+                    space, data.image_size, data.in_channels, data.num_classes, device="host", threads=cfg.lut.threads,
+                    warmup=cfg.lut.warmup, runs=cfg.lut.runs, rounds=cfg.lut.rounds, seed=cfg.seed, progress=progress,
+                )
+                if cfg.lut.check_archs >= 2:
+                    check = check_lut(profile, space, cfg.lut.check_archs, seed=cfg.seed, warmup=cfg.lut.warmup,
+                                      runs=cfg.lut.runs, rounds=cfg.lut.rounds, progress=progress)
+                    profile = profile.with_meta(check=check.as_dict())
+                    say(progress, f"  predicted vs measured latency of {cfg.lut.check_archs} networks: Spearman "
+                                   f"{check.spearman:.3f} (target >= 0.9)", prefix=PREFIX)
+                save_profile(profile, path)
         paths[i] = str(path)
     return paths
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -32,10 +33,12 @@ from torch import nn
 from autostruct.nas.config import SupernetConfig
 from autostruct.nas.space import Architecture, SearchSpace
 from autostruct.nas.supernet import Supernet
-from autostruct.utils.cache import cache_root
+from autostruct.utils.cache import cache_root, entry_lock
 from autostruct.utils.device import resolve_device
 from autostruct.utils.io import torch_save_atomic
 from autostruct.utils.progress import progress_bar
+
+log = logging.getLogger(__name__)
 
 _KEY_VERSION = 1
 
@@ -171,16 +174,20 @@ def get_or_train_supernet(
     """
     config = config or SupernetConfig()
     path = supernet_cache_dir(root) / f"{supernet_key(space, dataset, config, seed, val_size)}.pt"
-    if path.is_file():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        net = Supernet(space, dataset.num_classes, dataset.in_channels)
-        net.load_state_dict(blob["state_dict"])
-        return net.eval(), SupernetInfo(path, True, dict(blob.get("metrics", {})))
-    net, metrics = train_supernet(space, dataset, config, seed=seed, device=device, progress=progress)
-    torch_save_atomic(
-        {"state_dict": net.state_dict(), "metrics": metrics, "space": space.to_dict(), "config": config.model_dump()},
-        path,
-    )
+    with entry_lock(path, f"training {path.name}"):  # concurrent runs train one supernet once
+        if path.is_file():
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                net = Supernet(space, dataset.num_classes, dataset.in_channels)
+                net.load_state_dict(blob["state_dict"])
+                return net.eval(), SupernetInfo(path, True, dict(blob.get("metrics", {})))
+            except Exception as exc:  # torch raises many types for a truncated or damaged file
+                log.warning("cached supernet %s is unreadable, training it again: %s", path, exc)
+        net, metrics = train_supernet(space, dataset, config, seed=seed, device=device, progress=progress)
+        torch_save_atomic(
+            {"state_dict": net.state_dict(), "metrics": metrics, "space": space.to_dict(), "config": config.model_dump()},
+            path,
+        )
     return net, SupernetInfo(path, False, metrics)
 
 

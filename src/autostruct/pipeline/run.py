@@ -19,7 +19,7 @@ from autostruct.report import render_report
 from autostruct.rl import run_impala, save_policy
 from autostruct.rl.impala import EngineBackend
 from autostruct.utils.memory import release_free_memory
-from autostruct.utils.runs import RunResult, prepare_run_dir, say
+from autostruct.utils.runs import RunResult, prepare_run_dir, run_folder_lock, say
 
 R = TypeVar("R", bound=RunResult)
 
@@ -48,35 +48,38 @@ def run_search(
     :class:`~autostruct.utils.runs.RunResult` subclass returned (each search keeps its own name for it).
     """
     cfg = kind.parse(config)
-    run = SearchRun(cfg=cfg, progress=progress, t_start=time.monotonic())
-    # Everything that can fail is checked before the run folder is touched, so a failed start writes nothing.
-    _run_dir(kind, cfg, resume=resume, overwrite=overwrite, dry_run=True)
-    run.plan = kind.preflight(run)
-    run.out = _run_dir(kind, cfg, resume=resume, overwrite=overwrite, dry_run=False)
-    run.assets = kind.prepare_assets(run)
-    run.factories = kind.make_factories(run)
+    # One process per run folder: the lock comes before the dry run decides, so two runs started together cannot
+    # both find the folder free.
+    with run_folder_lock(cfg.output_dir):
+        run = SearchRun(cfg=cfg, progress=progress, t_start=time.monotonic())
+        # Everything that can fail is checked before anything but the lock is written: a failed start leaves no folder.
+        _run_dir(kind, cfg, resume=resume, overwrite=overwrite, dry_run=True)
+        run.plan = kind.preflight(run)
+        run.out = _run_dir(kind, cfg, resume=resume, overwrite=overwrite, dry_run=False)
+        run.assets = kind.prepare_assets(run)
+        run.factories = kind.make_factories(run)
 
-    say(progress, kind.describe(run), prefix=kind.prefix)
-    t_search = time.monotonic()
-    run.result = run_impala(
-        run.factories, kind.policy_spec(run), total_episodes=cfg.search.episodes, run_dir=run.out / "search",
-        rl=cfg.rl, backend=backend if backend is not None else make_backend(cfg.backend, cfg.rl),
-        max_restarts=cfg.backend.max_restarts, algorithm=kind.algorithm, resume=True, seed=cfg.seed,
-        progress=progress,
-    )
-    run.search_wall = time.monotonic() - t_search
-    policy_path = save_policy(run.result.policy, run.out / "policy.pt", metadata=kind.policy_metadata(run))
+        say(progress, kind.describe(run), prefix=kind.prefix)
+        t_search = time.monotonic()
+        run.result = run_impala(
+            run.factories, kind.policy_spec(run), total_episodes=cfg.search.episodes, run_dir=run.out / "search",
+            rl=cfg.rl, backend=backend if backend is not None else make_backend(cfg.backend, cfg.rl),
+            max_restarts=cfg.backend.max_restarts, algorithm=kind.algorithm, resume=True, seed=cfg.seed,
+            progress=progress,
+        )
+        run.search_wall = time.monotonic() - t_search
+        policy_path = save_policy(run.result.policy, run.out / "policy.pt", metadata=kind.policy_metadata(run))
 
-    records = []
-    for i in range(len(run.factories)):
-        records.append(kind.finish_task(run, i))
-        release_free_memory()  # a task's evaluations and reference episodes leave ~0.5 GB of free heap
-    fmt, totals, fields = kind.results(run, records)
-    results = write_results(
-        run.out, fmt=fmt, cfg=cfg, records=records,
-        totals=run_totals(run.result, len(records), run.search_wall, run.t_start, totals),
-        fields=fields, policy_path=policy_path,
-    )
-    report = render_report(run.out)
-    say(progress, f"done: {run.out / 'results.json'} and {report}", prefix=kind.prefix)
-    return result_type(run.out, results, report, policy_path)
+        records = []
+        for i in range(len(run.factories)):
+            records.append(kind.finish_task(run, i))
+            release_free_memory()  # a task's evaluations and reference episodes leave ~0.5 GB of free heap
+        fmt, totals, fields = kind.results(run, records)
+        results = write_results(
+            run.out, fmt=fmt, cfg=cfg, records=records,
+            totals=run_totals(run.result, len(records), run.search_wall, run.t_start, totals),
+            fields=fields, policy_path=policy_path,
+        )
+        report = render_report(run.out)
+        say(progress, f"done: {run.out / 'results.json'} and {report}", prefix=kind.prefix)
+        return result_type(run.out, results, report, policy_path)

@@ -40,7 +40,7 @@ from autostruct.measure.rounding import host_profile
 from autostruct.prune.budget import ceil_to_allowed
 from autostruct.prune.groups import PruningGraph, group_allowed, prune_counts
 from autostruct.prune.latency import LatencyModel, LayerTable, fit_calibration, monotone_envelope
-from autostruct.utils.cache import cache_root
+from autostruct.utils.cache import cache_root, entry_lock
 
 TABLE_KIND = "prune-layer-latency"
 MAX_POINTS = 9
@@ -348,31 +348,32 @@ def host_table(model: nn.Module, graph: PruningGraph, example: torch.Tensor, rou
     """
     specs = layer_specs(model, graph, example, round_to, max_points)
     path = host_table_path(specs, threads) if use_cache else None
-    if path is not None and path.is_file() and not refresh:
-        try:
-            table = LatencyTable.load(path)
-            if table.meta.get("kind") == TABLE_KIND and table.meta.get("fingerprint") == model_fingerprint(specs):
-                lat = latency_model(specs, table, scale=1.0, overhead=0.0)  # every cell present
-                if recalibrate:
-                    table.meta["calibration"] = calibrate(model, graph, lat, example,
-                                                          calibration_counts(graph, round_to), threads)
-                    table.save(path)
-                return table, path
-        except AutostructError:
-            pass  # a damaged or stale cache file is measured again
-    t0 = time.monotonic()
-    entries = measure_cells(specs, threads)
-    table = LatencyTable(backend="onnxruntime", threads=threads, entries=entries)
-    lat = latency_model(specs, table, scale=1.0, overhead=0.0)
-    cal = calibrate(model, graph, lat, example, calibration_counts(graph, round_to), threads)
-    table.meta.update({
-        "kind": TABLE_KIND, "fingerprint": model_fingerprint(specs), "round_to": round_to,
-        "input_shape": list(example[:1].shape), "model": type(model).__name__, "calibration": cal,
-        "seconds": time.monotonic() - t0, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    })
-    if path is not None:
-        table.save(path)
-    return table, path
+    with entry_lock(path, "measuring this host's latency table"):  # concurrent runs measure it once
+        if path is not None and path.is_file() and not refresh:
+            try:
+                table = LatencyTable.load(path)
+                if table.meta.get("kind") == TABLE_KIND and table.meta.get("fingerprint") == model_fingerprint(specs):
+                    lat = latency_model(specs, table, scale=1.0, overhead=0.0)  # every cell present
+                    if recalibrate:
+                        table.meta["calibration"] = calibrate(model, graph, lat, example,
+                                                              calibration_counts(graph, round_to), threads)
+                        table.save(path)
+                    return table, path
+            except AutostructError:
+                pass  # a damaged or stale cache file is measured again
+        t0 = time.monotonic()
+        entries = measure_cells(specs, threads)
+        table = LatencyTable(backend="onnxruntime", threads=threads, entries=entries)
+        lat = latency_model(specs, table, scale=1.0, overhead=0.0)
+        cal = calibrate(model, graph, lat, example, calibration_counts(graph, round_to), threads)
+        table.meta.update({
+            "kind": TABLE_KIND, "fingerprint": model_fingerprint(specs), "round_to": round_to,
+            "input_shape": list(example[:1].shape), "model": type(model).__name__, "calibration": cal,
+            "seconds": time.monotonic() - t0, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        })
+        if path is not None:
+            table.save(path)
+        return table, path
 
 
 def load_table(path: str | Path) -> LatencyTable:

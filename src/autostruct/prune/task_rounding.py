@@ -34,7 +34,7 @@ from autostruct.measure.rounding import RoundingChoice, host_profile
 from autostruct.prune import budget as B
 from autostruct.prune.graph import PruningGraph
 from autostruct.prune.groups import group_allowed, prune_counts
-from autostruct.utils.cache import cache_root
+from autostruct.utils.cache import cache_root, entry_lock
 from autostruct.utils.io import write_json_atomic
 
 FORMAT = "autostruct-task-rounding/1"
@@ -145,32 +145,33 @@ def choose_task_round_to(
     key = {"format": FORMAT, "candidates": ok, "ratio": ratio, "lbound": lbound, "threads": threads,
            "strategies": strategies, "runs": runs, "tolerance": tolerance, "seed": seed}
     path = _cache_path(model, example, key) if use_cache else None
-    if path is not None and path.is_file():
-        try:
-            rec = json.loads(path.read_text())
-            return TaskRounding(int(rec["round_to"]), {int(k): float(v) for k, v in rec["scores"].items()},
-                                source="cache", meta={"path": str(path)})
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a damaged cache file is measured again
-    t0 = time.monotonic()
-    model = model.eval()
-    per_k = {k: wall_strategies(graph, ratio, k, strategies, lbound=lbound, seed=seed) for k in ok}
-    pruned = [(k, prune_counts(model, graph, counts, None).eval()) for k in ok for counts in per_k[k]]
-    with torch.no_grad():
-        stats = time_interleaved([model] + [m for _, m in pruned], example, runs=runs, warmup=warmup,
-                                 threads=threads)
-    base = stats[0].median_ms
-    ratios: dict[int, list[float]] = {k: [] for k in ok}
-    for (k, _), st in zip(pruned, stats[1:], strict=True):
-        ratios[k].append(st.median_ms / base)
-    chosen, scores = decide_task_round_to(ratios, tolerance)
-    meta = {"seconds": time.monotonic() - t0, "base_ms": base,
-            "ratios": {str(k): v for k, v in ratios.items()},
-            "channels": {str(k): [[int(c) for c in s] for s in per_k[k]] for k in ok}}
-    if path is not None:
-        write_json_atomic(path, {**key, "round_to": chosen, "scores": {str(k): v for k, v in scores.items()}, **meta})
-        meta["path"] = str(path)
-    return TaskRounding(chosen, scores, source="measured", meta=meta)
+    with entry_lock(path, "measuring a task's channel rounding"):  # concurrent runs measure it once
+        if path is not None and path.is_file():
+            try:
+                rec = json.loads(path.read_text())
+                return TaskRounding(int(rec["round_to"]), {int(k): float(v) for k, v in rec["scores"].items()},
+                                    source="cache", meta={"path": str(path)})
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # a damaged cache file is measured again
+        t0 = time.monotonic()
+        model = model.eval()
+        per_k = {k: wall_strategies(graph, ratio, k, strategies, lbound=lbound, seed=seed) for k in ok}
+        pruned = [(k, prune_counts(model, graph, counts, None).eval()) for k in ok for counts in per_k[k]]
+        with torch.no_grad():
+            stats = time_interleaved([model] + [m for _, m in pruned], example, runs=runs, warmup=warmup,
+                                     threads=threads)
+        base = stats[0].median_ms
+        ratios: dict[int, list[float]] = {k: [] for k in ok}
+        for (k, _), st in zip(pruned, stats[1:], strict=True):
+            ratios[k].append(st.median_ms / base)
+        chosen, scores = decide_task_round_to(ratios, tolerance)
+        meta = {"seconds": time.monotonic() - t0, "base_ms": base,
+                "ratios": {str(k): v for k, v in ratios.items()},
+                "channels": {str(k): [[int(c) for c in s] for s in per_k[k]] for k in ok}}
+        if path is not None:
+            write_json_atomic(path, {**key, "round_to": chosen, "scores": {str(k): v for k, v in scores.items()}, **meta})
+            meta["path"] = str(path)
+        return TaskRounding(chosen, scores, source="measured", meta=meta)
 
 
 __all__ = ["TOLERANCE", "TaskRounding", "choose_task_round_to", "decide_task_round_to", "reachable", "wall_strategies"]

@@ -46,11 +46,11 @@ from autostruct.errors import AutostructError
 from autostruct.rl.actor import SCHEDULE_KEY, ActorSpec, assign_tasks
 from autostruct.rl.env import EnvFactory
 from autostruct.rl.learner import ALGORITHMS, Algorithm, Learner
-from autostruct.rl.logs import EpisodeLog, MetricsWriter, append_jsonl
+from autostruct.rl.logs import EpisodeLog, MetricsWriter, append_jsonl, complete_lines, open_jsonl
 from autostruct.rl.policy import Policy, PolicySpec, make_policy, save_policy
 from autostruct.rl.screen import ScreenData
 from autostruct.rl.trajectory import EpisodeRecord, Trajectory
-from autostruct.utils.io import torch_save_atomic, write_json_atomic
+from autostruct.utils.io import DiskFullError, is_disk_full, torch_save_atomic, write_json_atomic
 
 log = logging.getLogger("autostruct.rl")
 
@@ -251,11 +251,11 @@ def run_impala(
         if not ckpt_path.exists():  # else the checkpoint holds the reward statistics
             learner.observe_episode(rec.task_id, rec.reward)
     greedy_path = run_dir / "greedy.jsonl"
-    greedy_records = [EpisodeRecord.from_json(json.loads(line)) for line in
-                      (greedy_path.read_text().splitlines() if greedy_path.exists() else []) if line.strip()]
+    greedy_records = [EpisodeRecord.from_json(json.loads(line)) for line in complete_lines(greedy_path)
+                      if line.strip()]
     if episode_log.records:
         elapsed_before = max(elapsed_before, episode_log.records[-1].wall_time)
-    events = open(run_dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+    events = open_jsonl(run_dir / "events.jsonl")
     if not (run_dir / "config.json").exists():
         write_json_atomic(
             run_dir / "config.json",
@@ -316,7 +316,7 @@ def run_impala(
         replay_rng = np.random.default_rng([seed, episode_log.count, 7])
         replay_credit = 0.0
         last_checkpoint = learner.version
-        greedy_file = open(greedy_path, "a", encoding="utf-8")  # noqa: SIM115
+        greedy_file = open_jsonl(greedy_path)
         backend_obj: EngineBackend = (_build_backend(backend_cfg, rl) if backend_cfg is not None
                                       else backend)  # type: ignore[assignment]
         metrics = MetricsWriter(run_dir, tensorboard=tensorboard, purge_step=learner.version + 1)
@@ -324,6 +324,7 @@ def run_impala(
         bar = _Progress(progress, total_episodes, episode_log.count)
         buffer: list[Trajectory] = []
         window = _Window(start=time.monotonic())
+        failing = False
         try:
             backend_obj.start(specs, schedule(), learner.version)
             learner.optimizer  # noqa: B018 - build it while the actors start
@@ -400,18 +401,24 @@ def run_impala(
                     if learner.version - last_checkpoint >= rl.checkpoint_every:
                         save_checkpoint()
                         last_checkpoint = learner.version
+        except BaseException:
+            failing = True
+            raise
         finally:
             _restore_signal_handlers(old_handlers)
             bar.close()
             backend_obj.close()
-            if learner.version > 0:
-                save_checkpoint()
-            metrics.close()
-            append_jsonl(events, {"event": "stop", "episode": episode_log.count, "update": learner.version,
-                                  "signal": stop_signal[0] if stop_signal else None, "time": time.time()})
-            events.close()
-            greedy_file.close()
-            episode_log.close()
+            _shut_down([
+                lambda: save_checkpoint() if learner.version > 0 else None,
+                metrics.close,
+                lambda: append_jsonl(events, {"event": "stop", "episode": episode_log.count,
+                                              "update": learner.version,
+                                              "signal": stop_signal[0] if stop_signal else None,
+                                              "time": time.time()}),
+                events.close,
+                greedy_file.close,
+                episode_log.close,
+            ], failing)
         if stop_signal:
             if stop_signal[0] == signal.SIGINT:
                 raise KeyboardInterrupt
@@ -452,6 +459,27 @@ def run_impala(
         },
     )
     return result
+
+
+def _shut_down(steps: Sequence[Callable[[], object]], failing: bool) -> None:
+    """Run every step; raise the first error after all ran, or only log it while another error is on its way.
+
+    A full disk fails the last checkpoint too: that must neither hide the write that failed first nor leave the
+    logs open.
+    """
+    first: Exception | None = None
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:
+            if not failing:
+                first = first or exc
+            elif is_disk_full(exc) or isinstance(exc, DiskFullError):
+                log.debug("while stopping: %s", exc)
+            else:
+                log.warning("while stopping: %s", exc)
+    if first is not None:
+        raise first
 
 
 def _actor_specs(

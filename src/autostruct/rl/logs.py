@@ -3,14 +3,14 @@
 ``episodes.jsonl`` is the record of what the search found. Each finished episode is one line, written with
 one ``write`` and followed by flush + fsync, and its ``episode_index`` equals its line number. A line cut short
 by a crash is dropped when the log is reopened (that episode counts as never finished), so a resumed run
-continues at the next index: no gap, no duplicate.
+continues at the next index: no gap, no duplicate. A full disk never leaves a partial line: the failed append
+is cut back (:func:`autostruct.utils.io.append_line`) and the run stops with a :class:`~autostruct.utils.io.DiskFullError`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from autostruct.errors import AutostructError
 from autostruct.rl.trajectory import EpisodeRecord
-from autostruct.utils.io import write_text_atomic
+from autostruct.utils.io import append_line, reporting_disk_full, write_text_atomic
 
 log = logging.getLogger("autostruct.rl")
 
@@ -36,11 +36,27 @@ def json_default(obj: Any) -> Any:
     return str(obj)
 
 
+def open_jsonl(path: str | Path) -> Any:
+    """``path`` opened for :func:`append_jsonl` (binary, unbuffered: a failed write leaves nothing buffered)."""
+    return open(path, "ab", buffering=0)  # noqa: SIM115 - the caller keeps it open for the whole run
+
+
 def append_jsonl(fh: Any, obj: dict[str, Any], fsync: bool = True) -> None:
-    fh.write(json.dumps(obj, default=json_default) + "\n")
-    fh.flush()
-    if fsync:
-        os.fsync(fh.fileno())
+    """One JSON line, whole or not at all, to a file from :func:`open_jsonl`."""
+    append_line(fh, (json.dumps(obj, default=json_default) + "\n").encode(), fsync)
+
+
+def complete_lines(path: Path) -> list[bytes]:
+    """The lines of a JSONL file, after cutting off a last line that a killed writer left unfinished."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    *lines, tail = data.split(b"\n")
+    if tail:
+        log.warning("%s: dropping a half-written last line (%d bytes)", path, len(tail))
+        with reporting_disk_full(path), open(path, "r+b") as fh:
+            fh.truncate(len(data) - len(tail))
+    return lines
 
 
 def read_episodes(path: str | Path) -> list[EpisodeRecord]:
@@ -57,24 +73,16 @@ class EpisodeLog:
         self.fsync = fsync
         self.records: list[EpisodeRecord] = self._read_and_repair()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the whole run
+        self._fh = open_jsonl(self.path)
 
     @property
     def count(self) -> int:
         return len(self.records)
 
     def _read_and_repair(self) -> list[EpisodeRecord]:
-        if not self.path.exists():
-            return []
-        data = self.path.read_bytes()
-        *lines, tail = data.split(b"\n")
-        if tail:
-            # Killed inside the write of the last line: that episode was never logged.
-            log.warning("%s: dropping a half-written last line (%d bytes)", self.path, len(tail))
-            with open(self.path, "r+b") as fh:
-                fh.truncate(len(data) - len(tail))
         records = []
-        for n, line in enumerate(lines):
+        # A line cut short by a kill is an episode that was never logged.
+        for n, line in enumerate(complete_lines(self.path)):
             try:
                 rec = EpisodeRecord.from_json(json.loads(line))
             except (ValueError, TypeError, KeyError) as exc:
@@ -113,13 +121,17 @@ class MetricsWriter:
             keep = [line for line in path.read_text().splitlines(keepends=True)
                     if line.endswith("\n") and json.loads(line).get("update", 0) < purge_step]
             write_text_atomic(path, "".join(keep))
-        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._fh = open_jsonl(path)
         self._tb = None
+        # TensorBoard writes from its own thread and raises a failed write at the next call: a full disk is
+        # reported there, naming the folder.
+        self._tb_dir = run_dir / "tb"
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             # purge_step drops events a killed run wrote after its last checkpoint, so curves do not fork.
-            self._tb = SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
+            with reporting_disk_full(self._tb_dir):
+                self._tb = SummaryWriter(str(self._tb_dir), purge_step=purge_step)
 
     @staticmethod
     def tag(key: str) -> str:
@@ -132,15 +144,18 @@ class MetricsWriter:
     def log(self, step: int, scalars: dict[str, float]) -> None:
         append_jsonl(self._fh, {"update": step, **scalars}, fsync=False)
         if self._tb is not None:
-            for k, v in scalars.items():
-                if isinstance(v, int | float) and np.isfinite(v):
-                    self._tb.add_scalar(self.tag(k), v, step)
+            with reporting_disk_full(self._tb_dir):
+                for k, v in scalars.items():
+                    if isinstance(v, int | float) and np.isfinite(v):
+                        self._tb.add_scalar(self.tag(k), v, step)
 
     def text(self, tag: str, text: str) -> None:
         if self._tb is not None:
-            self._tb.add_text(tag, text)
+            with reporting_disk_full(self._tb_dir):
+                self._tb.add_text(tag, text)
 
     def close(self) -> None:
         self._fh.close()
         if self._tb is not None:
-            self._tb.close()
+            with reporting_disk_full(self._tb_dir):
+                self._tb.close()

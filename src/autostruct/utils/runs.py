@@ -1,17 +1,20 @@
-"""What every search run folder shares: its marker file, resume/overwrite rules, and status lines.
+"""What every search run folder shares: its owner lock, marker file, resume/overwrite rules, and status lines.
 
 A run folder holds ``run.json`` (format, name, settings fingerprint) and ``config.yaml``. A folder that holds
 another run is refused unless the user resumes it (same fingerprint) or overwrites it; a non-empty folder that
-is not a run is never deleted.
+is not a run is never deleted. One process at a time owns a folder (:func:`run_folder_lock`, a ``flock`` on
+``.lock`` in it, taken before any of these decisions): a second run on it is refused, whoever started it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from pydantic import BaseModel
 
 from autostruct.errors import AutostructError
 from autostruct.utils.io import write_json_atomic, write_text_atomic
+from autostruct.utils.locks import holder, try_lock
 
 log = logging.getLogger("autostruct")
 
@@ -78,6 +82,45 @@ def say(progress: bool, msg: str, prefix: str = "autostruct") -> None:
         Console(stderr=True).print(f"[bold cyan]{prefix}[/] {msg}", highlight=False)
 
 
+#: The lock file in a run folder; the folder's other rules (empty, overwrite) do not see it.
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def run_folder_lock(output_dir: str | Path) -> Iterator[Path]:
+    """Own the run folder ``output_dir`` for the block, or raise naming the process that owns it.
+
+    The folder is created for its lock file; a block that fails before writing anything else into a folder
+    created here removes it again, so a refused start leaves nothing behind.
+    """
+    out = Path(output_dir)
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    lock = out / LOCK_FILE
+    fd = try_lock(lock)
+    if fd is None:
+        pid = holder(lock)
+        raise AutostructError(
+            f"output_dir '{out}' is in use by another autostruct run ({f'process {pid}' if pid else 'its process'} "
+            "holds it). Wait for that run to finish, or stop it (a stopped run continues with --resume); two runs "
+            "never write into one folder."
+        )
+    try:
+        yield out
+    except BaseException:
+        if created and set(os.listdir(out)) <= {LOCK_FILE}:
+            lock.unlink(missing_ok=True)
+            for folder in created:  # innermost first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+    finally:
+        os.close(fd)
+
+
+def _contents(out: Path) -> list[Path]:
+    return [p for p in out.iterdir() if p.name != LOCK_FILE] if out.exists() else []
+
+
 def prepare_run_dir(
     cfg: BaseModel,
     *,
@@ -89,13 +132,17 @@ def prepare_run_dir(
     what_changed: str = "tasks or search settings",
     dry_run: bool = False,
 ) -> Path:
-    """Create or reuse a run folder; ``dry_run`` only raises the errors, touching nothing."""
+    """Create or reuse a run folder; ``dry_run`` only raises the errors, touching nothing.
+
+    The caller holds :func:`run_folder_lock`: overwriting keeps the lock file, and leftovers of writes that a
+    killed process left unfinished (``.*.tmp``) are removed.
+    """
     resumable = sorted(resumable)
     out = Path(output_dir)
     marker = out / "run.json"
     fingerprint = config_fingerprint(cfg, resumable)
     name = getattr(cfg, "name", "")
-    if out.exists() and any(out.iterdir()):
+    if contents := _contents(out):
         if not marker.is_file():
             raise AutostructError(
                 f"output_dir '{out}' exists and is not an autostruct run folder. Choose another output_dir."
@@ -104,7 +151,11 @@ def prepare_run_dir(
         if overwrite:
             if dry_run:
                 return out
-            shutil.rmtree(out)
+            for p in contents:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
         elif not resume:
             raise AutostructError(
                 f"output_dir '{out}' already holds a run ('{info.get('name')}'). Pass --resume to continue it or "
@@ -119,6 +170,8 @@ def prepare_run_dir(
     if dry_run:
         return out
     out.mkdir(parents=True, exist_ok=True)
+    for tmp in out.rglob(".*.tmp"):  # only this process writes here (the lock), so no write is in flight
+        tmp.unlink(missing_ok=True)
     if not marker.is_file():
         write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         write_json_atomic(marker, {"format": run_format, "name": name, "fingerprint": fingerprint})
