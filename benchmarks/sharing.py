@@ -29,7 +29,7 @@ from autostruct.config import BackendConfig, PruneConfig, RLConfig
 from autostruct.measure import host_info
 from autostruct.mtacp.run import make_factories, policy_spec, prepare_bases
 from autostruct.mtacp.tasks import expand_tasks
-from autostruct.prune.transfer import (
+from autostruct.mtacp.transfer import (
     few_shot,
     nearest_task_counts,
     propose,

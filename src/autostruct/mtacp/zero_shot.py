@@ -1,7 +1,7 @@
 """New scenarios from a finished run: a structure for a new (dataset, ratio) in zero or a few episodes.
 
 Zero-shot, the run's policy plans many candidate strategies and the surrogate fitted on the run's scored
-episodes picks one (``autostruct.prune.transfer.propose``); a run without scored designs falls back to the
+episodes picks one (``autostruct.mtacp.transfer.propose``); a run without scored designs falls back to the
 policy's greedy episode. Few-shot (``episodes`` > 0), each episode is the surrogate's pick among planned
 candidates, the surrogate learns from every new score, and the strategy is selected as a search's is (top-k
 re-scored on images that scored no episode).
@@ -22,7 +22,7 @@ from autostruct.models.bn import recalibrate_bn
 from autostruct.models.train import evaluate, fine_tune
 from autostruct.prune.env import PruningEnvFactory
 from autostruct.prune.selection import env_rescore, select_strategy
-from autostruct.prune.transfer import few_shot, propose, screen_data
+from autostruct.mtacp.transfer import few_shot, propose, screen_data
 from autostruct.rl import load_policy
 from autostruct.rl.logs import read_episodes
 from autostruct.utils.io import write_json_atomic

@@ -1,4 +1,4 @@
-"""New scenarios from a run (prune/transfer.py): every answer lands on its budget, the nearest task is the nearest,
+"""New scenarios from a run (mtacp/transfer.py): every answer lands on its budget, the nearest task is the nearest,
 the surrogate's pick is what it ranks best, and the CLI's few-shot mode runs end to end."""
 
 from __future__ import annotations
@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from prune_testnets import LOCAL_NETS
 
 from autostruct.data import load_dataset
-from autostruct.prune.env import PruningEnv
-from autostruct.prune.transfer import (
+from autostruct.models import create_model
+from autostruct.mtacp.transfer import (
     counts_toward,
     few_shot,
     nearest_task_counts,
@@ -20,6 +19,7 @@ from autostruct.prune.transfer import (
     screen_data,
     solved_strategies,
 )
+from autostruct.prune.env import PruningEnv
 from autostruct.rl import PolicySpec
 from autostruct.rl.policy import make_policy
 from autostruct.rl.trajectory import EpisodeRecord
@@ -34,7 +34,8 @@ def digits16():
 
 def _env(data, ratio: float, beta: float = 0.0) -> PruningEnv:
     torch.manual_seed(0)
-    return PruningEnv(LOCAL_NETS["residual"](), data, ratio, val_size=64, rescore_size=64, recal_batches=1,
+    model = create_model("resnet20", num_classes=10, in_channels=1, image_size=16, width=0.5)
+    return PruningEnv(model, data, ratio, val_size=64, rescore_size=64, recal_batches=1,
                       batch_size=32, beta=beta, round_to=1)
 
 
