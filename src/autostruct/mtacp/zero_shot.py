@@ -20,9 +20,9 @@ from autostruct.measure import count_flops
 from autostruct.models import import_modules
 from autostruct.models.bn import recalibrate_bn
 from autostruct.models.train import evaluate, fine_tune
+from autostruct.mtacp.transfer import few_shot, propose, screen_data
 from autostruct.prune.env import PruningEnvFactory
 from autostruct.prune.selection import env_rescore, select_strategy
-from autostruct.mtacp.transfer import few_shot, propose, screen_data
 from autostruct.rl import load_policy
 from autostruct.rl.logs import read_episodes
 from autostruct.utils.io import write_json_atomic

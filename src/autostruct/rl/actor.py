@@ -220,7 +220,8 @@ class Actor:
         task = int(st.env.task_id)
         self._started[task] = self._started.get(task, 0) + 1
         dt = st.start_episode(self.policy, self.spec.policy_spec)
-        if self.spec.screen > 1 and self.surrogate is not None and isinstance(st.env, PlanningEnv):
+        if (self.spec.screen > 1 and self.surrogate is not None and self.surrogate.fitted_on
+                and isinstance(st.env, PlanningEnv)):
             st.plan = plan_screened(self.policy, st.env, self.surrogate, self.spec.screen, self.spec.screen_kappa,
                                     self.generator)
         return dt
@@ -282,13 +283,16 @@ class Actor:
                 )
             dones.append(bool(done))
             if done:
+                info = dict(info or {})
+                if st.plan is not None:
+                    info["screened"] = self.spec.screen  # the pick of this many planned candidates
                 episodes.append(
                     EpisodeRecord(
                         task_id=int(st.env.task_id),
                         episode_index=-1,
                         actions=st.ep_actions,
                         reward=st.ep_reward,
-                        info=dict(info or {}),
+                        info=info,
                         policy_version=self.version,
                         wall_time=0.0,
                         length=st.step + 1,

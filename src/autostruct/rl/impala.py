@@ -304,10 +304,12 @@ def run_impala(
     def schedule() -> dict[str, torch.Tensor]:
         remaining = torch.tensor([q - n for q, n in zip(quotas, logged, strict=True)], dtype=torch.int64)
         published = {**learner.weights(), SCHEDULE_KEY: remaining}
-        if screen is not None and len(screen) >= rl.screen_warmup * len(env_factories):
-            # Refit on every episode logged so far (all tasks) before each publication: the actors screen
-            # their next candidates with what the whole run knows.
-            published.update(screen.refit().tensors())
+        if screen is not None:
+            # Refit on every episode logged so far (all tasks) before each publication: the actors screen their
+            # next candidates with what the whole run knows. Before the warm-up an unfitted one keeps the
+            # published tensors' shapes fixed (process backends preallocate them).
+            ready = len(screen) >= rl.screen_warmup * len(env_factories)
+            published.update((screen.refit() if ready else screen.placeholder()).tensors())
         return published
 
     if episode_log.count < total_episodes:

@@ -29,6 +29,10 @@ from torch import Tensor, nn
 
 #: Prefix of the surrogate's tensors in the dict the learner publishes next to the policy weights.
 SCREEN_PREFIX = "__screen__."
+#: The surrogate's input width: task features and design, zero-padded. Fixed, so the published tensors keep one
+#: shape for the whole run (process backends share them in preallocated memory); a model whose design does not
+#: fit is not screened.
+INPUT_SIZE = 256
 
 
 @runtime_checkable
@@ -48,11 +52,21 @@ class PlanningEnv(Protocol):
 
 
 def screen_inputs(info: dict[str, Any]) -> np.ndarray | None:
-    """The surrogate's input of a finished episode (task features, then design), or None if the env gave none."""
+    """The surrogate's input of a finished episode, or None if the env gave no design (or a too long one)."""
     if "design" not in info or "task_features" not in info:
         return None
-    return np.concatenate([np.asarray(info["task_features"], dtype=np.float32),
-                           np.asarray(info["design"], dtype=np.float32)])
+    return pad_inputs(info["task_features"], info["design"])
+
+
+def pad_inputs(task_features: Sequence[float], design: Sequence[float]) -> np.ndarray | None:
+    """Task features, then the design, zero-padded to :data:`INPUT_SIZE` (None when they do not fit)."""
+    x = np.zeros(INPUT_SIZE, dtype=np.float32)
+    n, m = len(task_features), len(design)
+    if n + m > INPUT_SIZE:
+        return None
+    x[:n] = task_features
+    x[n : n + m] = design
+    return x
 
 
 def standardize_per_task(task_ids: Sequence[int], rewards: Sequence[float], min_std: float = 1e-3) -> np.ndarray:
@@ -101,7 +115,7 @@ class Surrogate:
     fitted_on: int = 0
 
     @classmethod
-    def create(cls, input_size: int, members: int = 5, hidden: int = 64, seed: int = 0) -> Surrogate:
+    def create(cls, input_size: int = INPUT_SIZE, members: int = 5, hidden: int = 64, seed: int = 0) -> Surrogate:
         return cls(Ensemble(input_size, members, hidden, seed))
 
     def fit(self, x: np.ndarray, z: np.ndarray, steps: int = 150, lr: float = 3e-3, seed: int = 0) -> float:
@@ -165,9 +179,9 @@ class ScreenData:
         self.surrogate: Surrogate | None = None
 
     def add(self, task_id: int, reward: float, info: dict[str, Any]) -> None:
-        """Keep an episode's input and reward; one of another length (another model's design) is left out."""
+        """Keep an episode's input and reward (an episode without a design that fits is left out)."""
         x = screen_inputs(info)
-        if x is not None and (not self.x or len(x) == len(self.x[0])):
+        if x is not None:
             self.x.append(x)
             self.task_ids.append(int(task_id))
             self.rewards.append(float(reward))
@@ -179,20 +193,25 @@ class ScreenData:
         """Fit on every episode so far: from scratch the first time, then warm-started with fewer steps (the
         data grows by a batch between refits, so the previous fit is close)."""
         x = np.stack(self.x)
-        steps = self.WARM_STEPS
-        if self.surrogate is None or self.surrogate.model.input_size != x.shape[1]:
-            self.surrogate = Surrogate.create(x.shape[1], self.members, self.hidden, self.seed)
-            steps = self.COLD_STEPS
+        steps = self.WARM_STEPS if self.surrogate is not None and self.surrogate.fitted_on else self.COLD_STEPS
+        self.placeholder()
         z = standardize_per_task(self.task_ids, self.rewards)
-        self.surrogate.fit(x, z, steps=steps, seed=self.seed + len(self.x))
+        self.surrogate.fit(x, z, steps=steps, seed=self.seed + len(self.x))  # type: ignore[union-attr]
+        return self.surrogate  # type: ignore[return-value]
+
+    def placeholder(self) -> Surrogate:
+        """The surrogate as it stands, unfitted (``fitted_on == 0``: actors do not screen with it) before data."""
+        if self.surrogate is None:
+            self.surrogate = Surrogate.create(members=self.members, hidden=self.hidden, seed=self.seed)
         return self.surrogate
 
 
 def choose(surrogate: Surrogate, task_features: np.ndarray, designs: Sequence[np.ndarray], kappa: float) -> int:
-    """Index of the candidate design with the highest ``mean + kappa * std`` under the surrogate (0 when the
-    surrogate was fitted on designs of another length: another model's)."""
-    x = np.stack([np.concatenate([task_features, d]).astype(np.float32) for d in designs])
-    if x.shape[1] != surrogate.model.input_size:
+    """Index of the candidate design with the highest ``mean + kappa * std`` under the surrogate (0 when it is
+    not fitted yet or the designs do not fit its input)."""
+    rows = [pad_inputs(task_features, d) for d in designs]
+    if surrogate.fitted_on == 0 or any(r is None for r in rows):
         return 0
+    x = np.stack(rows)  # type: ignore[arg-type]
     mean, std = surrogate.predict(x)
     return int(np.argmax(mean + kappa * std))
