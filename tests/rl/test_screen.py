@@ -83,14 +83,16 @@ def test_planned_episode_is_the_played_one():
 
 
 TASKS = [(ratio, data) for data in (0, 1) for ratio in (0.3, 0.6)]
-FACTORIES = [functools.partial(LandscapeEnv, i, r, d, layers=10, noise=0.02) for i, (r, d) in enumerate(TASKS)]
-EPISODES = 30  # per task; random search gets three times as many
+FACTORIES = [functools.partial(LandscapeEnv, i, r, d, layers=8, noise=0.02) for i, (r, d) in enumerate(TASKS)]
+EPISODES = 24  # per task; random search gets three times as many
+REPLAY = 2.0  # fewer replayed updates than the default 8 keep the test short; the same for both arms
 
 
 def _screened_gain(seed: int, tmp_path, screen: int) -> float:
     """Selected strategy's noise-free accuracy minus random search's at 3x the evaluations, in points."""
     out = run_impala(FACTORIES, PolicySpec.from_env(FACTORIES[0]()), total_episodes=EPISODES * len(FACTORIES),
-                     run_dir=tmp_path / f"s{seed}-{screen}", rl=RLConfig(actors=1, greedy_every=0, screen=screen),
+                     run_dir=tmp_path / f"s{seed}-{screen}", rl=RLConfig(actors=1, greedy_every=0, screen=screen,
+                                                                             replay_ratio=REPLAY),
                      backend=BackendConfig(name="inline"), seed=seed, progress=False, tensorboard=False)
     gains = []
     for task, factory in enumerate(FACTORIES):
@@ -103,9 +105,10 @@ def _screened_gain(seed: int, tmp_path, screen: int) -> float:
 
 @pytest.mark.slow
 def test_screen_reaches_random_search_with_a_third_of_the_evaluations(tmp_path):
-    """With the screen, 30 episodes per task select better than random search's 90; the engine without it (the
-    failing control: same policy learning, no shared surrogate) does not."""
-    screened = [_screened_gain(s, tmp_path, 32) for s in range(3)]
+    """With the screen, 24 episodes per task select better than random search's 72; the engine without it (the
+    failing control: the same policy learning, no shared surrogate) does not. Measured (deterministic, inline):
+    screened +1.63 / +0.18 / +0.66 pt, control -0.16 / -0.89 / -0.48 pt."""
+    screened = [_screened_gain(s, tmp_path, 16) for s in range(3)]
     plain = [_screened_gain(s, tmp_path, 0) for s in range(3)]
     assert np.mean(screened) >= 0.5 and min(screened) > -0.5, screened
     assert np.mean(plain) < 0.5, plain
