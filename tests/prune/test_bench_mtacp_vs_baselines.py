@@ -63,3 +63,34 @@ def test_quick_run(tmp_path):
     assert result["summary"]["ddpg"]["time_ratio_to_ddpg"] == pytest.approx(1.0)
     assert all(len(r) == 3 for r in result["curves"]["rewards"]["1"]["cem"].values())
     assert set(result["zero_shot"]["mean_test_accuracy"]) == {"zero_shot", "uniform", "random"}
+
+
+@pytest.mark.slow
+def test_sharing_quick_run_and_its_rendering(tmp_path):
+    """The sharing regime end to end on digits (records per method, budget, seed and task; new scenarios) and
+    the doc section rendered from its file."""
+    out = tmp_path / "sharing-quick.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--preset", "sharing-quick", "--episodes-per-task", "3",
+                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["complete"]
+    keys = {(r["method"], r["episodes_per_task"], r["seed"], r["task"]) for r in result["records"]}
+    assert len(keys) == len(result["records"])  # one record per (method, budget, seed, task)
+    methods = {"mtacp", "random", "cem", "ddpg", "single"}
+    assert {r["method"] for r in result["records"]} == methods
+    for r in result["records"]:
+        assert r["evaluations"] == r["episodes_per_task"] and r["cores"] == 1 and 0 <= r["test_accuracy"] <= 100
+        assert (r["test_accuracy_finetuned"] is not None) == (r["episodes_per_task"] in (1, 3))
+    new = {r["method"] for r in result["new_scenario_records"]}
+    assert {"zero-shot", "few-shot-2", "nearest-task", "uniform", "random-2", "random-3"} <= new
+    doc = tmp_path / "doc.md"
+    doc.write_text("head\n<!-- sharing:begin -->\nold\n<!-- sharing:end -->\ntail\n")
+    render = ROOT / "benchmarks" / "render_sharing.py"
+    proc = subprocess.run([sys.executable, str(render), "--results", str(out), "--doc", str(doc)], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = doc.read_text()
+    assert text.startswith("head\n") and text.endswith("tail\n") and "old" not in text
+    assert "(a) mtacp @1 minus" in text and "zero-shot minus" in text
