@@ -18,7 +18,7 @@ from autostruct.models import create_model
 from autostruct.prune.env import PruningEnv
 from autostruct.prune.graph import analyze
 from autostruct.prune.surgery import channel_importance, counts_from_ratios, prune_counts
-from byo_archs import MATRIX, n_params, onnx_out, randomize
+from byo_archs import MATRIX, FusedAttention, n_params, onnx_out, randomize
 
 SIZE, CHANNELS, CLASSES = 16, 2, 5
 
@@ -47,7 +47,7 @@ def _env(model: torch.nn.Module, ratio: float) -> PruningEnv:
     g = torch.Generator().manual_seed(2)
     data = [(torch.randn(n, CHANNELS, SIZE, SIZE, generator=g), torch.randint(0, CLASSES, (n,), generator=g))
             for n in (16, 8)]
-    return PruningEnv(model, data, ratio, val_size=8, rescore_size=0, recal_batches=0, lbound=0.1)
+    return PruningEnv(model, data, ratio, val_size=8, rescore_size=0, recal_batches=0, lbound=0.1, round_to=1)
 
 
 @pytest.mark.parametrize("name", list(MATRIX))
@@ -65,7 +65,9 @@ def test_prunes_to_half_the_flops_saves_reloads_and_runs_in_onnxruntime(tmp_path
         paths = export(pruned, tmp_path / "out", x[:1], metadata={"arch": name})
         rebuilt, _ = load_model(paths.model_pt)
         assert torch.equal(rebuilt(x), expected)
-    np.testing.assert_allclose(onnx_out(paths.onnx, x), expected.numpy(), atol=1e-4, rtol=1e-4)
+    # Random weights make outputs of hundreds in the deeper nets; float32 sums in another order differ by ~1e-5 of that.
+    scale = max(1.0, float(expected.abs().max()))
+    np.testing.assert_allclose(onnx_out(paths.onnx, x), expected.numpy(), atol=1e-4 * scale, rtol=1e-4)
 
 
 def test_layernorm_and_attention_widths_are_pruned():
@@ -76,7 +78,7 @@ def test_layernorm_and_attention_widths_are_pruned():
     assert stream.channel_groups == 2  # embed_dim stays divisible by the 2 heads
     pruned = prune_counts(vit, graph, counts_from_ratios(graph, 0.5), importance=None)
     attn = pruned.encoder[0].self_attention
-    assert attn.embed_dim == 8 and attn.head_dim == 4 and pruned.ln.normalized_shape == (8,)
+    assert attn.embed_dim == 32 and attn.head_dim == 16 and pruned.ln.normalized_shape == (32,)
 
     # Heads split by reshape(b, n, heads, -1): q/k/v/out prune together, in multiples of the 2 heads.
     graph = analyze(_model("byo-split-qkv-vit"), _x(1))
@@ -87,16 +89,16 @@ def test_layernorm_and_attention_widths_are_pruned():
     vit = _model("byo-vit")
     graph = analyze(vit, _x(1))
     qkv = next(g for g in graph.groups if g.name == "block.attn.qkv")
-    assert qkv.channels == 16 and qkv.channel_groups == 2 and not graph.skipped
+    assert qkv.channels == 64 and qkv.channel_groups == 2 and not graph.skipped
     counts = counts_from_ratios(graph, {"block.attn.qkv": 0.5})
     pruned = prune_counts(vit, graph, counts, channel_importance(vit, graph, "l2"))
     attn = pruned.block.attn
-    assert (attn.head_dim, attn.qkv.out_features, attn.proj.in_features) == (4, 24, 8)
+    assert (attn.head_dim, attn.qkv.out_features, attn.proj.in_features) == (16, 96, 32)
     # The most important head dims stay: the kept q rows are the top-L2 ones of the original, in every head.
-    w = vit.block.attn.qkv.weight.detach().reshape(3, 16, -1).transpose(0, 1).flatten(1)
-    kept = attn.qkv.weight.detach()[:8]
-    top = w.norm(dim=1).reshape(2, 8).mean(0).topk(4).indices.sort().values
-    torch.testing.assert_close(kept, vit.block.attn.qkv.weight.detach()[torch.cat([top, top + 8])])
+    w = vit.block.attn.qkv.weight.detach().reshape(3, 64, -1).transpose(0, 1).flatten(1)
+    kept = attn.qkv.weight.detach()[:32]
+    top = w.norm(dim=1).reshape(2, 32).mean(0).topk(16).indices.sort().values
+    torch.testing.assert_close(kept, vit.block.attn.qkv.weight.detach()[torch.cat([top, top + 32])])
 
 
 def test_ghost_modules_prune_every_group():
@@ -106,3 +108,38 @@ def test_ghost_modules_prune_every_group():
     assert not graph.skipped
     expand = next(g for g in graph.groups if g.name == "blocks.1.ghost1.primary.0")
     assert expand.channels == 24  # the 48 channels after the concat are 24 independent ones, twice
+
+
+def test_timm_attention_prunes_with_its_residual_stream():
+    # timm's attention joins the heads with reshape(B, N, C), C its input width: the head dims are cut with the
+    # residual stream (class token, position embedding and layer scales included), the same ones in every head.
+    vit = _model("byo-vit-fused-qkv")
+    graph = analyze(vit, _x(1))
+    assert not graph.skipped
+    stream = graph.groups[0]
+    assert (stream.name, stream.channels, stream.channel_groups) == ("patch_embed.proj", 96, 3)
+    assert {"blocks.0.attn.qkv", "blocks.1.attn.qkv"} <= set(stream.leading)
+    pruned = prune_counts(vit, graph, counts_from_ratios(graph, {"patch_embed.proj": 0.5}), importance=None)
+    attn = pruned.blocks[0].attn
+    assert (attn.head_dim, attn.qkv.out_features, attn.proj.in_features) == (16, 144, 48)
+    assert pruned.cls_token.shape == (1, 1, 48) and pruned.pos_embed.shape == (1, 17, 48)
+    assert pruned.blocks[1].ls2.gamma.shape == (48,)
+    assert pruned(_x()).shape == (3, CLASSES)
+
+
+class _AttentionOnInput(torch.nn.Module):
+    """timm's attention reading the network input: its width cannot shrink, so neither can its head dims."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = FusedAttention(16, 2)
+        self.head = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.attn(x).mean(1))
+
+
+def test_head_dims_that_cannot_shrink_are_left_unpruned_with_a_reason():
+    graph = analyze(_AttentionOnInput().eval(), torch.randn(1, 5, 16))
+    assert [g.name for g in graph.groups] == ["attn.proj"]
+    assert graph.skipped[0][0] == "attn.qkv" and "breaks the forward pass" in graph.skipped[0][1]
