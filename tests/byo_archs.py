@@ -767,6 +767,29 @@ class ResNetBottleneck(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class DepthwiseSE(nn.Module):
+    """A residual depthwise block with squeeze-excite on a fixed-width trunk (MobileNet-like, no expansion)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.dw = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
+                                nn.BatchNorm2d(channels), nn.ReLU())
+        self.se_reduce, self.se_expand = nn.Conv2d(channels, channels // 4, 1), nn.Conv2d(channels // 4, channels, 1)
+        self.pw = nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        y = self.dw(x)
+        y = y * torch.sigmoid(self.se_expand(torch.relu(self.se_reduce(y.mean((2, 3), keepdim=True)))))
+        return torch.relu(x + self.pw(y))
+
+
+def se_trunk(num_classes: int, in_channels: int, trunk: int = 48, blocks: int = 3) -> nn.Module:
+    """A user's own net (a factory, not in the matrix): one 48-channel trunk tied by every residual; with
+    channels in multiples of 16 it keeps 16, 32 or 48 of them, too coarse to land near half the FLOPs."""
+    return nn.Sequential(nn.Conv2d(in_channels, trunk, 3, padding=1, bias=False), nn.BatchNorm2d(trunk), nn.ReLU(),
+                         *(DepthwiseSE(trunk) for _ in range(blocks)), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(trunk, num_classes))
+
 ARCHS = {
     "byo-bnact": BnActNet,
     "byo-linear-subclass": LinearSubclassNet,

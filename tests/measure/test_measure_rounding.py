@@ -92,3 +92,18 @@ def test_config_round_to_accepts_auto_and_positive_ints():
     assert resolve_rounding(16).round_to == 16 and resolve_rounding(16).source == "config"
     with pytest.raises(AutostructError):
         resolve_rounding(0)
+
+
+def test_auto_is_resolved_once_per_process(tmp_path, monkeypatch):
+    # Every entry point's round_to="auto" starts from host_rounding: one sweep (or cache read) per process.
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path))
+    monkeypatch.setattr(rounding, "_HOST", {})
+    calls = []
+
+    def choose(threads=1):
+        calls.append(threads)
+        return rounding.RoundingChoice(16, {}, source="measured")
+
+    monkeypatch.setattr(rounding, "choose_round_to", choose)
+    assert rounding.host_rounding().round_to == 16 and resolve_rounding("auto").round_to == 16
+    assert calls == [1]

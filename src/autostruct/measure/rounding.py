@@ -230,10 +230,22 @@ def choose_round_to(
                           meta={"path": str(path) if use_cache else None, "seconds": seconds})
 
 
+_HOST: dict[tuple[int, str], RoundingChoice] = {}
+
+
+def host_rounding(threads: int = 1) -> RoundingChoice:
+    """:func:`choose_round_to` resolved once per process (and cache folder): what ``round_to="auto"`` starts from
+    on every entry point (each then lowers it where a budget needs a finer multiple)."""
+    key = (int(threads), str(cache_root()))
+    if key not in _HOST:
+        _HOST[key] = choose_round_to(threads)
+    return _HOST[key]
+
+
 def resolve_rounding(value: int | str, threads: int = 1) -> RoundingChoice:
-    """``search.round_to`` resolved: an int as given (``source="config"``), ``"auto"`` by :func:`choose_round_to`."""
+    """``search.round_to`` resolved: an int as given (``source="config"``), ``"auto"`` by :func:`host_rounding`."""
     if value == "auto":
-        return choose_round_to(threads)
+        return host_rounding(threads)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise AutostructError(f"round_to must be a positive integer or 'auto', got {value!r}.")
     return RoundingChoice(value, {}, source="config")

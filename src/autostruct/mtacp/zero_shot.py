@@ -55,11 +55,16 @@ def zero_shot_prune(
         index, model = len(known), meta["model"]
     # The run's imports register its architectures; its model_kwargs rebuild the same one for a new dataset.
     import_modules(meta.get("imports", []), "imports")
+    env_kwargs = dict(meta["env"])
+    # A run with round_to: auto (the default; policies older than this key had it too) gets auto here: the host's
+    # multiple, lowered where this ratio needs it, as the run's preflight did for its own ratios.
+    if meta.get("round_to_config", "auto") == "auto":
+        env_kwargs["round_to"] = "auto"
     factory = PruningEnvFactory.create(
         model, dataset, ratio, classes=tuple(classes) if classes else None, width=meta["width"],
         model_kwargs=meta.get("model_kwargs") or {},
         epochs=meta["base_training_epochs"], seed=meta["seed"], data_root=data_root, device=device,
-        task_id=0, dataset_index=index, num_datasets=max(len(known), 1), **meta["env"],
+        task_id=0, dataset_index=index, num_datasets=max(len(known), 1), **env_kwargs,
     )
     env = factory()
     rec = rollout(policy, env, greedy=True)
@@ -74,6 +79,8 @@ def zero_shot_prune(
         "classes": classes,
         "ratio": ratio,
         "keep_ratios": rec.info["strategy"],
+        "round_to": env.round_to,
+        "rounding": env.rounding.as_dict(),
         "base_flops": rec.info["base_flops"],
         "flops": int(count_flops(pruned, x).flops),
         "params": int(count_flops(pruned, x).params),
