@@ -102,6 +102,10 @@ def test_fit_takes_a_finer_multiple_where_the_coarse_one_undershoots(trunk):
     assert list(fit.scores) == [16, 8, 4, 2, 1] and fit.round_to == 1
     assert fit.meta["landing"] == max(fit.scores.values()) > 0.95
     assert fit_round_to(trunk, 0.7, 16, 0.2).round_to == 1
+    # Multiples finer than the host runs fast are not taken just to land closer: the closest of the fast ones.
+    fit = fit_round_to(trunk, 0.5, 16, 0.2, finest=4)
+    assert (fit.round_to, list(fit.scores), fit.meta["finest"]) == (4, [16, 8, 4], 4)
+    assert fit_round_to(trunk, 0.15, 16, 0.2, finest=8).round_to == 4  # but they are to reach a budget at all
 
 
 def test_unreachable_reason_names_the_real_limit(trunk):

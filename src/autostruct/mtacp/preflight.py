@@ -33,7 +33,7 @@ import torch
 from autostruct.config import PruneConfig
 from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
-from autostruct.measure.rounding import resolve_round_to
+from autostruct.measure.rounding import finest_fast, resolve_round_to, resolve_rounding
 from autostruct.models import (
     check_model_input,
     create_model,
@@ -347,8 +347,10 @@ def choose_task_rounding(cfg: PruneConfig, round_to: int, progress: bool = False
     episodes land within :data:`~autostruct.prune.budget.LANDING_TOLERANCE` below the budget, that multiple or
     twice it, the coarser only where it lands as close and runs the task's pruned models faster by more than
     :data:`~autostruct.prune.task_rounding.TOLERANCE` (timed, :mod:`autostruct.prune.task_rounding`); where it
-    does not, the finer multiple that does (:func:`~autostruct.prune.task_rounding.fit_round_to`,
-    ``source="landing"``). An integer ``round_to`` is used as given (``source="config"``). Tasks of a dataset with
+    does not, the finer multiple that does, down to the finest the host measured to be fast
+    (:func:`~autostruct.prune.task_rounding.fit_round_to`, ``source="landing"``). An integer ``round_to`` is used
+    as given (``source="config"``). ``meta["landing"]``: the least FLOPs / budget of the task's exact-budget
+    strategies with its multiple; ``meta["finest_landing"]``: the same with ``round_to=1``. Tasks of a dataset with
     latency tasks (``latency_ms``, ``latency_ratios``) keep the run's multiple (their latency table was built for
     it) and are not listed. Writes nothing but the cache (seconds per task the first time).
     """
@@ -356,6 +358,7 @@ def choose_task_rounding(cfg: PruneConfig, round_to: int, progress: bool = False
     keys, tasks = expand_tasks(cfg)
     checkpoint = load_config_checkpoint(cfg)
     lbound = cfg.search.lbound
+    finest = finest_fast(resolve_rounding(cfg.search.round_to))
     out: dict[str, TaskRounding] = {}
     for key in keys:
         mine = [t for t in tasks if t.data == key]
@@ -364,13 +367,15 @@ def choose_task_rounding(cfg: PruneConfig, round_to: int, progress: bool = False
         model, graph, x = priced_model(cfg, key, checkpoint)
         for t in mine:
             ratio = float(t.ratio)
+            finest_landing = landing(graph, ratio, 1, lbound)
             if cfg.search.round_to != "auto":
-                out[t.name] = TaskRounding(round_to, {}, source="config",
-                                           meta={"landing": landing(graph, ratio, round_to, lbound)})
+                out[t.name] = TaskRounding(round_to, {}, source="config", meta={
+                    "landing": landing(graph, ratio, round_to, lbound), "finest_landing": finest_landing})
                 continue
-            fit = fit_round_to(graph, ratio, round_to, lbound)
+            fit = fit_round_to(graph, ratio, round_to, lbound, finest=finest)
             if fit.round_to != round_to:
-                out[t.name] = TaskRounding(fit.round_to, fit.scores, source="landing", meta=fit.meta)
+                out[t.name] = TaskRounding(fit.round_to, fit.scores, source="landing",
+                                           meta={**fit.meta, "finest_landing": finest_landing})
                 continue
             coarse = 2 * round_to
             lands = (reachable(graph, ratio, coarse, lbound)
@@ -386,7 +391,8 @@ def choose_task_rounding(cfg: PruneConfig, round_to: int, progress: bool = False
                 log.warning("task %s: channel rounding could not be timed (%s); using round_to=%d", t.name, exc,
                             round_to)
                 chosen = TaskRounding(round_to, {}, source="run")
-            meta = {**chosen.meta, "landing": landing(graph, ratio, chosen.round_to, lbound)}
+            meta = {**chosen.meta, "landing": landing(graph, ratio, chosen.round_to, lbound),
+                    "finest_landing": finest_landing}
             out[t.name] = TaskRounding(chosen.round_to, chosen.scores, source=chosen.source, meta=meta)
     return out
 
@@ -397,11 +403,19 @@ def landing_warnings(cfg: PruneConfig, rounding: dict[str, dict[str, Any]]) -> l
     answer as dicts): the search then spends less than the budget, and the user should know before it starts."""
     lines = []
     for name, r in rounding.items():
-        got = (r.get("meta") or {}).get("landing") if r else None
+        meta = (r.get("meta") or {}) if r else {}
+        got, finer = meta.get("landing"), meta.get("finest_landing")
         if got is None or got >= 1 - B.LANDING_WARNING:
             continue
-        why = ("no finer multiple lands closer" if cfg.search.round_to == "auto" else
-               "use search.round_to: auto (it takes a finer multiple where a budget needs it) or a smaller multiple")
+        if finer is None or finer < got + 0.02:
+            why = "no multiple lands closer (lbound and the model's structure are the limit)"
+        elif cfg.search.round_to == "auto":
+            why = (f"round_to 1 would land at {finer:.2f}, but multiples finer than {r['round_to']} run slowly on "
+                   "this host (its rounding sweep), so the pruned model could end slower than the base; set "
+                   "search.round_to to land closer anyway")
+        else:
+            why = (f"round_to 1 would land at {finer:.2f}; search.round_to: auto takes a finer multiple where a "
+                   "budget needs it and the host runs it fast, or set a smaller one")
         lines.append(f"task {name}: with channels in multiples of {r['round_to']} its episodes land at "
-                     f"{got:.2f} of the FLOPs budget at most ({why}).")
+                     f"{got:.2f} of the FLOPs budget at most; {why}.")
     return lines

@@ -175,7 +175,7 @@ def warn_landing(lines: list[str]) -> None:
     from rich.console import Console
 
     for line in lines:
-        log.warning(line)
+        log.info(line)  # the run's log; the console line below is what the user sees
         Console(stderr=True).print(f"[bold yellow]warning[/] {line}", highlight=False)
 
 

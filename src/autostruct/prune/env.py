@@ -47,7 +47,7 @@ from autostruct.config import (
 from autostruct.data import load_dataset
 from autostruct.errors import AutostructError, unknown_name
 from autostruct.measure import measure_latency
-from autostruct.measure.rounding import RoundingChoice, host_rounding
+from autostruct.measure.rounding import RoundingChoice, finest_fast, host_rounding
 from autostruct.models.bn import recalibrate_bn
 from autostruct.models.cache import get_or_train
 from autostruct.models.checkpoint import load_model
@@ -119,9 +119,9 @@ class PruningEnv:
         batch_size: size of those batches.
         round_to: kept channels are multiples of this. ``"auto"`` (the default): the multiple that pays on this
             host (:func:`autostruct.measure.rounding.host_rounding`, measured once and cached), halved while the
-            FLOPs budget is out of reach with ``lbound`` or episodes cannot land within
-            :data:`~autostruct.prune.budget.LANDING_TOLERANCE` below it
-            (:func:`~autostruct.prune.task_rounding.fit_round_to`); a latency table's own multiple when
+            FLOPs budget is out of reach with ``lbound``, or while episodes cannot land within
+            :data:`~autostruct.prune.budget.LANDING_TOLERANCE` below it and the host measured the finer multiple
+            to be fast (:func:`~autostruct.prune.task_rounding.fit_round_to`); a latency table's own multiple when
             ``latency_table`` is given. An integer is used as given. ``env.rounding`` says what was chosen and why.
         importance: channel criterion, ``l1`` | ``l2`` | ``bn_scale`` | ``taylor``.
         seed: picks the validation subset and the calibration batches.
@@ -457,11 +457,11 @@ class PruningEnv:
             table_k = load_table(latency_table).meta.get("round_to")
             if isinstance(table_k, int) and not isinstance(table_k, bool) and table_k >= 1:
                 return RoundingChoice(table_k, {}, source="table")
-        start = host_rounding().round_to
+        host = host_rounding()
         if latency_budget:
-            return RoundingChoice(start, {}, source="host")
+            return RoundingChoice(host.round_to, {}, source="host")
         try:
-            return fit_round_to(self.graph, self.target_ratio, start, self.lbound)
+            return fit_round_to(self.graph, self.target_ratio, host.round_to, self.lbound, finest=finest_fast(host))
         except ValueError:
             return RoundingChoice(1, {}, source="auto")  # out of reach at any multiple: the budget check says why
 

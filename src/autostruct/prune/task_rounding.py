@@ -127,17 +127,21 @@ def landing(graph: PruningGraph, ratio: float, round_to: int, lbound: float, *, 
 
 
 def fit_round_to(graph: PruningGraph, ratio: float, start: int, lbound: float,
-                 tolerance: float = B.LANDING_TOLERANCE) -> RoundingChoice:
+                 tolerance: float = B.LANDING_TOLERANCE, finest: int = 1) -> RoundingChoice:
     """The coarsest of :func:`halvings` (``start``) with which a FLOPs budget of ``ratio`` is reachable with
     ``lbound`` and episodes land within ``tolerance`` below it (:func:`landing`).
 
-    When no multiple lands that close, the reachable one that lands closest (the coarser on a tie). Returns a
-    :class:`RoundingChoice` with ``source="auto"``, ``meta`` = ``{"start", "landing"}`` (``scores``: each tried
-    multiple's landing). Raises ``ValueError`` when no multiple reaches the budget (see
-    :func:`unreachable_reason`).
+    Landing closer never takes a multiple finer than ``finest`` (:func:`~autostruct.measure.rounding.finest_fast`:
+    the host measured finer ones to run slowly, so a model pruned with them can end slower than unpruned); only
+    reachability does, and then the first reachable one. When no tried multiple lands that close, the one that
+    lands closest (the coarser on a tie). Returns a :class:`RoundingChoice` with ``source="auto"``, ``meta`` =
+    ``{"start", "finest", "landing"}`` and each tried multiple's landing as ``scores``. Raises ``ValueError`` when
+    no multiple reaches the budget (see :func:`unreachable_reason`).
     """
     tried: dict[int, float] = {}
     for k in halvings(start):
+        if k < finest and tried:
+            break
         if not reachable(graph, ratio, k, lbound):
             continue
         tried[k] = landing(graph, ratio, k, lbound)
@@ -147,7 +151,8 @@ def fit_round_to(graph: PruningGraph, ratio: float, start: int, lbound: float,
         raise ValueError(f"no channel multiple reaches a FLOPs ratio of {ratio:g} with lbound={lbound:g}")
     landed = [k for k, v in tried.items() if v >= 1 - tolerance]
     chosen = landed[0] if landed else max(tried, key=lambda k: (round(tried[k], 6), k))
-    return RoundingChoice(chosen, tried, source="auto", meta={"start": int(start), "landing": tried[chosen]})
+    return RoundingChoice(chosen, tried, source="auto",
+                          meta={"start": int(start), "finest": int(finest), "landing": tried[chosen]})
 
 
 def unreachable_reason(graph: PruningGraph, ratio: float, round_to: int, lbound: float) -> str:
