@@ -1,4 +1,11 @@
-"""Channel rounding chosen per task by timing the task's own pruned models.
+"""Channel rounding fitted to a model and its budget: on the FLOP model (every entry point), and by timing the
+task's own pruned models (a pruning run's pre-flight).
+
+:func:`fit_round_to` is what ``round_to="auto"`` does everywhere once the host's multiple is known: it halves
+the multiple while the budget is out of reach (:func:`reachable`), or while the exact-budget strategies
+(:func:`wall_strategies`) cannot land within 3% below it (:func:`landing`) and the host runs the finer multiple
+fast. It prices strategies with the FLOP model only: milliseconds. :func:`unreachable_reason` says which limit
+(the multiple or ``lbound``) keeps a budget out of reach.
 
 The host sweep (:mod:`autostruct.measure.rounding`) times single conv layers at a few spatial sizes and picks the
 multiple that pays on this host (8 on AVX2). What a task's model gains from a coarser multiple also depends on
@@ -8,7 +15,7 @@ at 0.70-0.79x of the base with multiples of 8 but 0.63-0.71x with multiples of 1
 latency floor").
 
 :func:`choose_task_round_to` therefore times, for each candidate multiple, the strategies a search could end on
-(the uniform one and random walks under the env's exact FLOPs wall) against the base in one process with
+(the uniform one and walks under the env's exact FLOPs wall) against the base in one process with
 interleaved runs (ONNX Runtime, batch 1), and scores a candidate by the mean of their latency ratios. The
 smallest candidate within ``tolerance`` (:data:`TOLERANCE`) of the best score wins (finer steps leave the search
 more choices); a
