@@ -38,7 +38,8 @@ def test_pruned_architecture_round_trips(tmp_path, name):
     assert [type(m) for m in rebuilt.modules()] == [type(m) for m in pruned.modules()]
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), expected, atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(onnx_out(paths.onnx, x), expected.numpy(), atol=1e-4, rtol=1e-4)
+    scale = max(1.0, float(expected.abs().max()))  # random weights: outputs of hundreds in the deeper nets
+    np.testing.assert_allclose(onnx_out(paths.onnx, x), expected.numpy(), atol=1e-4 * scale, rtol=1e-4)
 
 
 def test_pruned_subclass_attributes_are_restored(tmp_path):
@@ -107,10 +108,10 @@ def test_mismatch_names_module_and_both_shapes(tmp_path):
     model = create_model("byo-bnact", num_classes=3, in_channels=1, image_size=8)
     path = save_model(model, tmp_path / "m.pt")
     ckpt = torch.load(path, weights_only=True)
-    ckpt["state_dict"]["features.1.0.weight"] = torch.zeros(5, 16, 3, 3)  # disagrees with the module record
+    ckpt["state_dict"]["features.1.0.weight"] = torch.zeros(5, 32, 3, 3)  # disagrees with the module record
     torch.save(ckpt, path)
-    with pytest.raises(AutostructError, match=r"module 'features.1.0' 'weight': checkpoint shape \[5, 16, 3, 3\], "
-                       r"rebuilt model shape \[32, 16, 3, 3\]"):
+    with pytest.raises(AutostructError, match=r"module 'features.1.0' 'weight': checkpoint shape \[5, 32, 3, 3\], "
+                       r"rebuilt model shape \[64, 32, 3, 3\]"):
         load_model(path)
 
 

@@ -412,8 +412,9 @@ class PruneSearchConfig(ScoredSearchSettings):
         "auto", description="Kept channels are a multiple of this; 'auto': the multiple measured to pay on this host "
         "(onnxruntime, batch 1; autostruct.measure.rounding, cached per host; 8 if it cannot be measured), or the "
         "device's when latency_ms tasks are priced by a table built there (autostruct prune build-lut); then per "
-        "FLOPs task twice that when the task's own pruned models run > 10% faster with it "
-        "(autostruct.prune.task_rounding)."
+        "FLOPs task a finer one where the task's episodes cannot land within 3% below its budget, or twice it "
+        "where the task's own pruned models land as close and run > 10% faster with it "
+        "(autostruct.prune.task_rounding). A task that still lands > 10% under its budget is named before the search."
     )
     recal_batches: int = Field(PRUNE_RECAL_BATCHES, ge=0, description="Batches for BN recalibration (0 = off).")
 

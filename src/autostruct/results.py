@@ -110,6 +110,8 @@ class PruneTaskRecord(Record):
     classes: list[int] | None = None
     ratio: float | None
     round_to: int | None = None  # kept channels are multiples of this (per task with round_to: auto)
+    flops_vs_budget: float | None = None  # a FLOPs task: the selected model's FLOPs over its budget
+    budget_warning: str | None = None  # the pre-flight's warning when episodes cannot land near the budget
     latency_budget_ms: float | None = None
     latency_ratio: float | None = None  # a latency_ratios task: the budget as a fraction of the base's latency
     predicted_latency_ms: float | None = None

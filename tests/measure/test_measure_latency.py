@@ -8,7 +8,7 @@ from torch import nn
 
 from autostruct.errors import AutostructError
 from autostruct.measure import LatencyStats, measure_latency, onnx_session
-from autostruct.measure.latency import export_onnx_for_timing
+from autostruct.measure.latency import export_onnx_for_timing, time_interleaved
 
 
 def tiny() -> nn.Module:
@@ -73,3 +73,19 @@ def test_bad_arguments_are_user_errors(kwargs, message):
 def test_no_inputs_is_a_user_error():
     with pytest.raises(AutostructError, match="input_shape"):
         measure_latency(tiny(), runs=1)
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.mha(x, x, x, need_weights=False)[0]
+
+
+def test_multihead_attention_times_in_onnxruntime_under_no_grad():
+    # Under no_grad nn.MultiheadAttention's fused fast path has no ONNX export; timing turns it off for the export.
+    with torch.no_grad():
+        (stats,) = time_interleaved([_SelfAttention().eval()], torch.randn(1, 4, 8), runs=2, warmup=0)
+    assert stats.median_ms > 0 and torch.backends.mha.get_fastpath_enabled()

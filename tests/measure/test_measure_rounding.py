@@ -92,3 +92,25 @@ def test_config_round_to_accepts_auto_and_positive_ints():
     assert resolve_rounding(16).round_to == 16 and resolve_rounding(16).source == "config"
     with pytest.raises(AutostructError):
         resolve_rounding(0)
+
+
+def test_auto_is_resolved_once_per_process(tmp_path, monkeypatch):
+    # Every entry point's round_to="auto" starts from host_rounding: one sweep (or cache read) per process.
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path))
+    monkeypatch.setattr(rounding, "_HOST", {})
+    calls = []
+
+    def choose(threads=1):
+        calls.append(threads)
+        return rounding.RoundingChoice(16, {}, source="measured")
+
+    monkeypatch.setattr(rounding, "choose_round_to", choose)
+    assert rounding.host_rounding().round_to == 16 and resolve_rounding("auto").round_to == 16
+    assert calls == [1]
+
+
+def test_finest_fast_multiple_is_the_finest_scored_near_the_best():
+    avx2 = rounding.RoundingChoice(8, {1: 1.0, 4: 0.856, 8: 0.813, 16: 0.807})
+    assert rounding.finest_fast(avx2) == 4  # 6% over the best: fast; 1 is 24% over
+    assert rounding.finest_fast(avx2, slack=0.02) == 8
+    assert rounding.finest_fast(rounding.RoundingChoice(8, {}, source="fallback")) == 4

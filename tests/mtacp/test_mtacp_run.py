@@ -14,6 +14,7 @@ from autostruct.cli import app
 from autostruct.config import PruneConfig, parse_config
 from autostruct.errors import AutostructError
 from autostruct.export import load_model
+from autostruct.measure.rounding import RoundingChoice
 from autostruct.mtacp import run_prune, zero_shot_prune
 from autostruct.rl.logs import read_episodes
 
@@ -67,7 +68,11 @@ def test_every_task_meets_its_budget_and_exports(finished_run):
         # (or the whole group).
         step = t["round_to"]
         assert res["rounding"]["config"] == "auto" and res["config"]["search"]["round_to"] == "auto"
-        assert step in (res["rounding"]["round_to"], 2 * res["rounding"]["round_to"])
+        source = res["rounding"]["tasks"][t["task"]]["source"]
+        assert step in (res["rounding"]["round_to"], 2 * res["rounding"]["round_to"]) or (
+            source == "landing" and step < res["rounding"]["round_to"])
+        assert t["flops_vs_budget"] == pytest.approx(t["flops"] / (t["ratio"] * t["base_flops"]))
+        assert res["rounding"]["tasks"][t["task"]]["meta"]["landing"] >= 0.9 and "budget_warning" not in t
         assert res["rounding"]["tasks"][t["task"]]["round_to"] == step
         assert all(c % step == 0 for c in t["channels"] if c not in (8, 16, 32))
         model, _ = load_model(t["model_path"])
@@ -175,6 +180,17 @@ def test_cli_few_shot_from_a_run_folder(finished_run):
     res = runner.invoke(app, ["prune", "--policy", str(finished_run.output_dir), "--dataset", "digits", "--ratio",
                               "0.45", "--episodes", "500"])
     assert res.exit_code == 2 and "--episodes" in res.output
+
+
+def test_zero_shot_lowers_the_hosts_multiple_where_the_ratio_needs_it(finished_run, monkeypatch):
+    # A host whose auto multiple is 16: resnet20 x0.5's 8- and 16-channel stages cannot shrink with it, so 0.4 is
+    # out of reach at 16. Like the run's preflight, zero-shot lowers the multiple instead of refusing the ratio.
+    import autostruct.prune.env as env_module
+
+    monkeypatch.setattr(env_module, "host_rounding", lambda threads=1: RoundingChoice(16, {}, source="measured"))
+    res = zero_shot_prune(finished_run.policy_path, "digits", 0.4, progress=False)
+    assert res["round_to"] < 16 and res["rounding"]["meta"]["start"] == 16
+    assert 0.9 * 0.4 * res["base_flops"] <= res["flops"] <= 0.4 * res["base_flops"]
 
 
 def test_cli_report_and_bad_inputs(finished_run, tmp_path):

@@ -123,7 +123,7 @@ def test_bad_inputs_are_user_errors():
 
 
 class _Scale(nn.Module):
-    """A layer with a per-channel parameter Torch-Pruning has no pruner for."""
+    """A per-channel parameter of no prunable layer (a layer scale)."""
 
     def __init__(self, c: int):
         super().__init__()
@@ -133,12 +133,32 @@ class _Scale(nn.Module):
         return x * self.gain
 
 
-def test_unhandled_layer_is_left_unpruned_with_a_reason(caplog):
+class _FixedScale(_Scale):
+    """The same, with a forward that hard-codes the width: cutting the channels breaks it."""
+
+    def forward(self, x):
+        return x * self.gain.reshape(1, 8, 1, 1)
+
+
+def test_parameters_of_no_layer_are_cut_with_their_channels():
     model = nn.Sequential(
         nn.Conv2d(1, 8, 3), _Scale(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 3)
+    ).eval()
+    graph = analyze(model, torch.zeros(1, 1, 8, 8))
+    assert [g.name for g in graph.groups] == ["0", "3"] and not graph.skipped
+    pruned = prune_counts(model, graph, [4, 8], importance=None)
+    assert pruned[1].gain.shape == (1, 4, 1, 1) and isinstance(pruned[1].gain, nn.Parameter)
+    torch.testing.assert_close(pruned[1].gain, model[1].gain[:, :4])
+    assert pruned(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
+
+
+def test_unhandled_layer_is_left_unpruned_with_a_reason(caplog):
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3), _FixedScale(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(), nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 3)
     ).eval()
     with caplog.at_level(logging.INFO, logger="autostruct.prune.graph"):
         graph = analyze(model, torch.zeros(1, 1, 8, 8))
     assert [g.name for g in graph.groups] == ["3"]
-    assert graph.skipped and graph.skipped[0][0] == "0" and "nn.Parameter" in graph.skipped[0][1]
+    assert graph.skipped and graph.skipped[0][0] == "0" and "breaks the forward pass" in graph.skipped[0][1]
     assert "left unpruned" in caplog.text

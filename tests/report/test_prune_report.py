@@ -91,3 +91,14 @@ def test_learning_window(n, want):
 
 def test_window_means():
     assert window_means([1, 2, 3, 4, 5], 2) == ([2, 4, 5], [1.5, 3.5, 5.0])
+
+
+def test_a_budget_the_multiple_cannot_spend_is_shown_above_the_results(tmp_path):
+    run = _write_run(tmp_path)
+    res = json.loads((run / "results.json").read_text())
+    res["tasks"][0].update(flops_vs_budget=0.42, budget_warning="task digits-r0.5: with channels in multiples of "
+                           "16 its episodes land at 0.42 of the FLOPs budget at most (use search.round_to: auto).")
+    (run / "results.json").write_text(json.dumps(res))
+    page = render_prune_report(run).read_text()
+    assert "Budget not spent:</b> task digits-r0.5: with channels in multiples of 16" in page
+    assert "FLOPs / budget" in page and "0.42" in page

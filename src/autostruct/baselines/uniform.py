@@ -12,7 +12,7 @@ from autostruct.prune.uniform import uniform_strategy
 def uniform_prune(env: PruningEnv) -> SearchResult:
     """Score the uniform strategy in ``env`` (:func:`~autostruct.prune.uniform.uniform_strategy`) as a search result.
 
-    The ratio is not bounded by the env's ``lbound``: it is the plain "prune every layer alike" baseline.
+    Every group keeps about the same ratio; the last ones take up what channel rounding left of the budget.
     ``best_info["uniform_ratio"]`` holds the ratio found.
     """
     start = time.perf_counter()

@@ -252,6 +252,9 @@ def export_onnx_for_timing(model: nn.Module, inputs: tuple[torch.Tensor, ...], p
     """Export for timing only (``autostruct.export.export_onnx`` is the user-facing exporter)."""
     was_training = model.training
     model.eval()
+    # Under no_grad nn.MultiheadAttention takes a fused fast path that has no ONNX export (as in export.py).
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
         with warnings.catch_warnings():
             # The TorchScript exporter warns that it is legacy; it is the one that needs no extra packages
@@ -273,6 +276,7 @@ def export_onnx_for_timing(model: nn.Module, inputs: tuple[torch.Tensor, ...], p
             f"Could not export {type(model).__name__} to ONNX for timing: {exc}. Use backend='torch'."
         ) from exc
     finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         model.train(was_training)
 
 

@@ -15,6 +15,10 @@ model's per-layer latency table on this host, or reads ``search.latency_table`` 
 when it was built for another model, input shape or rounding), and refuses a budget below the smallest model
 the table allows (every group at ``search.lbound``), naming ``tasks.<i>.latency_ms`` / ``latency_ratios``; a
 ``latency_ratios`` task's budget in ms is the ratio times the table's prediction for the base model.
+
+:func:`choose_task_rounding` last fixes each FLOPs task's channel multiple and how close to its budget the
+task's episodes can land with it; :func:`landing_warnings` names the tasks that cannot spend their budget, so
+the run says so before its search.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import torch
 from autostruct.config import PruneConfig
 from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
-from autostruct.measure.rounding import resolve_round_to
+from autostruct.measure.rounding import finest_fast, resolve_round_to, resolve_rounding
 from autostruct.models import (
     check_model_input,
     create_model,
@@ -50,8 +54,16 @@ from autostruct.prune.latency_table import (
     smallest_latency,
     table_mismatch,
 )
-from autostruct.prune.surgery import group_allowed
-from autostruct.prune.task_rounding import TaskRounding, choose_task_round_to
+from autostruct.prune.task_rounding import (
+    TaskRounding,
+    choose_task_round_to,
+    fit_round_to,
+    halvings,
+    landing,
+    least_ratio,
+    reachable,
+    unreachable_reason,
+)
 from autostruct.utils.device import resolve_device
 from autostruct.utils.runs import say
 
@@ -125,40 +137,29 @@ def _check_budgets(
     """The env's reachability check for every ratio of ``key``'s tasks, from the model's structure alone.
 
     ``steps`` are the channel multiples to try, largest first (one unless ``search.round_to`` is ``auto``);
-    returns the largest that passes, or raises the smallest's error.
+    returns the largest that passes, or raises the smallest's error, which names the real limit (the multiple
+    or ``search.lbound``, :func:`~autostruct.prune.task_rounding.unreachable_reason`).
     """
 
     s = cfg.search
     graph = analyze(model.eval(), torch.zeros(1, data.in_channels, data.image_size, data.image_size))
-    base = float(graph.flop_model(graph.channels))
+    ratios = [t for t in tasks if t.data == key and t.ratio is not None]
     for n, round_to in enumerate(steps):
         last = n == len(steps) - 1
-        allowed = [group_allowed(g, round_to) for g in graph.groups]
-        decidable = [i for i, a in enumerate(allowed) if len(a) > 1]
-        if not decidable:
+        if least_ratio(graph, round_to, s.lbound) is None:  # no group has a choice at this multiple
             if not last:
                 continue
             raise AutostructError(
                 f"Invalid config: 'model': no pruning group of '{cfg.model}' has more than one channel count to "
                 f"choose with search.round_to={round_to}. Use a smaller search.round_to or a model with prunable layers."
             )
-        floor = graph.channels.copy()
-        for g in decidable:
-            floor[g] = B.ceil_to_allowed(s.lbound, int(graph.channels[g]), allowed[g])
-        try:
-            for t in tasks:
-                if t.data != key or t.ratio is None:
-                    continue
-                try:
-                    B.check_reachable(graph.flop_model, floor, base, t.ratio, s.lbound)
-                except AutostructError as exc:
-                    field = _task_field(cfg, key, "ratios")
-                    raise AutostructError(f"Invalid config: '{field}' (task {t.name}): {exc}") from None
-        except AutostructError:
-            if last:
-                raise
-            continue
-        return round_to
+        out = next((t for t in ratios if not reachable(graph, t.ratio, round_to, s.lbound)), None)
+        if out is None:
+            return round_to
+        if last:
+            field = _task_field(cfg, key, "ratios")
+            raise AutostructError(f"Invalid config: '{field}' (task {out.name}): "
+                                  f"{unreachable_reason(graph, out.ratio, round_to, s.lbound)}")
     raise AssertionError("unreachable")  # the last step either returns or raises
 
 
@@ -183,14 +184,6 @@ def _task_model(cfg: PruneConfig, key: DataKey, data: Any, checkpoint: torch.nn.
                 f"{exc}. Fix model_kwargs to match the builder's parameters."
             ) from None
     return model
-
-
-def auto_steps(measured: int) -> list[int]:
-    """``search.round_to: auto`` tries the measured multiple, then halves it down to 1 for models it does not fit."""
-    steps = [measured]
-    while steps[-1] > 1:
-        steps.append(steps[-1] // 2)
-    return steps
 
 
 def table_round_to(cfg: PruneConfig) -> int | None:
@@ -228,7 +221,7 @@ def check_prune_inputs(cfg: PruneConfig) -> int:
 
     import_modules(cfg.imports, "imports")  # errors already name 'imports.<i>'
     r = cfg.search.round_to
-    steps = auto_steps(table_round_to(cfg) or resolve_round_to(r)) if r == "auto" else [r]
+    steps = halvings(table_round_to(cfg) or resolve_round_to(r)) if r == "auto" else [r]
     checkpoint = _load_checkpoint(cfg) if is_checkpoint(cfg.model) else None
     if checkpoint is None:
         _check_model_name(cfg)
@@ -348,21 +341,24 @@ def price_latency_tasks(cfg: PruneConfig, round_to: int, progress: bool = False
 
 
 def choose_task_rounding(cfg: PruneConfig, round_to: int, progress: bool = False) -> dict[str, TaskRounding]:
-    """``search.round_to: auto``: each FLOPs task's channel multiple, timed on its own pruned models.
+    """Each FLOPs task's channel multiple, and how close to its budget its episodes can land (``meta["landing"]``).
 
-    Candidates are the run's multiple (:func:`check_prune_inputs`) and twice it; a coarser multiple is chosen only
-    where it runs the task's pruned models faster by more than
-    :data:`~autostruct.prune.task_rounding.TOLERANCE` (:mod:`autostruct.prune.task_rounding`). Tasks of a dataset
-    with latency tasks (``latency_ms``, ``latency_ratios``) keep the run's multiple (their latency table was built
-    for it), as does every task
-    when ``round_to`` is a number. Returns ``{task name: TaskRounding}`` for the tasks it decided; writes nothing
-    but the cache (seconds per task the first time).
+    ``search.round_to: auto``: where the run's multiple (:func:`check_prune_inputs`) lets the task's exact-budget
+    episodes land within :data:`~autostruct.prune.budget.LANDING_TOLERANCE` below the budget, that multiple or
+    twice it, the coarser only where it lands as close and runs the task's pruned models faster by more than
+    :data:`~autostruct.prune.task_rounding.TOLERANCE` (timed, :mod:`autostruct.prune.task_rounding`); where it
+    does not, the finer multiple that does, down to the finest the host measured to be fast
+    (:func:`~autostruct.prune.task_rounding.fit_round_to`, ``source="landing"``). An integer ``round_to`` is used
+    as given (``source="config"``). ``meta["landing"]``: the least FLOPs / budget of the task's exact-budget
+    strategies with its multiple; ``meta["finest_landing"]``: the same with ``round_to=1``. Tasks of a dataset with
+    latency tasks (``latency_ms``, ``latency_ratios``) keep the run's multiple (their latency table was built for
+    it) and are not listed. Writes nothing but the cache (seconds per task the first time).
     """
 
-    if cfg.search.round_to != "auto":
-        return {}
     keys, tasks = expand_tasks(cfg)
     checkpoint = load_config_checkpoint(cfg)
+    lbound = cfg.search.lbound
+    finest = finest_fast(resolve_rounding(cfg.search.round_to))
     out: dict[str, TaskRounding] = {}
     for key in keys:
         mine = [t for t in tasks if t.data == key]
@@ -370,13 +366,56 @@ def choose_task_rounding(cfg: PruneConfig, round_to: int, progress: bool = False
             continue
         model, graph, x = priced_model(cfg, key, checkpoint)
         for t in mine:
-            say(progress, f"channel rounding for task {t.name}: timing its pruned models with multiples of "
-                          f"{round_to} and {2 * round_to} (cached per host and model)")
+            ratio = float(t.ratio)
+            finest_landing = landing(graph, ratio, 1, lbound)
+            if cfg.search.round_to != "auto":
+                out[t.name] = TaskRounding(round_to, {}, source="config", meta={
+                    "landing": landing(graph, ratio, round_to, lbound), "finest_landing": finest_landing})
+                continue
+            fit = fit_round_to(graph, ratio, round_to, lbound, finest=finest)
+            if fit.round_to != round_to:
+                out[t.name] = TaskRounding(fit.round_to, fit.scores, source="landing",
+                                           meta={**fit.meta, "finest_landing": finest_landing})
+                continue
+            coarse = 2 * round_to
+            lands = (reachable(graph, ratio, coarse, lbound)
+                     and landing(graph, ratio, coarse, lbound) >= 1 - B.LANDING_TOLERANCE)
+            candidates = (round_to, coarse) if lands else (round_to,)
+            if lands:
+                say(progress, f"channel rounding for task {t.name}: timing its pruned models with multiples of "
+                              f"{round_to} and {coarse} (cached per host and model)")
             try:
-                out[t.name] = choose_task_round_to(model, graph, x, float(t.ratio), (round_to, 2 * round_to),
-                                                   lbound=cfg.search.lbound, threads=cfg.search.latency_threads,
-                                                   seed=cfg.seed)
+                chosen = choose_task_round_to(model, graph, x, ratio, candidates, lbound=lbound,
+                                              threads=cfg.search.latency_threads, seed=cfg.seed)
             except Exception as exc:  # an optimization: never fail a run on it (the run's multiple was checked)
                 log.warning("task %s: channel rounding could not be timed (%s); using round_to=%d", t.name, exc,
                             round_to)
+                chosen = TaskRounding(round_to, {}, source="run")
+            meta = {**chosen.meta, "landing": landing(graph, ratio, chosen.round_to, lbound),
+                    "finest_landing": finest_landing}
+            out[t.name] = TaskRounding(chosen.round_to, chosen.scores, source=chosen.source, meta=meta)
     return out
+
+
+def landing_warnings(cfg: PruneConfig, rounding: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per FLOPs task whose episodes cannot land within
+    :data:`~autostruct.prune.budget.LANDING_WARNING` below its budget (``rounding``: :func:`choose_task_rounding`'s
+    answer as dicts): the search then spends less than the budget, and the user should know before it starts."""
+    lines = []
+    for name, r in rounding.items():
+        meta = (r.get("meta") or {}) if r else {}
+        got, finer = meta.get("landing"), meta.get("finest_landing")
+        if got is None or got >= 1 - B.LANDING_WARNING:
+            continue
+        if finer is None or finer < got + 0.02:
+            why = "no multiple lands closer (lbound and the model's structure are the limit)"
+        elif cfg.search.round_to == "auto":
+            why = (f"round_to 1 would land at {finer:.2f}, but multiples finer than {r['round_to']} run slowly on "
+                   "this host (its rounding sweep), so the pruned model could end slower than the base; set "
+                   "search.round_to to land closer anyway")
+        else:
+            why = (f"round_to 1 would land at {finer:.2f}; search.round_to: auto takes a finer multiple where a "
+                   "budget needs it and the host runs it fast, or set a smaller one")
+        lines.append(f"task {name}: with channels in multiples of {r['round_to']} its episodes land at "
+                     f"{got:.2f} of the FLOPs budget at most; {why}.")
+    return lines

@@ -40,7 +40,12 @@ from autostruct.measure.rounding import resolve_round_to, resolve_rounding
 from autostruct.models.bn import recalibrate_bn
 from autostruct.models.cache import get_or_train
 from autostruct.models.train import TrainConfig, evaluate, fine_tune
-from autostruct.mtacp.preflight import check_prune_inputs, choose_task_rounding, price_latency_tasks
+from autostruct.mtacp.preflight import (
+    check_prune_inputs,
+    choose_task_rounding,
+    landing_warnings,
+    price_latency_tasks,
+)
 from autostruct.mtacp.tasks import DataKey, TaskSpec, expand_tasks
 from autostruct.pipeline import (
     SearchRun,
@@ -163,6 +168,15 @@ def warn_skipped(bases: dict[DataKey, dict[str, Any]], model: str) -> None:
                f"FLOPs budget, listed as skipped_groups in results.json): {layers}")
         log.warning(msg + "; reasons: " + "; ".join(f"{s['layer']}: {s['reason']}" for s in skipped))
         Console(stderr=True).print(f"[bold yellow]warning[/] {msg}", highlight=False)
+
+
+def warn_landing(lines: list[str]) -> None:
+    """Print the tasks whose episodes cannot spend their FLOPs budget (also on a quiet run: it changes the result)."""
+    from rich.console import Console
+
+    for line in lines:
+        log.info(line)  # the run's log; the console line below is what the user sees
+        Console(stderr=True).print(f"[bold yellow]warning[/] {line}", highlight=False)
 
 
 def resolved_search(cfg: PruneConfig) -> Any:
@@ -411,6 +425,7 @@ class PruneSearch:
         tables, tasks = price_latency_tasks(run.cfg, round_to, run.progress)
         keys, _ = expand_tasks(run.cfg)
         rounding = {name: r.as_dict() for name, r in choose_task_rounding(run.cfg, round_to, run.progress).items()}
+        warn_landing(landing_warnings(run.cfg, rounding))
         return PrunePlan(round_to, tables, keys, tasks, rounding)
 
     def prepare_assets(self, run: SearchRun) -> dict[DataKey, dict[str, Any]]:
@@ -455,6 +470,7 @@ class PruneSearch:
             "base_training_epochs": cfg.base_training.epochs,
             "seed": cfg.seed,
             "env": env_kwargs(self.env_config(run)),
+            "round_to_config": cfg.search.round_to,
             "task_round_to": run.plan.task_round_to,
             "datasets": [{"dataset": k.dataset, "classes": list(k.classes) if k.classes else None, "root": k.root,
                           "checkpoint": bases[k]["checkpoint"]} for k in run.plan.keys],
@@ -469,6 +485,11 @@ class PruneSearch:
             )
         rec = _finish_task(cfg, run.out, task, factory, run.episodes, run.assets[task.data], run.result.policy,
                            run.progress)
+        if task.ratio is not None:
+            rec["flops_vs_budget"] = rec["flops"] / (task.ratio * rec["base_flops"])
+            warning = landing_warnings(cfg, {task.name: run.plan.task_rounding.get(task.name, {})})
+            if warning:
+                rec["budget_warning"] = warning[0]
         reference = random_reference(cfg, run.out, task, factory, rec["episodes"], run.progress)
         return rec if reference is None else {**rec, "random_baseline": reference}
 

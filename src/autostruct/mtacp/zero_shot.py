@@ -81,11 +81,16 @@ def zero_shot_prune(
         index, model = len(known), meta["model"]
     # The run's imports register its architectures; its model_kwargs rebuild the same one for a new dataset.
     import_modules(meta.get("imports", []), "imports")
+    env_kwargs = dict(meta["env"])
+    # A run with round_to: auto (the default; policies older than this key had it too) gets auto here: the host's
+    # multiple, lowered where this ratio needs it, as the run's preflight did for its own ratios.
+    if meta.get("round_to_config", "auto") == "auto":
+        env_kwargs["round_to"] = "auto"
     factory = PruningEnvFactory.create(
         model, dataset, ratio, classes=tuple(classes) if classes else None, width=meta["width"],
         model_kwargs=meta.get("model_kwargs") or {},
         epochs=meta["base_training_epochs"], seed=meta["seed"], data_root=data_root, device=device,
-        task_id=0, dataset_index=index, num_datasets=max(len(known), 1), **meta["env"],
+        task_id=0, dataset_index=index, num_datasets=max(len(known), 1), **env_kwargs,
     )
     env = factory()
     run_data = screen_data(read_episodes(log_path) if log_path is not None else [])
@@ -109,6 +114,8 @@ def zero_shot_prune(
         "evaluations": episodes,
         "run_episodes_used": run_episodes_used,  # the run's scored episodes the surrogate learned from
         "keep_ratios": chosen["strategy"],
+        "round_to": env.round_to,
+        "rounding": env.rounding.as_dict(),
         "base_flops": chosen["base_flops"],
         "flops": int(count_flops(pruned, x).flops),
         "params": int(count_flops(pruned, x).params),

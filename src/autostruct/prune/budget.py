@@ -11,12 +11,20 @@ not. AMC's cap ``hi_l`` is the most group ``l`` may keep so that the budget stay
 group drops to its floor (``lbound``). The lower wall ``lo_l`` is the least it may keep so that the budget can
 still be *filled* if every later group keeps everything. Mapping the policy's output onto ``[lo_l, hi_l]``
 makes every finished episode spend the whole budget (up to channel rounding, and never over it).
+
+Channel rounding (multiples of 8 or 16) leaves few counts per group; after an early choice the last groups'
+steps can then be too coarse to land close to the budget (the wall only guarantees "never over"), though
+another early choice would have let them. :func:`wall_choices` therefore looks ahead: when the later groups
+have few enough count combinations (:data:`LOOKAHEAD`), it keeps only the counts inside the wall from which
+some completion lands within :data:`LANDING_TOLERANCE` below the budget.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -146,18 +154,106 @@ def exact_wall(
     return min(lo, hi), hi
 
 
+LANDING_TOLERANCE = 0.03
+"""An exact-budget episode should spend at least this close to its budget (from below): :func:`wall_choices`
+steers towards it, and ``round_to: auto`` takes a finer channel multiple where the coarse one cannot land there."""
+
+LANDING_WARNING = 0.10
+"""A pruning run warns before its search when a task's episodes cannot land within this much below its budget
+(the multiple leaves no closer strategy), and records it in results.json and the report."""
+
+LOOKAHEAD = 4096
+""":func:`wall_choices` enumerates the later groups' count combinations when, times the counts inside the wall,
+there are at most this many configurations to price (milliseconds per step with the FLOP model); with more, the
+later groups are many or fine enough to land."""
+
+
+def wall_choices(
+    cost_model: Any,
+    counts: np.ndarray,
+    group: int,
+    allowed: Sequence[np.ndarray],
+    later: np.ndarray,
+    floor: np.ndarray,
+    full: np.ndarray,
+    target: float,
+    tolerance: float = LANDING_TOLERANCE,
+    limit: int = LOOKAHEAD,
+) -> np.ndarray:
+    """The counts an exact-budget episode may keep for ``group`` at this step, in increasing order.
+
+    Without lookahead, the allowed counts inside :func:`exact_wall`. With it (the ``later`` groups' count
+    combinations, times this group's counts up to the wall's ``hi``, are at most ``limit``), the counts inside
+    the wall from which some combination lands in ``[(1 - tolerance) target, target]``; when none inside can,
+    such counts below the wall's ``lo`` (``lo`` asks that the later groups at full width reach the budget
+    itself, which channel rounding can make impossible where landing just under it is not); when none at all
+    can, those from which the landing is closest. ``allowed`` holds every group's counts (indexed by group), already cut at its
+    floor as the env's walls use them.
+    """
+    own = np.asarray(allowed[group])
+    lo, hi = exact_wall(cost_model, counts, group, own, later, floor, full, target)
+    inside = own[(own >= lo) & (own <= hi)]
+    later = np.asarray(later, dtype=np.int64)
+    candidates = own[own <= hi]
+    if len(later) == 0 or len(candidates) <= 1:
+        return inside
+    sizes = [len(allowed[g]) for g in later]
+    if len(candidates) * math.prod(sizes) > limit:
+        return inside
+    grid = np.stack(np.meshgrid(*[np.asarray(allowed[g]) for g in later], indexing="ij"), -1).reshape(-1, len(later))
+    rows = np.repeat(np.asarray(counts, dtype=np.float64)[None, :], len(candidates) * len(grid), axis=0)
+    rows[:, group] = np.repeat(candidates, len(grid))
+    rows[:, later] = np.tile(grid, (len(candidates), 1))
+    cost = np.asarray(cost_model(rows)).reshape(len(candidates), len(grid))
+    best = np.where(cost <= target * (1 + 1e-12), cost, -np.inf).max(axis=1)
+    want = min(target * (1 - tolerance), float(best.max()))
+    lands = best >= want * (1 - 1e-12)
+    # Inside the wall where possible: its lower side keeps episodes filling the budget rather than stopping at
+    # the tolerance.
+    return candidates[lands & (candidates >= lo)] if np.any(lands & (candidates >= lo)) else candidates[lands]
+
+
 def check_reachable(flop_model: FlopModel, floor: np.ndarray, base_flops: float, ratio: float, lbound: float) -> None:
     """Raise if the FLOPs target cannot be met even with every group at its floor, saying by how much."""
     least = float(flop_model(floor))
+    if least > ratio * base_flops * (1 + 1e-12):
+        raise AutostructError(unreachable_message(ratio, least, base_flops, lbound))
+
+
+def unreachable_message(ratio: float, least: float, base_flops: float, lbound: float) -> str:
+    """Why a FLOPs ratio is out of reach when ``lbound`` is the limit: ``least`` FLOPs with every group at it."""
     target = ratio * base_flops
-    if least > target * (1 + 1e-12):
-        least_ratio = least / base_flops
-        raise AutostructError(
-            f"FLOPs target ratio {ratio:g} cannot be met: with every prunable group at lbound={lbound:g} the model "
+    least_ratio = least / base_flops
+    return (f"FLOPs target ratio {ratio:g} cannot be met: with every prunable group at lbound={lbound:g} the model "
             f"still has {least_ratio:.3f} of its FLOPs ({least:,.0f} > target {target:,.0f}, "
-            f"{(least - target) / base_flops:.3f} of base FLOPs over). Use a ratio >= {math.ceil(least_ratio * 1000) / 1000:g} "
-            f"or a smaller lbound."
-        )
+            f"{(least - target) / base_flops:.3f} of base FLOPs over). Use a ratio >= "
+            f"{math.ceil(least_ratio * 1000) / 1000:g} or a smaller lbound.")
+
+
+def uniform_wall_counts(
+    cost_model: Any,
+    channels: np.ndarray,
+    allowed: Sequence[np.ndarray],
+    order: np.ndarray,
+    floor: np.ndarray,
+    target: float,
+) -> tuple[float, np.ndarray]:
+    """The uniform strategy played as an exact-budget episode: ``(ratio, counts)``.
+
+    ``ratio`` is :func:`uniform_counts`' (the largest single keep ratio within ``target``); then group after
+    group (``order``) keeps the count of :func:`wall_choices` nearest to ``ratio`` of its channels, so the
+    strategy spends the budget as an episode does: the groups are pruned alike and the last ones take up what
+    rounding left. ``allowed`` is cut at ``floor`` here, as in the env's walls.
+    """
+    full = np.asarray(channels, dtype=np.int64)
+    order = np.asarray(order, dtype=np.int64)
+    walled = [np.asarray(a)[np.asarray(a) >= f] for a, f in zip(allowed, floor, strict=True)]
+    ratio, _ = uniform_counts(cost_model, full, allowed, order, target)
+    counts = full.copy()
+    for step, g in enumerate(order):
+        choices = wall_choices(cost_model, counts, int(g), walled, order[step + 1 :], floor, full, target)
+        counts[g] = nearest_allowed(ratio * float(full[g]), choices)
+    return ratio, counts
 
 
 def uniform_counts(

@@ -4,7 +4,9 @@ State: the 13 features of :mod:`autostruct.prune.features`. Action: a value in [
 onto the keep-ratio range the budget mode allows at this step:
 
 - ``exact`` (default, issue 7): the two-sided wall ``[lo_l, hi_l]`` of :func:`~autostruct.prune.budget.exact_wall`,
-  so every episode ends on the FLOPs budget (within channel rounding, never over);
+  so every episode ends on the FLOPs budget (within channel rounding, never over), narrowed near the end of an
+  episode to the counts from which it can still land close to the budget
+  (:func:`~autostruct.prune.budget.wall_choices`);
 - ``amc``: ``[lbound, hi_l]`` with AMC's cap ``hi_l`` (budget always reachable, usually undershot);
 - ``none``: ``[lbound, 1]``; an episode over budget gets :func:`~autostruct.prune.rewards.over_budget_penalty`.
 
@@ -27,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -45,6 +47,7 @@ from autostruct.config import (
 from autostruct.data import load_dataset
 from autostruct.errors import AutostructError, unknown_name
 from autostruct.measure import measure_latency
+from autostruct.measure.rounding import RoundingChoice, finest_fast, host_rounding
 from autostruct.models.bn import recalibrate_bn
 from autostruct.models.cache import get_or_train
 from autostruct.models.checkpoint import load_model
@@ -67,6 +70,7 @@ from autostruct.prune.surgery import (
     group_allowed,
     prune_counts,
 )
+from autostruct.prune.task_rounding import fit_round_to, reachable, unreachable_reason
 from autostruct.rl.env import BoxSpec
 from autostruct.utils.device import resolve_device
 
@@ -113,7 +117,12 @@ class PruningEnv:
             (:mod:`autostruct.prune.selection`); fewer when the hold-out is too small (0 turns it off).
         recal_batches: training batches for batch-norm recalibration (0 turns it off).
         batch_size: size of those batches.
-        round_to: kept channels are rounded to multiples of this.
+        round_to: kept channels are multiples of this. ``"auto"`` (the default): the multiple that pays on this
+            host (:func:`autostruct.measure.rounding.host_rounding`, measured once and cached), halved while the
+            FLOPs budget is out of reach with ``lbound``, or while episodes cannot land within
+            :data:`~autostruct.prune.budget.LANDING_TOLERANCE` below it and the host measured the finer multiple
+            to be fast (:func:`~autostruct.prune.task_rounding.fit_round_to`); a latency table's own multiple when
+            ``latency_table`` is given. An integer is used as given. ``env.rounding`` says what was chosen and why.
         importance: channel criterion, ``l1`` | ``l2`` | ``bn_scale`` | ``taylor``.
         seed: picks the validation subset and the calibration batches.
         task_id: which task of the run this env solves (tags trajectories).
@@ -143,7 +152,7 @@ class PruningEnv:
         rescore_size: int = RESCORE_SIZE,
         recal_batches: int = PRUNE_RECAL_BATCHES,
         batch_size: int = BATCH_SIZE,
-        round_to: int = 1,
+        round_to: int | Literal["auto"] = "auto",
         importance: str = "l1",
         seed: int = 0,
         task_id: int = 0,
@@ -171,7 +180,9 @@ class PruningEnv:
         for name, value, least in (("val_size", val_size, 1), ("rescore_size", rescore_size, 0),
                                    ("recal_batches", recal_batches, 0),
                                    ("batch_size", batch_size, 1), ("round_to", round_to, 1)):
-            if not isinstance(value, int) or value < least:
+            if name == "round_to" and value == "auto":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise AutostructError(f"{name} must be an integer >= {least}, got {value!r}.")
 
         self.target_ratio = float(target_ratio)
@@ -181,7 +192,6 @@ class PruningEnv:
         self.task_id = int(task_id)
         self.beta = float(beta) if beta is not None else normalized_dataset_id(dataset_index, num_datasets)
         self.device = resolve_device(device)
-        self.round_to = round_to
         self.importance = importance
         self.eval_batch_size = eval_batch_size
         self.latency_weight = latency_weight
@@ -207,18 +217,21 @@ class PruningEnv:
         self.scores = channel_importance(self.model, self.graph, importance, self._calib or None)
 
         self.channels = self.graph.channels
+        self.rounding = self._resolve_rounding(round_to, latency_table, latency_budget_ms is not None)
+        self.round_to = round_to = self.rounding.round_to
         self.allowed = [group_allowed(g, round_to) for g in self.graph.groups]
         # Groups with a single allowed count (fewer channels than round_to) are not decisions.
         self.decidable = np.asarray([i for i, a in enumerate(self.allowed) if len(a) > 1], dtype=np.int64)
         if len(self.decidable) == 0:
             raise AutostructError(
                 f"No pruning group of {type(model).__name__} has more than one channel count to choose with "
-                f"round_to={round_to}. Use a smaller round_to."
+                f"round_to={round_to}. Use a smaller round_to, or round_to='auto'."
             )
         self.full = self.channels.copy()
         self.floor = self.full.copy()
         for g in self.decidable:
             self.floor[g] = B.ceil_to_allowed(self.lbound, int(self.channels[g]), self.allowed[g])
+        self._walled = [a[a >= f] for a, f in zip(self.allowed, self.floor, strict=True)]
         self.base_flops = float(self.graph.flop_model(self.full))
         self.latency_model = None
         if latency_table is not None:
@@ -244,7 +257,8 @@ class PruningEnv:
             self.target_flops = self.base_flops  # no FLOPs budget: latency is the budget
         else:
             self.target_flops = self.target_ratio * self.base_flops
-            B.check_reachable(self.graph.flop_model, self.floor, self.base_flops, self.target_ratio, self.lbound)
+            if not reachable(self.graph, self.target_ratio, round_to, self.lbound):
+                raise AutostructError(unreachable_reason(self.graph, self.target_ratio, round_to, self.lbound))
         self.base_cost = float(self.cost_model(self.full))
 
         groups = [self.graph.groups[g] for g in self.decidable]
@@ -348,11 +362,22 @@ class PruningEnv:
             counts[int(self.decidable[step])] = self._count_for(step, float(action), counts)
         return counts
 
-    def _count_for(self, step: int, action: float, counts: np.ndarray, with_forced: bool = False) -> Any:
+    def choices(self, step: int, counts: np.ndarray | None = None) -> np.ndarray:
+        """The counts the group decided at ``step`` may keep: inside :meth:`wall`, and with ``budget: exact`` only
+        those from which the later groups can still land close to the budget
+        (:func:`~autostruct.prune.budget.wall_choices`)."""
+        counts = self._counts if counts is None else counts
         g = int(self.decidable[step])
+        if self.budget == "exact":
+            return B.wall_choices(self.cost_model, counts, g, self._walled, self.decidable[step + 1 :], self.floor,
+                                  self.full, self.target_cost)
         lo, hi = self.wall(step, counts)
         allowed = self.allowed[g]
-        choices = allowed[(allowed >= lo) & (allowed <= hi)]
+        return allowed[(allowed >= lo) & (allowed <= hi)]
+
+    def _count_for(self, step: int, action: float, counts: np.ndarray, with_forced: bool = False) -> Any:
+        choices = self.choices(step, counts)
+        lo, hi = float(choices[0]), float(choices[-1])
         count = B.nearest_allowed(lo + float(np.clip(action, 0.0, 1.0)) * (hi - lo), choices)
         return (count, len(choices) <= 1) if with_forced else count
 
@@ -446,6 +471,23 @@ class PruningEnv:
         return prune_counts(self.model, self.graph, np.asarray(counts, dtype=np.int64), self.scores)
 
     # -- internals ------------------------------------------------------------------------------------------
+    def _resolve_rounding(self, round_to: int | str, latency_table: str | None, latency_budget: bool) -> RoundingChoice:
+        """The channel multiple (see ``round_to`` in the class docstring), with where it comes from."""
+        if round_to != "auto":
+            return RoundingChoice(int(round_to), {}, source="config")
+        if latency_table is not None:
+            # The table's cells are priced at its own multiple; another one would miss cells.
+            table_k = load_table(latency_table).meta.get("round_to")
+            if isinstance(table_k, int) and not isinstance(table_k, bool) and table_k >= 1:
+                return RoundingChoice(table_k, {}, source="table")
+        host = host_rounding()
+        if latency_budget:
+            return RoundingChoice(host.round_to, {}, source="host")
+        try:
+            return fit_round_to(self.graph, self.target_ratio, host.round_to, self.lbound, finest=finest_fast(host))
+        except ValueError:
+            return RoundingChoice(1, {}, source="auto")  # out of reach at any multiple: the budget check says why
+
     def _observe(self) -> np.ndarray:
         reduced = 1.0 - float(self.cost_model(self._counts)) / self.base_cost
         return observation(self._static, self._step, self.target_ratio, self.beta, reduced, self._prev)

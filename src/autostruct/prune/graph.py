@@ -7,7 +7,7 @@ which channel of the group each index belongs to), the geometry MTACP's state ne
 :class:`~autostruct.prune.budget.FlopModel`. Surgery then never rebuilds the graph: it replays the ops on a copy.
 
 The classifier's output and the network input are never pruned. A group the engine cannot handle (a layer
-type Torch-Pruning has no pruner for, an unwrapped parameter, a surgery that breaks the forward pass) is left
+type Torch-Pruning has no pruner for, a surgery that breaks the forward pass) is left
 unpruned and listed in :attr:`PruningGraph.skipped` with the reason, never a crash.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,14 @@ from autostruct.measure._inputs import ExampleInputs, call_model, describe, firs
 from autostruct.measure.flops import run_counted
 from autostruct.prune.budget import FlopModel
 from autostruct.prune.groups import PrunableGroup, PruneOp, PruningGraph
-from autostruct.prune.handlers import BASE_TYPES, HeadDims, WithExtras, extra_tensors, head_dims_block
+from autostruct.prune.handlers import (
+    BASE_TYPES,
+    HeadDims,
+    ParamCut,
+    WithExtras,
+    extra_tensors,
+    head_dims_block,
+)
 from autostruct.prune.trial import (
     Trial,
     attempt_cut,
@@ -62,7 +70,7 @@ def _head_dims_group(dg, block: nn.Module, names: dict) -> dict:
         "members": (names[block.qkv], names[block.proj]),
         "ops": (PruneOp(names[block], HeadDims(), p, p, "out"),),
         "nodes": nodes,
-        "scope": names[block],
+        "scopes": (names[block],),
     }
 
 
@@ -117,6 +125,7 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
     with torch.no_grad():
         ref_out = check_example_inputs(work, inputs)
     names = {m: n for n, m in work.named_modules()}
+    params = {p: n for n, p in work.named_parameters()}
 
     recorded: list[Any] = []
     outputs: list[Any] = []
@@ -143,7 +152,7 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
         if root_module in blocks and tp_group[0].dep.handler == dg.get_pruner_of_module(root_module).prune_out_channels:
             groups.append(_head_dims_group(dg, blocks[root_module], names))
             continue
-        built = _build_group(dg, tp_group, names, out_grad_fns)
+        built = _build_group(dg, tp_group, names, params, out_grad_fns)
         if isinstance(built, str):
             root = names.get(tp_group[0].dep.target.module, str(tp_group[0].dep.target.module))
             if built != "output":
@@ -167,8 +176,12 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
     base_flops = sum(c.cost for c in calls)
     provisional = _finish(groups, calls, None, skipped, base_flops, work, inputs)
     if validate and attempt_cut(model, provisional, trial_counts(provisional), inputs, ref_out)[0] is not None:
-        groups = _untie(model, dg, groups, names, out_grad_fns, provisional, inputs, ref_out)
-        provisional = _finish(groups, calls, None, skipped, base_flops, work, inputs)
+        groups = _untie(model, dg, groups, names, params, out_grad_fns, provisional, inputs, ref_out)
+    if validate and any("scopes" in g for g in groups):
+        # Head dimensions tied to the stream's width cut fine together with it at half, so test them alone.
+        groups = _tie_heads(model, groups, lambda gs: _finish(gs, calls, None, skipped, base_flops, work, inputs),
+                            inputs, ref_out)
+    provisional = _finish(groups, calls, None, skipped, base_flops, work, inputs)
     keep, skipped, steps, trial = run_trial(model, provisional, inputs, ref_out, validate)
     for i, step in steps.items():
         groups[i]["channel_groups"] = step
@@ -179,9 +192,11 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
     return result
 
 
-def _build_group(dg, tp_group, names: dict, out_grad_fns: set, channels: int | None = None) -> dict | str:
-    """Turn a Torch-Pruning group into our record, or a reason why it is left unpruned. ``channels``: the
-    number of independent channels when the items' root indices are not the root layer's channels."""
+def _build_group(dg, tp_group, names: dict, params: dict, out_grad_fns: set, channels: int | None = None
+                 ) -> dict | str:
+    """Turn a Torch-Pruning group into our record, or a reason why it is left unpruned. ``names``/``params``:
+    the names of the traced copy's modules and parameters. ``channels``: the number of independent channels
+    when the items' root indices are not the root layer's channels."""
     root_module = tp_group[0].dep.target.module
     channels = dg.get_out_channels(root_module) if channels is None else channels
     ops_, leading, consumers, members, ch_groups = [], [], [], [], 1
@@ -194,7 +209,15 @@ def _build_group(dg, tp_group, names: dict, out_grad_fns: set, channels: int | N
         if node.type == ops.OPTYPE.OUTPUT:
             return "output"
         if isinstance(module, nn.Parameter):
-            return "an unwrapped nn.Parameter shares these channels"
+            # A parameter of no prunable layer (class token, position embedding, layer scale): Torch-Pruning
+            # traced which of its dimensions carries the channels (``pruning_dim``).
+            where, dim = params.get(module), getattr(node, "pruning_dim", None)
+            if where is None or dim is None or len(idxs) == 0 or int(idxs.max()) >= module.shape[dim]:
+                return "an unwrapped nn.Parameter shares these channels"
+            owner, _, attr = where.rpartition(".")
+            ops_.append(PruneOp(owner, ParamCut(attr, int(dim)), idxs, roots, "io"))
+            node_kinds.append((node, "io", idxs, roots))
+            continue
         if module not in names:  # a traced op (add, cat, relu, flatten ...): nothing to cut, but channels flow through
             if node.type == ops.OPTYPE.CUSTOMIZED:
                 return f"customized op {module!r}"
@@ -323,8 +346,7 @@ def _flop_model(dg, calls: list, groups: list[dict], names: dict, trial: Trial |
                 # A product inside an attention block whose head dimensions are a group (HeadDims): its
                 # width is that group's.
                 for gi, g in enumerate(groups):
-                    scope = g.get("scope")
-                    if scope and (c.scope == scope or c.scope.startswith(scope + ".")):
+                    if any(c.scope == s or c.scope.startswith(s + ".") for s in g.get("scopes", ())):
                         d = np.eye(n_groups)[gi]
             full, at_trial = float(d @ nominal), float(d @ trial[0]) if trial_calls is not None else 0.0
             if trial_calls is None or not np.any(d) or full == at_trial:
@@ -389,20 +411,26 @@ class _Item:
     root_idxs: list[int]
 
 
-def _untie(model, dg, groups: list[dict], names, out_grad_fns, graph: PruningGraph, inputs, ref_out) -> list[dict]:
+def _fails_alone(model, graph: PruningGraph, i: int, inputs, ref_out) -> bool:
+    """Whether cutting group ``i`` alone to about half breaks the forward pass."""
+    counts = graph.channels.copy()
+    counts[i] = trial_counts(graph)[i]
+    return attempt_cut(model, graph, counts, inputs, ref_out)[0] is not None
+
+
+def _untie(model, dg, groups: list[dict], names, params, out_grad_fns, graph: PruningGraph, inputs, ref_out
+           ) -> list[dict]:
     """Rebuild the groups whose half cut fails alone from single-channel queries of Torch-Pruning's graph.
 
     A whole-group query keeps one root index per position, so channels that one layer carries twice (a Ghost
     module's ``cat([y, dw(y)])``: output channels ``j`` and ``j + c`` both come from ``y``'s channel ``j``) look
     independent, and cutting one of them breaks the forward pass. Asking for each root channel alone shows which
-    root channels go together; each such set becomes one channel of the rebuilt group.
+    root channels go together; each such set becomes one channel of the rebuilt group. Attention head-dimension
+    groups (:func:`_head_dims_group`) have no Torch-Pruning root to query; :func:`_tie_heads` handles those.
     """
-    half, full = trial_counts(graph), graph.channels
     out = list(groups)
     for i, g in enumerate(groups):
-        counts = full.copy()
-        counts[i] = half[i]
-        if attempt_cut(model, graph, counts, inputs, ref_out)[0] is None:
+        if "root" not in g or not _fails_alone(model, graph, i, inputs, ref_out):
             continue
         root, handler = g["root"]
         component: dict[int, int] = {}
@@ -424,12 +452,63 @@ def _untie(model, dg, groups: list[dict], names, out_grad_fns, graph: PruningGra
                 fresh = [int(j) for j in item.idxs if int(j) not in merged.idxs]
                 merged.idxs.extend(fresh)
                 merged.root_idxs.extend([cid] * len(fresh))
-        rebuilt = _build_group(dg, list(items.values()), names, out_grad_fns, channels=len(queries))
+        rebuilt = _build_group(dg, list(items.values()), names, params, out_grad_fns, channels=len(queries))
         if isinstance(rebuilt, dict):
             rebuilt["root"] = g["root"]
             rebuilt["leading"] = g["leading"]
             out[i] = rebuilt
     return out
+
+
+def _tie_heads(model, groups: list[dict], provisional: Callable[[list[dict]], PruningGraph], inputs, ref_out
+               ) -> list[dict]:
+    """Merge attention head dimensions that cannot be cut alone into the group of the block's input channels.
+
+    timm's attention ends with ``x.transpose(1, 2).reshape(B, N, C)``, ``C`` being its *input* width: its head
+    dimensions then only shrink together with the residual stream it reads (and MobileViT's transformer width
+    likewise). Such a block's head-dimension group, when its half cut fails alone, joins the group that holds
+    its ``qkv`` input if that group has as many channels: position ``p`` of the merged group is stream channel
+    ``p`` and head dimension ``p`` of every such block, and its channel multiple is a multiple of the heads, so
+    every head keeps the same dimensions. A merge whose half cut still fails is dropped (the trial then skips
+    the groups, with the reason).
+    """
+    graph = provisional(groups)
+    heads_of: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        if "scopes" not in g or "root" in g or not _fails_alone(model, graph, i, inputs, ref_out):
+            continue
+        qkv = g["leading"][0]
+        stream = next((j for j, s in enumerate(groups) if j != i and s["channels"] == g["channels"]
+                       and any(op.module == qkv and op.kind == "in" for op in s["ops"])), None)
+        if stream is not None:
+            heads_of.setdefault(stream, []).append(i)
+    if not heads_of:
+        return groups
+    out = list(groups)
+    gone: set[int] = set()
+    for j, heads in heads_of.items():
+        merged = _merge([groups[j]] + [groups[i] for i in heads])
+        trial = [merged if k == j else g for k, g in enumerate(out) if k not in heads]
+        if not _fails_alone(model, provisional(trial), trial.index(merged), inputs, ref_out):
+            out[j] = merged
+            gone.update(heads)
+    return [g for k, g in enumerate(out) if k not in gone]
+
+
+def _merge(parts: list[dict]) -> dict:
+    """One group cutting the same positions of every part (all of ``parts[0]``'s channel count)."""
+    first = parts[0]
+    merged = {
+        "channels": first["channels"],
+        "channel_groups": math.lcm(*(p["channel_groups"] for p in parts)),
+        **{k: tuple(dict.fromkeys(x for p in parts for x in p[k])) for k in ("leading", "consumers", "members")},
+        "ops": tuple(op for p in parts for op in p["ops"]),
+        "nodes": [n for p in parts for n in p["nodes"]],
+        "scopes": tuple(s for p in parts for s in p.get("scopes", ())),
+    }
+    if "root" in first:
+        merged["root"] = first["root"]
+    return merged
 
 
 def prunable_groups(model: nn.Module, example_inputs: ExampleInputs) -> list[PrunableGroup]:

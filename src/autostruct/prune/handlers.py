@@ -3,7 +3,9 @@
 - :class:`WithExtras` wraps a Torch-Pruning handler so that a layer subclass's own per-channel tensors (a
   ``Linear`` subclass with a learnt output ``scale``) are cut with the layer;
 - :class:`HeadDims` cuts the head dimensions of a timm-style attention block (fused ``qkv``, ``proj``,
-  ``num_heads`` / ``head_dim`` attributes), a mapping Torch-Pruning's graph does not make through the head reshape.
+  ``num_heads`` / ``head_dim`` attributes), a mapping Torch-Pruning's graph does not make through the head reshape;
+- :class:`ParamCut` cuts a parameter that belongs to no prunable layer (a class token, a position embedding, a
+  layer-scale ``gamma``) along its channel dimension.
 
 Handlers are called as ``handler(module, indices_to_remove)`` on a deep copy, like Torch-Pruning's.
 """
@@ -57,6 +59,24 @@ class HeadDims:
         tp.prune_linear_in_channels(attn.proj, sorted(idxs))
         attn.head_dim = (width - len(idxs)) // attn.num_heads
         return attn
+
+
+@dataclass(frozen=True)
+class ParamCut:
+    """Cut positions ``idxs`` of dimension ``dim`` of the parameter ``attr`` of a module (e.g. a ViT's
+    ``cls_token`` of shape ``(1, 1, dim)`` along its last dimension); the module gets a new ``nn.Parameter``."""
+
+    attr: str
+    dim: int
+
+    def __call__(self, owner: nn.Module, idxs: list[int]) -> nn.Module:
+        old = getattr(owner, self.attr)
+        cut = set(idxs)
+        keep = torch.as_tensor([i for i in range(old.shape[self.dim]) if i not in cut], dtype=torch.long,
+                               device=old.device)
+        setattr(owner, self.attr, nn.Parameter(old.detach().index_select(self.dim, keep),
+                                               requires_grad=old.requires_grad))
+        return owner
 
 
 def head_dims_block(module: nn.Module) -> bool:

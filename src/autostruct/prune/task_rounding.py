@@ -1,4 +1,11 @@
-"""Channel rounding chosen per task by timing the task's own pruned models.
+"""Channel rounding fitted to a model and its budget: on the FLOP model (every entry point), and by timing the
+task's own pruned models (a pruning run's pre-flight).
+
+:func:`fit_round_to` is what ``round_to="auto"`` does everywhere once the host's multiple is known: it halves
+the multiple while the budget is out of reach (:func:`reachable`), or while the exact-budget strategies
+(:func:`wall_strategies`) cannot land within 3% below it (:func:`landing`) and the host runs the finer multiple
+fast. It prices strategies with the FLOP model only: milliseconds. :func:`unreachable_reason` says which limit
+(the multiple or ``lbound``) keeps a budget out of reach.
 
 The host sweep (:mod:`autostruct.measure.rounding`) times single conv layers at a few spatial sizes and picks the
 multiple that pays on this host (8 on AVX2). What a task's model gains from a coarser multiple also depends on
@@ -8,7 +15,7 @@ at 0.70-0.79x of the base with multiples of 8 but 0.63-0.71x with multiples of 1
 latency floor").
 
 :func:`choose_task_round_to` therefore times, for each candidate multiple, the strategies a search could end on
-(the uniform one and random walks under the env's exact FLOPs wall) against the base in one process with
+(the uniform one and walks under the env's exact FLOPs wall) against the base in one process with
 interleaved runs (ONNX Runtime, batch 1), and scores a candidate by the mean of their latency ratios. The
 smallest candidate within ``tolerance`` (:data:`TOLERANCE`) of the best score wins (finer steps leave the search
 more choices); a
@@ -57,39 +64,124 @@ def _decidable(graph: PruningGraph, round_to: int) -> tuple[list[np.ndarray], np
     return allowed, np.asarray([i for i, a in enumerate(allowed) if len(a) > 1], dtype=np.int64)
 
 
-def reachable(graph: PruningGraph, ratio: float, round_to: int, lbound: float) -> bool:
-    """Whether every decidable group at ``lbound`` (rounded up to ``round_to``) fits ``ratio`` of the base FLOPs."""
-    allowed, decidable = _decidable(graph, round_to)
-    if not len(decidable):
-        return False
+def _floor(graph: PruningGraph, allowed: list[np.ndarray], decidable: np.ndarray, lbound: float) -> np.ndarray:
     floor = graph.channels.copy()
     for g in decidable:
         floor[g] = B.ceil_to_allowed(lbound, int(graph.channels[g]), allowed[g])
-    return float(graph.flop_model(floor)) <= ratio * float(graph.flop_model(graph.channels)) * (1 + 1e-9)
+    return floor
+
+
+def least_ratio(graph: PruningGraph, round_to: int, lbound: float) -> float | None:
+    """FLOPs over the base with every decidable group at ``lbound`` (rounded up to ``round_to``); None when
+    no group has a choice at that multiple."""
+    allowed, decidable = _decidable(graph, round_to)
+    if not len(decidable):
+        return None
+    floor = _floor(graph, allowed, decidable, lbound)
+    return float(graph.flop_model(floor)) / float(graph.flop_model(graph.channels))
+
+
+def reachable(graph: PruningGraph, ratio: float, round_to: int, lbound: float) -> bool:
+    """Whether every decidable group at ``lbound`` (rounded up to ``round_to``) fits ``ratio`` of the base FLOPs."""
+    least = least_ratio(graph, round_to, lbound)
+    return least is not None and least <= ratio * (1 + 1e-9)
 
 
 def wall_strategies(graph: PruningGraph, ratio: float, round_to: int, n: int, *, lbound: float = 0.2,
                     seed: int = 0) -> list[np.ndarray]:
-    """The uniform strategy and ``n - 1`` random walks under the exact FLOPs wall (what ``budget: exact``
-    episodes end on), as kept channels per group; duplicates dropped, order kept."""
+    """The uniform strategy played under the exact FLOPs wall (:func:`~autostruct.prune.budget.uniform_wall_counts`),
+    the walk of mid actions (0.5 at every step) and ``n - 2`` random walks: what ``budget: exact`` episodes end
+    on, as kept channels per group; duplicates dropped, order kept."""
     fm = graph.flop_model
     allowed, decidable = _decidable(graph, round_to)
     full = graph.channels.copy()
-    floor = full.copy()
-    for g in decidable:
-        floor[g] = B.ceil_to_allowed(lbound, int(full[g]), allowed[g])
+    floor = _floor(graph, allowed, decidable, lbound)
+    walled = [a[a >= f] for a, f in zip(allowed, floor, strict=True)]
     target = ratio * float(fm(full))
-    _, uniform = B.uniform_counts(fm, full, allowed, decidable, target)
+    _, uniform = B.uniform_wall_counts(fm, full, allowed, decidable, floor, target)
     found = {tuple(int(v) for v in uniform): np.asarray(uniform, dtype=np.int64)}
     rng = np.random.default_rng(seed)
-    for _ in range(max(n - 1, 0)):
+    for i in range(max(n - 1, 0)):
         counts = full.copy()
         for step, g in enumerate(decidable):
-            lo, hi = B.exact_wall(fm, counts, int(g), allowed[g], decidable[step + 1:], floor, full, target)
-            choices = allowed[g][(allowed[g] >= lo) & (allowed[g] <= hi)]
-            counts[g] = B.nearest_allowed(lo + rng.uniform() * (hi - lo), choices)
+            choices = B.wall_choices(fm, counts, int(g), walled, decidable[step + 1:], floor, full, target)
+            lo, hi = float(choices[0]), float(choices[-1])
+            counts[g] = B.nearest_allowed(lo + (0.5 if i == 0 else rng.uniform()) * (hi - lo), choices)
         found.setdefault(tuple(int(v) for v in counts), counts)
     return list(found.values())
+
+
+def halvings(start: int) -> list[int]:
+    """``start``, then halved down to 1: the multiples ``round_to: auto`` tries, coarsest first.
+
+    >>> halvings(16)
+    [16, 8, 4, 2, 1]
+    """
+    steps = [max(1, int(start))]
+    while steps[-1] > 1:
+        steps.append(steps[-1] // 2)
+    return steps
+
+
+def landing(graph: PruningGraph, ratio: float, round_to: int, lbound: float, *, strategies: int = 4,
+            seed: int = 0) -> float:
+    """The least FLOPs over the budget of the exact-budget strategies of :func:`wall_strategies` (1.0: every one
+    spends the whole budget). Assumes the budget is :func:`reachable`."""
+    fm = graph.flop_model
+    target = ratio * float(fm(graph.channels))
+    return min(float(fm(c)) / target for c in wall_strategies(graph, ratio, round_to, strategies, lbound=lbound,
+                                                               seed=seed))
+
+
+def fit_round_to(graph: PruningGraph, ratio: float, start: int, lbound: float,
+                 tolerance: float = B.LANDING_TOLERANCE, finest: int = 1) -> RoundingChoice:
+    """The coarsest of :func:`halvings` (``start``) with which a FLOPs budget of ``ratio`` is reachable with
+    ``lbound`` and episodes land within ``tolerance`` below it (:func:`landing`).
+
+    Landing closer never takes a multiple finer than ``finest`` (:func:`~autostruct.measure.rounding.finest_fast`:
+    the host measured finer ones to run slowly, so a model pruned with them can end slower than unpruned); only
+    reachability does, and then the first reachable one. When no tried multiple lands that close, the one that
+    lands closest (the coarser on a tie). Returns a :class:`RoundingChoice` with ``source="auto"``, ``meta`` =
+    ``{"start", "finest", "landing"}`` and each tried multiple's landing as ``scores``. Raises ``ValueError`` when
+    no multiple reaches the budget (see :func:`unreachable_reason`).
+    """
+    tried: dict[int, float] = {}
+    for k in halvings(start):
+        if k < finest and tried:
+            break
+        if not reachable(graph, ratio, k, lbound):
+            continue
+        tried[k] = landing(graph, ratio, k, lbound)
+        if tried[k] >= 1 - tolerance:
+            break
+    if not tried:
+        raise ValueError(f"no channel multiple reaches a FLOPs ratio of {ratio:g} with lbound={lbound:g}")
+    landed = [k for k, v in tried.items() if v >= 1 - tolerance]
+    chosen = landed[0] if landed else max(tried, key=lambda k: (round(tried[k], 6), k))
+    return RoundingChoice(chosen, tried, source="auto",
+                          meta={"start": int(start), "finest": int(finest), "landing": tried[chosen]})
+
+
+def unreachable_reason(graph: PruningGraph, ratio: float, round_to: int, lbound: float) -> str:
+    """Why a FLOPs ratio cannot be met at ``round_to``, naming the real limit and the fix.
+
+    The limit is the channel multiple when a finer one reaches the budget (groups of a few multiples cannot
+    shrink much), else ``lbound`` (every group at ``lbound`` keeps too many FLOPs whatever the multiple).
+    """
+    finer = next((k for k in halvings(round_to)[1:] if reachable(graph, ratio, k, lbound)), None)
+    if finer is None:
+        base = float(graph.flop_model(graph.channels))
+        return B.unreachable_message(ratio, (least_ratio(graph, 1, lbound) or 1.0) * base, base, lbound)
+    least = least_ratio(graph, round_to, lbound)
+    at_k = (f"every prunable group at lbound={lbound:g}, rounded up to a multiple of {round_to}, still keeps "
+            f"{least:.3f} of the FLOPs" if least is not None else
+            f"no prunable group has more than one channel count that is a multiple of {round_to}")
+    small = sorted({int(g.channels) for g in graph.groups if g.channels < 4 * round_to})
+    which = f"; groups of {', '.join(map(str, small[:4]))} channels can barely shrink" if small else ""
+    return (f"FLOPs target ratio {ratio:g} cannot be met with round_to={round_to}: {at_k}{which}. The channel "
+            f"multiple is the limit, not lbound: with round_to={finer} the least is "
+            f"{least_ratio(graph, finer, lbound):.3f}. Use round_to <= {finer}, or round_to='auto', which lowers "
+            "the multiple where a budget needs it.")
 
 
 def decide_task_round_to(ratios: dict[int, Sequence[float]], tolerance: float = TOLERANCE) -> tuple[int, dict[int, float]]:
@@ -174,4 +266,5 @@ def choose_task_round_to(
         return TaskRounding(chosen, scores, source="measured", meta=meta)
 
 
-__all__ = ["TOLERANCE", "TaskRounding", "choose_task_round_to", "decide_task_round_to", "reachable", "wall_strategies"]
+__all__ = ["TOLERANCE", "TaskRounding", "choose_task_round_to", "decide_task_round_to", "fit_round_to", "halvings",
+           "landing", "least_ratio", "reachable", "unreachable_reason", "wall_strategies"]

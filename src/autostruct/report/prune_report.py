@@ -265,7 +265,9 @@ def render_prune_report(run_dir: str | Path) -> Path:
                 else f"{t.latency_budget_ms:g} ms"),
             pct(t.base_accuracy), pct(t.accuracy_before_finetune),
             pct(t.accuracy_after_finetune), pct(t.uniform.accuracy_before_finetune if t.uniform else None),
-            round(t.flops / t.base_flops, 3), t.params, t.round_to, t.base_latency_ms, t.latency_ms,
+            round(t.flops / t.base_flops, 3),
+            None if t.flops_vs_budget is None else round(t.flops_vs_budget, 3), t.params, t.round_to,
+            t.base_latency_ms, t.latency_ms,
             None if t.speedup is None else round(t.speedup, 2),  # base / pruned median, interleaved runs
             None if t.predicted_latency_ms is None else round(t.predicted_latency_ms, 4),
             t.episodes_to_best,
@@ -273,10 +275,14 @@ def render_prune_report(run_dir: str | Path) -> Path:
         for t in tasks
     ]
     results_table = table(
-        ["task", "budget", "base acc %", "acc no-FT %", "acc FT %", "uniform no-FT %", "FLOPs / base", "params",
-         "round to", "base latency ms", "latency ms", "speed-up x", "table ms", "episodes to best"],
+        ["task", "budget", "base acc %", "acc no-FT %", "acc FT %", "uniform no-FT %", "FLOPs / base",
+         "FLOPs / budget", "params", "round to", "base latency ms", "latency ms", "speed-up x", "table ms",
+         "episodes to best"],
         rows,
     )
+    warnings = [t.budget_warning for t in tasks if t.budget_warning]
+    if warnings:  # said before the search too; here so that nobody reads the table without it
+        results_table = "".join(f"<p><b>Budget not spent:</b> {html.escape(w)}</p>" for w in warnings) + results_table
     totals = res.totals.model_dump(mode="json", exclude_unset=True)
     sections = [
         ("Results per task (test split)", results_table),
