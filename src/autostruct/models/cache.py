@@ -147,7 +147,7 @@ def get_or_train(
     path = cache_dir() / f"{key}.pt"
 
     # Two runs that need this model at once train it once: the second waits, then loads it.
-    with entry_lock(path, f"training {path.name}"):
+    with entry_lock(path, f"loading or training {path.name}"):
         if path.is_file():
             try:
                 model, metadata = load_model(path, map_location=dev)

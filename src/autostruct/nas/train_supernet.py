@@ -174,7 +174,7 @@ def get_or_train_supernet(
     """
     config = config or SupernetConfig()
     path = supernet_cache_dir(root) / f"{supernet_key(space, dataset, config, seed, val_size)}.pt"
-    with entry_lock(path, f"training {path.name}"):  # concurrent runs train one supernet once
+    with entry_lock(path, f"loading or training {path.name}"):  # concurrent runs train one supernet once
         if path.is_file():
             try:
                 blob = torch.load(path, map_location="cpu", weights_only=True)
