@@ -394,7 +394,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="same as --preset quick: digits, 2 tasks, 2 seeds")
     p.add_argument("--regime", default="a", choices=sorted(REGIMES), help="a: 6 tasks x 100; b: 12 tasks x 25")
     p.add_argument("--episodes-per-task", type=int, default=None, help="override the regime's episodes per task")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=[*METHODS, "mtacp-plain"],
+                   help="mtacp-plain (sharing regime only): the multi-task engine without rl.screen")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="search seeds (envs stay seed 0's)")
     p.add_argument("--model", default="resnet20")
     p.add_argument("--width", type=float, default=0.5)

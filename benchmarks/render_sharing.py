@@ -76,7 +76,7 @@ def paired(a: dict[tuple[int, str], float], b: dict[tuple[int, str], float]) -> 
 def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list[dict[str, Any]]) -> str:
     e = max(r["episodes_per_task"] for r in records)
     third = round(e / 3)
-    methods = [m for m in ("mtacp", *PER_TASK) if any(r["method"] == m for r in records)]
+    methods = [m for m in ("mtacp", "mtacp-plain", *PER_TASK) if any(r["method"] == m for r in records)]
     seeds = sorted({r["seed"] for r in records})
     tasks = sorted({r["task"] for r in records})
     # Equal evaluations: every method has every (seed, task) at every budget it reports.
@@ -97,7 +97,6 @@ def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list
             lines.append(f"| {m} | {n} | {np.mean(list(a.values())):.2f} | {np.mean(list(raw.values())):.2f} | "
                          f"{per_seed:.0f} |")
     best = max((m for m in PER_TASK if by(records, m, e, ft)), key=lambda m: np.mean(list(by(records, m, e, ft).values())))
-    best_e = by(records, best, e, ft)
     lines += ["", f"Best per-task searcher at {e} episodes per task (after fine-tune): **{best}**.", "",
               "| comparison (points, paired over (seed, task), 95% CI) | after fine-tune | without fine-tune |",
               "| --- | --- | --- |"]
@@ -106,9 +105,17 @@ def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list
         (f"regime check: random @{third} minus {best} @{e}", "random", third),
         (f"(b) mtacp @{e} minus {best} @{e}", "mtacp", e),
     ]
+    for n in (third, e):  # the ablation: the same engine without the screen (seeds where it ran)
+        plain = by(records, "mtacp-plain", n, ft)
+        if plain:
+            checks.append((f"ablation: mtacp @{n} minus mtacp-plain @{n} (seeds {sorted({k[0] for k in plain})})",
+                           "mtacp", n))
     for label, m, n in checks:
-        lines.append(f"| {label} | {fmt(paired(by(records, m, n, ft), best_e))} | "
-                     f"{fmt(paired(by(records, m, n, 'test_accuracy'), by(records, best, e, 'test_accuracy')))} |")
+        if not by(records, m, n, ft):
+            continue
+        ref, rn = ("mtacp-plain", n) if label.startswith("ablation") else (best, e)
+        lines.append(f"| {label} | {fmt(paired(by(records, m, n, ft), by(records, ref, rn, ft)))} | "
+                     f"{fmt(paired(by(records, m, n, 'test_accuracy'), by(records, ref, rn, 'test_accuracy')))} |")
     # Wall time at equal cores (each method on one core): mtacp to E/3 against the best per-task searcher to E.
     mt, bt = method_seconds(records, "mtacp", third), method_seconds(records, best, e)
     ratios = [mt[sd] / bt[sd] for sd in seeds if sd in mt and sd in bt]

@@ -39,7 +39,7 @@ from autostruct.mtacp.transfer import (
 from autostruct.rl import run_impala
 from autostruct.utils.io import write_json_atomic
 
-SEARCHERS = ("mtacp", "random", "cem", "ddpg", "single")
+SEARCHERS = ("mtacp", "mtacp-plain", "random", "cem", "ddpg", "single")
 
 
 def budgets(e: int) -> list[int]:
@@ -141,9 +141,10 @@ def _time_to(searches: dict[int, dict[str, Any]], n: int) -> float:
 def _search(method: str, cfg: PruneConfig, args: argparse.Namespace, bench: Any, envs: list[Any], tasks: list[Any],
             e: int, seed: int, run_dir: Path) -> tuple[dict[int, dict[str, Any]], Any, Any]:
     """Every episode's (reward, info) and finish time per task; the policy and run of ``mtacp``."""
-    if method == "mtacp":
+    if method in ("mtacp", "mtacp-plain"):  # mtacp-plain: the same engine without the screen (the ablation)
+        rl = cfg.rl if method == "mtacp" else cfg.rl.model_copy(update={"screen": 0})
         out = run_impala([(lambda env=env: env) for env in envs], policy_spec(cfg), total_episodes=e * len(tasks),
-                         run_dir=run_dir, rl=cfg.rl, backend=BackendConfig(name="inline"), algorithm="vtrace",
+                         run_dir=run_dir, rl=rl, backend=BackendConfig(name="inline"), algorithm="vtrace",
                          seed=seed, progress=False, tensorboard=False)
         per = {}
         for t in tasks:
