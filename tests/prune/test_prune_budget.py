@@ -168,3 +168,20 @@ def test_uniform_wall_counts_spend_what_plain_uniform_leaves():
     same_ratio, walled = B.uniform_wall_counts(fm, full, allowed, np.arange(3), floor, target)
     assert same_ratio == ratio
     assert fm.flops(plain) / target < 0.97 <= fm.flops(walled) / target <= 1.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), calls=st.integers(1, 40), groups=st.integers(1, 12))
+def test_flop_model_quadratic_form_matches_the_sum_over_calls(seed, calls, groups):
+    """The pricing used everywhere (one quadratic form) against the per-call sum it is derived from."""
+    rng = np.random.default_rng(seed)
+    ints = lambda *shape: rng.integers(0, 9, shape).astype(np.float64)  # noqa: E731
+    fm = B.FlopModel.from_lists(in_const=ints(calls), in_coef=ints(calls, groups), out_const=ints(calls),
+                                out_coef=ints(calls, groups), p=ints(calls), q=ints(calls), r=ints(calls),
+                                s=ints(calls))
+    counts = rng.integers(1, 65, (7, groups)).astype(np.float64)
+    c_in = fm.in_const + counts @ fm.in_coef.T
+    c_out = fm.out_const + counts @ fm.out_coef.T
+    slow = (fm.p * c_in * c_out + fm.q * c_out + fm.r * c_in + fm.s).sum(axis=-1)
+    np.testing.assert_array_equal(fm(counts), slow)  # integer-valued: exact in float64
+    assert [fm.flops(c) for c in counts] == [int(v) for v in slow]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -61,13 +62,22 @@ class FlopModel:
     def num_groups(self) -> int:
         return self.in_coef.shape[1]
 
+    @cached_property
+    def _quadratic(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """The total as ``k @ Q @ k + l @ k + c``: summed over calls once, so pricing a row costs ``G**2`` rather
+        than (calls x G); the walls' look-ahead prices thousands of rows per step (rl.screen plans dozens of
+        episodes per evaluated one)."""
+        a, u, b, v = self.in_const, self.in_coef, self.out_const, self.out_coef
+        quad = (u * self.p[:, None]).T @ v
+        lin = (self.p * b + self.r) @ u + (self.p * a + self.q) @ v
+        const = float(np.sum(self.p * a * b + self.q * b + self.r * a + self.s))
+        return quad, lin, const
+
     def __call__(self, counts: np.ndarray) -> np.ndarray:
         """FLOPs for ``counts`` of shape ``(..., G)``; returns shape ``(...)``."""
         counts = np.asarray(counts, dtype=np.float64)
-        c_in = self.in_const + counts @ self.in_coef.T
-        c_out = self.out_const + counts @ self.out_coef.T
-        per_call = self.p * c_in * c_out + self.q * c_out + self.r * c_in + self.s
-        return per_call.sum(axis=-1)
+        quad, lin, const = self._quadratic
+        return np.einsum("...i,ij,...j->...", counts, quad, counts) + counts @ lin + const
 
     def flops(self, counts) -> int:
         """FLOPs of one configuration, as the integer the counter reports."""
