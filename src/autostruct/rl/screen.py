@@ -69,6 +69,12 @@ def pad_inputs(task_features: Sequence[float], design: Sequence[float]) -> np.nd
     return x
 
 
+def used_columns(x: np.ndarray) -> np.ndarray:
+    """``x`` without its trailing all-zero columns (the padding), at least one column kept."""
+    nonzero = np.flatnonzero(np.any(x != 0, axis=tuple(range(x.ndim - 1))))
+    return x[..., : max(1, int(nonzero[-1]) + 1 if len(nonzero) else 1)]
+
+
 def standardize_per_task(task_ids: Sequence[int], rewards: Sequence[float], min_std: float = 1e-3) -> np.ndarray:
     """Each reward minus its task's mean, over its task's std (``min_std`` at least); 0 for a task's lone episode."""
     t = np.asarray(task_ids, dtype=np.int64)
@@ -97,11 +103,15 @@ class Ensemble(nn.Module):
             self.biases.append(nn.Parameter(torch.zeros(members, 1, fan_out)))
 
     def forward(self, x: Tensor) -> Tensor:
-        """``x`` ``[N, in]`` (all members see it) or ``[members, N, in]``; returns ``[members, N]``."""
+        """``x`` ``[N, in]`` (all members see it) or ``[members, N, in]``; returns ``[members, N]``.
+
+        ``in`` may be narrower than ``input_size``: the missing columns are the zero padding, which the first
+        layer's rows past ``in`` would only multiply by zero (a model's design fills ~20 of the 256 columns).
+        """
         h = x.expand(self.members, *x.shape) if x.dim() == 2 else x
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(b, h, w)
+            h = torch.baddbmm(b, h, w[:, : h.shape[-1]] if i == 0 else w)
             if i < last:
                 h = torch.relu(h)
         return h.squeeze(-1)
@@ -120,7 +130,7 @@ class Surrogate:
 
     def fit(self, x: np.ndarray, z: np.ndarray, steps: int = 150, lr: float = 3e-3, seed: int = 0) -> float:
         """Warm-started full-batch Adam on a bootstrap resample per member; returns the final training loss."""
-        xt = torch.as_tensor(x, dtype=torch.float32)
+        xt = torch.as_tensor(used_columns(np.asarray(x)), dtype=torch.float32)
         zt = torch.as_tensor(z, dtype=torch.float32)
         n = len(xt)
         gen = torch.Generator().manual_seed(seed)
@@ -140,7 +150,7 @@ class Surrogate:
     def predict(self, x: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Ensemble mean and std per row of ``x`` (standardized reward units)."""
         with torch.no_grad():
-            out = self.model(torch.as_tensor(np.asarray(x), dtype=torch.float32))
+            out = self.model(torch.as_tensor(used_columns(np.asarray(x)), dtype=torch.float32))
         return out.mean(0).numpy(), out.std(0).numpy()
 
     def tensors(self) -> dict[str, Tensor]:
@@ -170,6 +180,9 @@ class ScreenData:
     """Every logged episode's surrogate input and reward, by task; refits the surrogate when asked."""
 
     COLD_STEPS, WARM_STEPS = 200, 50
+    #: A refit waits until the data grew by this fraction since the last fit: a fit costs ~0.1-0.3 s and a
+    #: batch of episodes adds little to hundreds, so late in a run most publications keep the last surrogate.
+    REFIT_GROWTH = 0.1
 
     def __init__(self, members: int = 5, hidden: int = 64, seed: int = 0) -> None:
         self.x: list[np.ndarray] = []
@@ -191,7 +204,11 @@ class ScreenData:
 
     def refit(self) -> Surrogate:
         """Fit on every episode so far: from scratch the first time, then warm-started with fewer steps (the
-        data grows by a batch between refits, so the previous fit is close)."""
+        data grows by a batch between refits, so the previous fit is close). Returns the last fit unchanged
+        while the data has grown by less than :attr:`REFIT_GROWTH` since it."""
+        if self.surrogate is not None and self.surrogate.fitted_on > 0 and (
+                len(self.x) < self.surrogate.fitted_on * (1 + self.REFIT_GROWTH)):
+            return self.surrogate
         x = np.stack(self.x)
         steps = self.WARM_STEPS if self.surrogate is not None and self.surrogate.fitted_on else self.COLD_STEPS
         self.placeholder()
