@@ -429,7 +429,7 @@ def plan_screened(policy: Policy, env: Any, surrogate: Surrogate | None, candida
             if greedy_first:
                 action[0, 0] = policy.greedy(out)[0, 0]
         steps.append(action[0])
-        env_actions = [policy.to_env_action(action[0, k]) for k in range(candidates)]
+        env_actions = policy.to_env_actions(action[0])
         results = [c.plan_step(a) for c, a in zip(copies, env_actions, strict=True)]
         if results[0][2]:
             break

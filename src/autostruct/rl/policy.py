@@ -277,6 +277,13 @@ class Policy(nn.Module):
             return ((torch.tanh(action) + 1) / 2).detach().numpy().astype(np.float32).reshape(-1)
         return int(action)
 
+    def to_env_actions(self, actions: Tensor) -> list[Any]:
+        """:meth:`to_env_action` of every row of ``actions`` ``[N, ...]`` (one tensor op for a continuous policy)."""
+        if self.spec.continuous:
+            executed = ((torch.tanh(actions) + 1) / 2).detach().numpy().astype(np.float32).reshape(len(actions), -1)
+            return list(executed)
+        return [int(a) for a in actions]
+
     def encode_prev_action(self, env_action: Any) -> np.ndarray:
         """The previous-action input for the next step: the env action itself (Box) or its one-hot (Categorical)."""
         if self.spec.continuous:
