@@ -129,7 +129,8 @@ class RecordingEnv:
         self.task_id = env.task_id if task_id is None else task_id
         self.scored: list[tuple[float, dict[str, Any]]] = []
         self.times: list[float] = []
-        self.t0 = time.perf_counter()
+        self.cpu_times: list[float] = []  # this process's CPU seconds: the time on a core of its own under load
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         return self.env.reset(seed)
@@ -139,6 +140,7 @@ class RecordingEnv:
         if done:
             self.scored.append((float(reward), info))
             self.times.append(time.perf_counter() - self.t0)
+            self.cpu_times.append(time.process_time() - self.c0)
         return obs, reward, done, info
 
     def action_mask(self) -> None:

@@ -63,9 +63,11 @@ def by(records: list[dict[str, Any]], method: str, n: int, field: str) -> dict[t
             if r["method"] == method and r["episodes_per_task"] == n and r[field] is not None}
 
 
-def method_seconds(records: list[dict[str, Any]], method: str, n: int) -> dict[int, float]:
-    """Per seed: the method's wall time to ``n`` episodes on every task (the same in each of its task records)."""
-    return {r["seed"]: r["wall_s_method"] for r in records if r["method"] == method and r["episodes_per_task"] == n}
+def method_seconds(records: list[dict[str, Any]], method: str, n: int, field: str = "wall_s_method") -> dict[int, float]:
+    """Per seed: the method's wall time (or ``field``, e.g. ``cpu_s_method``) to ``n`` episodes on every task (the
+    same in each of its task records); seeds whose records lack the field are left out."""
+    return {r["seed"]: r[field] for r in records
+            if r["method"] == method and r["episodes_per_task"] == n and r.get(field) is not None}
 
 
 def paired(a: dict[tuple[int, str], float], b: dict[tuple[int, str], float]) -> dict[str, Any]:
@@ -122,6 +124,13 @@ def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list
     if ratios:
         lines += ["", f"(d) Wall time, one core each: mtacp to {third} episodes per task over {best} to {e} on every task: "
                   f"{', '.join(f'{x:.2f}x' for x in ratios)} (per seed; mean {np.mean(ratios):.2f}x)."]
+    mc, bc = method_seconds(records, "mtacp", third, "cpu_s_method"), method_seconds(records, best, e, "cpu_s_method")
+    cpu = {sd: (mc[sd], bc[sd]) for sd in seeds if sd in mc and sd in bc}
+    if cpu:
+        lines += ["", "(d) The same in CPU seconds of each method's one-thread process (its time on a core of its own, "
+                  "which wall time shows only on a quiet machine): "
+                  + ", ".join(f"seed {sd}: {m:.0f} s / {b:.0f} s = {m / b:.2f}x" for sd, (m, b) in cpu.items())
+                  + f" (mean {np.mean([m / b for m, b in cpu.values()]):.2f}x)."]
     # Curves: mean test accuracy without fine-tune of each method's selection against episodes per task.
     budgets = sorted({r["episodes_per_task"] for r in records})
     lines += ["", "Test accuracy without fine-tune of the selection after n episodes per task (mean over seeds and tasks):",

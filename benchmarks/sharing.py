@@ -94,14 +94,14 @@ def run(args: argparse.Namespace, workdir: Path, bench: Any) -> dict[str, Any]:
                                                   workdir / "searches" / f"seed{seed}" / method)
             curves[str(seed)][method] = {t.name: searches[t.task_id]["rewards"] for t in tasks}
             for n in budgets(e):
-                total = _time_to(searches, n)
+                total, cpu = _time_to(searches, n), _time_to(searches, n, "cpu_times")
                 for t in tasks:
                     s = searches[t.task_id]
                     rec = bench.select_and_measure(
                         bench.Search(s["scored"][:n], None), envs[t.task_id], t.data, args.top_k,
                         rescorers[t.task_id] if rescorers[t.task_id].enabled else None, scorer,
                         finetune=n in finetune_budgets(e))
-                    records.append(_record(method, n, seed, t.name, rec, total, len(tasks), s))
+                    records.append(_record(method, n, seed, t.name, rec, total, len(tasks), s, cpu))
                 bench._log(f"seed {seed} {method} @{n}: test "
                            f"{np.mean([r['test_accuracy'] for r in records[-len(tasks):]]):.2f}%, {total:.0f} s")
             if method == "mtacp" and args.new_scenarios:
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, workdir: Path, bench: Any) -> dict[str, Any]:
 
 
 def _record(method: str, n: int, seed: int, task: str, rec: dict[str, Any], total_s: float, num_tasks: int,
-            search: dict[str, Any]) -> dict[str, Any]:
+            search: dict[str, Any], cpu_s: float) -> dict[str, Any]:
     ft = rec["test_accuracy_finetuned"]
     return {
         "method": method, "episodes_per_task": n, "seed": seed, "task": task,
@@ -124,18 +124,21 @@ def _record(method: str, n: int, seed: int, task: str, rec: dict[str, Any], tota
         # Time charged to this task: its own search's, or the shared run's split equally over the tasks.
         "wall_s": search["times"][n - 1] if search["own_time"] else total_s / num_tasks,
         "wall_s_method": total_s,  # the method's time to n episodes on every task
+        # The same in CPU seconds of the one-thread process: what the method costs on a core of its own, which
+        # wall time shows only on a quiet machine.
+        "cpu_s_method": cpu_s,
         "cores": 1,
         "search_score": 100 * rec["search_score"], "rescore": None if rec["rescore"] is None else 100 * rec["rescore"],
         "flops_ratio": rec["flops_ratio"], "channels": rec["channels"],
     }
 
 
-def _time_to(searches: dict[int, dict[str, Any]], n: int) -> float:
-    """Wall time the method needed for n episodes on every task (per-task searches add up; a shared run's is
-    the moment its last task reached n)."""
+def _time_to(searches: dict[int, dict[str, Any]], n: int, clock: str = "times") -> float:
+    """Wall time (or with ``clock="cpu_times"`` CPU time) the method needed for n episodes on every task
+    (per-task searches add up; a shared run's is the moment its last task reached n)."""
     if all(s["own_time"] for s in searches.values()):
-        return float(sum(s["times"][n - 1] for s in searches.values()))
-    return float(max(s["times"][n - 1] for s in searches.values()))
+        return float(sum(s[clock][n - 1] for s in searches.values()))
+    return float(max(s[clock][n - 1] for s in searches.values()))
 
 
 def _search(method: str, cfg: PruneConfig, args: argparse.Namespace, bench: Any, envs: list[Any], tasks: list[Any],
@@ -143,14 +146,17 @@ def _search(method: str, cfg: PruneConfig, args: argparse.Namespace, bench: Any,
     """Every episode's (reward, info) and finish time per task; the policy and run of ``mtacp``."""
     if method in ("mtacp", "mtacp-plain"):  # mtacp-plain: the same engine without the screen (the ablation)
         rl = cfg.rl if method == "mtacp" else cfg.rl.model_copy(update={"screen": 0})
+        cpu: dict[int, list[float]] = {t.task_id: [] for t in tasks}
+        c0 = time.process_time()  # inline backend: actor and learner in this one-thread process
         out = run_impala([(lambda env=env: env) for env in envs], policy_spec(cfg), total_episodes=e * len(tasks),
                          run_dir=run_dir, rl=rl, backend=BackendConfig(name="inline"), algorithm="vtrace",
-                         seed=seed, progress=False, tensorboard=False)
+                         seed=seed, progress=False, tensorboard=False,
+                         on_episode=lambda ep: cpu[ep.task_id].append(time.process_time() - c0))
         per = {}
         for t in tasks:
             eps = [ep for ep in out.episodes if ep.task_id == t.task_id]
             per[t.task_id] = {"scored": [(float(ep.reward), ep.info) for ep in eps], "rewards": [ep.reward for ep in eps],
-                              "times": [ep.wall_time for ep in eps], "own_time": False}
+                              "times": [ep.wall_time for ep in eps], "cpu_times": cpu[t.task_id], "own_time": False}
         return per, out.policy, out
     per = {}
     for t in tasks:
@@ -161,12 +167,12 @@ def _search(method: str, cfg: PruneConfig, args: argparse.Namespace, bench: Any,
                              algorithm="vtrace", seed=bench._search_seed(seed, t.task_id), progress=False,
                              tensorboard=False)
             scored = [(float(ep.reward), ep.info) for ep in out.episodes]
-            times = [ep.wall_time for ep in out.episodes]
+            times, cpu_times = [ep.wall_time for ep in out.episodes], rec.cpu_times
         else:
             bench.run_single_task(method, rec, t.task_id, e, seed, args, cfg, run_dir / t.name)
-            scored, times = rec.scored, rec.times
+            scored, times, cpu_times = rec.scored, rec.times, rec.cpu_times
         per[t.task_id] = {"scored": scored[:e], "rewards": [r for r, _ in scored[:e]], "times": times[:e],
-                          "own_time": True}
+                          "cpu_times": cpu_times[:e], "own_time": True}
     return per, None, None
 
 

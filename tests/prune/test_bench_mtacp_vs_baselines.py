@@ -83,6 +83,8 @@ def test_sharing_quick_run_and_its_rendering(tmp_path):
     for r in result["records"]:
         assert r["evaluations"] == r["episodes_per_task"] and r["cores"] == 1 and 0 <= r["test_accuracy"] <= 100
         assert (r["test_accuracy_finetuned"] is not None) == (r["episodes_per_task"] in (1, 3))
+        # CPU seconds of the one-thread process: positive, and not more than its wall time
+        assert 0 < r["cpu_s_method"] <= r["wall_s_method"] * 1.05 + 0.5, r
     new = {r["method"] for r in result["new_scenario_records"]}
     assert {"zero-shot", "few-shot-2", "nearest-task", "uniform", "random-2", "random-3"} <= new
     doc = tmp_path / "doc.md"
