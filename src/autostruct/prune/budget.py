@@ -77,7 +77,7 @@ class FlopModel:
         """FLOPs for ``counts`` of shape ``(..., G)``; returns shape ``(...)``."""
         counts = np.asarray(counts, dtype=np.float64)
         quad, lin, const = self._quadratic
-        return np.einsum("...i,ij,...j->...", counts, quad, counts) + counts @ lin + const
+        return ((counts @ quad + lin) * counts).sum(axis=-1) + const
 
     def flops(self, counts) -> int:
         """FLOPs of one configuration, as the integer the counter reports."""
