@@ -52,6 +52,15 @@ def _seed_host_rounding() -> None:
     })
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under xdist (``--dist loadscope``: a module's tests stay on one worker, so a module's run fixture is made
+    once), modules that hold slow end-to-end runs start first, so the two workers finish together."""
+    if not getattr(config.option, "numprocesses", None):
+        return
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     workerinput = getattr(item.config, "workerinput", None)

@@ -24,8 +24,11 @@ BOX = dict(factories=[functools.partial(TargetEnv, i) for i in range(2)], algori
 # (measured 18 updates on Ray with 8 per batch, greedy rewards 0.84-0.88), so the async cases do not replay,
 # step smaller and run longer (5 seeds on local: greedy 0.90-0.99).
 BOX_ASYNC = dict(BOX, episodes=1000, rl=BOX["rl"].model_copy(update={"replay_ratio": 0.0, "learning_rate": 2e-4}))
+# Two replayed updates per fresh one (the default is 8) learn these cases in a third of the time: measured greedy
+# 1.0 on both tasks (choice) and 0.985, 0.964 (the LSTM box case); with learning rate 0 (a policy that does
+# not learn) 0.0, 0.33 and 0.8, 0.4, under the bar.
 CHOICE = dict(factories=[functools.partial(ChoiceEnv, i) for i in range(2)], algorithm="mc", episodes=160,
-              rl=RLConfig(actors=2, batch_size=2, learning_rate=1e-3), use_lstm=True)
+              rl=RLConfig(actors=2, batch_size=2, learning_rate=1e-3, replay_ratio=2.0), use_lstm=True)
 CHOICE_ASYNC = dict(CHOICE, rl=CHOICE["rl"].model_copy(update={"replay_ratio": 0.0}))
 
 
@@ -84,7 +87,8 @@ def test_learns_inline(case, tmp_path):
 
 
 def test_lstm_continuous_learns_inline(tmp_path):
-    case = dict(BOX, use_lstm=True, episodes=400, rl=RLConfig(unroll_length=3, batch_size=2, learning_rate=2e-3),
+    case = dict(BOX, use_lstm=True, episodes=400, rl=RLConfig(unroll_length=3, batch_size=2, learning_rate=2e-3,
+                                                                     replay_ratio=2.0),
                 min_variance=0.01)
     result, greedy = train(case, "inline", tmp_path, tensorboard=False)
     check_learned(result, greedy, case)
