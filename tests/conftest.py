@@ -55,10 +55,10 @@ def _seed_host_rounding() -> None:
 def pytest_collection_modifyitems(config, items):
     """Under xdist (``--dist loadscope``: a module's tests stay on one worker, so a module's run fixture is made
     once), modules that hold slow end-to-end runs start first, so the two workers finish together."""
-    if not getattr(config.option, "numprocesses", None):
+    if not hasattr(config, "workerinput"):  # xdist's workers collect; without xdist the order stays
         return
-    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.module.__name__ not in slow_modules)
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)
 
 
 @pytest.hookimpl(hookwrapper=True)

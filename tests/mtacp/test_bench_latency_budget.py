@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_quick_run_lands_relative_budgets(tmp_path):
-    # The session's cache (conftest): the digits base model and the host's table other tests also use.
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"),
+           "AUTOSTRUCT_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "latency_budget.py"), "--quick", "--out", str(tmp_path / "r.json")],
         capture_output=True, text=True, timeout=600, env=env, check=False,
