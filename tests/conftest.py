@@ -53,8 +53,9 @@ def _seed_host_rounding() -> None:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under xdist (``--dist loadscope``: a module's tests stay on one worker, so a module's run fixture is made
-    once), modules that hold slow end-to-end runs start first, so the two workers finish together."""
+    """Under xdist (``--dist loadscope --no-loadscope-reorder``: a module's tests stay on one worker, so a
+    module's run fixture is made once, and modules go out in this order), modules that hold slow end-to-end runs
+    start first, so the two workers finish together."""
     if not hasattr(config, "workerinput"):  # xdist's workers collect; without xdist the order stays
         return
     slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
