@@ -33,8 +33,11 @@ demo: setup
 	$(BIN)/autostruct info
 	$(BIN)/autostruct prune $(DEMO_CONFIG) --resume
 
+# One xdist worker per core (each test process runs one torch thread; tests/conftest.py runs a test marked
+# cores(2) alone); a module's tests stay on one worker, so its run fixture is made once, and modules go out in
+# the order tests/conftest.py sets (those with slow end-to-end runs first). docs/testing.md has the details.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

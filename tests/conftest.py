@@ -1,8 +1,17 @@
-"""Test-wide settings: one torch thread (2-core CI machines), and a per-session cache directory."""
+"""Test-wide settings: one torch thread (2-core CI machines), and a per-session cache directory.
+
+Under pytest-xdist (``make test`` runs ``-n 2``, one worker per core) both workers share the session's cache
+directory, so a base model or supernet that two workers need is trained once (cache entries are locked while
+they are made), and a test marked ``cores(2)`` (it keeps two processes busy: actor processes, a Ray cluster)
+runs while the other worker waits, so processes x threads stay at the two cores."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,12 +27,18 @@ development host: multiples of 4 still count as fast) and no test pays for the s
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_cache(tmp_path_factory):
+def _isolated_cache(request, tmp_path_factory):
     # Trained base models are cached across tests of one session, never in the user's real cache.
     if "AUTOSTRUCT_CACHE" not in os.environ:
-        os.environ["AUTOSTRUCT_CACHE"] = str(tmp_path_factory.mktemp("autostruct-cache"))
+        os.environ["AUTOSTRUCT_CACHE"] = str(session_dir(request.config, tmp_path_factory) / "autostruct-cache")
         _seed_host_rounding()
     yield
+
+
+def session_dir(config, tmp_path_factory):
+    """A folder of this test session that every xdist worker sees (each worker's basetemp is one below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if hasattr(config, "workerinput") else base
 
 
 def _seed_host_rounding() -> None:
@@ -35,3 +50,43 @@ def _seed_host_rounding() -> None:
         "tolerance": 0.02, "scores": {str(k): v for k, v in HOST_SCORES.items()}, "threads": 1,
         "seeded_by": "tests/conftest.py",
     })
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist (``--dist loadscope --no-loadscope-reorder``: a module's tests stay on one worker, so a
+    module's run fixture is made once, and modules go out in this order), modules that hold slow end-to-end runs
+    start first, so the two workers finish together."""
+    if not hasattr(config, "workerinput"):  # xdist's workers collect; without xdist the order stays
+        return
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    workerinput = getattr(item.config, "workerinput", None)
+    if workerinput is None:
+        yield
+        return
+    with _cores(workerinput["testrunuid"], exclusive=item.get_closest_marker("cores") is not None):
+        yield
+
+
+@contextlib.contextmanager
+def _cores(run_id: str, exclusive: bool):
+    """Hold the session's cores: shared for a one-process test, whole for a ``cores(2)`` test.
+
+    A test that wants them whole holds the gate while it waits, so the other worker's next test queues behind it
+    instead of starving it."""
+    folder = Path(tempfile.gettempdir()) / f"autostruct-tests-{run_id}"
+    folder.mkdir(exist_ok=True)
+    gate = os.open(folder / "gate", os.O_RDWR | os.O_CREAT, 0o644)
+    cores = os.open(folder / "cores", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(cores, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        yield
+    finally:
+        os.close(cores)
+        os.close(gate)

@@ -28,7 +28,7 @@ def _config(out, **over):
         "model_kwargs": {"depth": 2, "channels": 8},
         "tasks": [{"dataset": "digits", "ratios": [0.5]}],
         "base_training": {"epochs": 2, "min_steps": 30},
-        "search": {"episodes": 4, "val_size": 100, "rescore_size": 50, "top_k": 2, "recal_batches": 1},
+        "search": {"episodes": 4, "val_size": 100, "rescore_size": 50, "top_k": 2, "recal_batches": 1, "round_to": 2},
         "rl": {"actors": 1, "unroll_length": 2, "batch_size": 2},
         "finetune": {"epochs": 0},
         "backend": {"name": "inline"},

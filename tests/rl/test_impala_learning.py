@@ -24,11 +24,11 @@ BOX = dict(factories=[functools.partial(TargetEnv, i) for i in range(2)], algori
 # (measured 18 updates on Ray with 8 per batch, greedy rewards 0.84-0.88), so the async cases do not replay,
 # step smaller and run longer (5 seeds on local: greedy 0.90-0.99).
 BOX_ASYNC = dict(BOX, episodes=1000, rl=BOX["rl"].model_copy(update={"replay_ratio": 0.0, "learning_rate": 2e-4}))
-# Ray's actors lag more than local processes (policy lag ~2 updates): at 1000 episodes the box case ended at greedy
-# 0.85-0.86 in a CI run; twice the episodes at the same step size.
-BOX_RAY = dict(BOX_ASYNC, episodes=2000)
+# Two replayed updates per fresh one (the default is 8) learn these cases in a third of the time: measured greedy
+# 1.0 on both tasks (choice) and 0.985, 0.964 (the LSTM box case); with learning rate 0 (a policy that does
+# not learn) 0.0, 0.33 and 0.8, 0.4, under the bar.
 CHOICE = dict(factories=[functools.partial(ChoiceEnv, i) for i in range(2)], algorithm="mc", episodes=160,
-              rl=RLConfig(actors=2, batch_size=2, learning_rate=1e-3), use_lstm=True)
+              rl=RLConfig(actors=2, batch_size=2, learning_rate=1e-3, replay_ratio=2.0), use_lstm=True)
 CHOICE_ASYNC = dict(CHOICE, rl=CHOICE["rl"].model_copy(update={"replay_ratio": 0.0}))
 
 
@@ -87,7 +87,8 @@ def test_learns_inline(case, tmp_path):
 
 
 def test_lstm_continuous_learns_inline(tmp_path):
-    case = dict(BOX, use_lstm=True, episodes=400, rl=RLConfig(unroll_length=3, batch_size=2, learning_rate=2e-3),
+    case = dict(BOX, use_lstm=True, episodes=400, rl=RLConfig(unroll_length=3, batch_size=2, learning_rate=2e-3,
+                                                                     replay_ratio=2.0),
                 min_variance=0.01)
     result, greedy = train(case, "inline", tmp_path, tensorboard=False)
     check_learned(result, greedy, case)
@@ -101,6 +102,7 @@ def test_inline_is_deterministic(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.cores(2)
 @pytest.mark.parametrize("case", [BOX_ASYNC, CHOICE_ASYNC], ids=["box-vtrace", "choice-mc"])
 def test_learns_local(case, tmp_path):
     result, greedy = train_async(case, "local", tmp_path)
@@ -121,9 +123,27 @@ def local_ray():
 
 @pytest.mark.ray
 @pytest.mark.slow
+@pytest.mark.cores(2)
 @pytest.mark.skipif(not HAS_RAY, reason="ray is not installed")
-@pytest.mark.parametrize("case", [BOX_RAY, CHOICE_ASYNC], ids=["box-vtrace", "choice-mc"])
-def test_learns_ray(case, tmp_path, local_ray):
-    result, greedy = train_async(case, "ray", tmp_path)
-    check_learned(result, greedy, case)
+def test_learns_ray(tmp_path, local_ray):
+    """The MC case learns on Ray at full length. Ray's actors lag more than local processes (policy lag ~2
+    updates), so the V-trace box case needs 2000 episodes there (greedy 0.85-0.86 at 1000 in a CI run):
+    ``benchmarks/backend_learning.py`` runs it; below, its unrolls cross Ray in a short run."""
+    result, greedy = train_async(CHOICE_ASYNC, "ray", tmp_path)
+    check_learned(result, greedy, CHOICE_ASYNC)
     assert local_ray.is_initialized()  # a cluster the backend did not start is left running
+
+
+@pytest.mark.ray
+@pytest.mark.cores(2)
+@pytest.mark.skipif(not HAS_RAY, reason="ray is not installed")
+def test_vtrace_unrolls_cross_ray(tmp_path, local_ray):
+    """Fixed-length V-trace unrolls (episodes split across unrolls) from Ray actors: every episode arrives once,
+    in order, for both tasks, and the learner updates on them with weights the actors picked up."""
+    case = dict(BOX_ASYNC, episodes=60)
+    result, _ = train(case, "ray", tmp_path, tensorboard=False)
+    assert [e.episode_index for e in result.episodes] == list(range(60))
+    assert {e.task_id for e in result.episodes} == {0, 1}
+    assert result.updates > 0 and result.learner_stats["policy_lag_max"] >= 0
+    assert {e.actor_id for e in result.episodes} == {0, 1}
+    assert max(e.policy_version for e in result.episodes) > 0  # actors play the weights the learner published

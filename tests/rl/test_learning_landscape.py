@@ -2,10 +2,12 @@
 
 The landscape (``LandscapeEnv``) has the pruning env's shape: one step per layer, the same two-sided FLOPs wall,
 a noisy sparse reward, several (ratio, dataset) tasks in one run, and a known optimum. These tests fail on a
-learner that does not learn. Measured over the same 5 seeds: with ``learning_rate=1e-9`` the selected strategies
+learner that does not learn. Measured over the same 5 seeds: with ``learning_rate=0`` the selected strategies
 are +0.1 pt over random search's (better in 1 seed of 5) and late episodes +1.4 pt over random actions (the
 initial policy's spread); the engine before issue 10 (RMSProp eps 0.01, no per-task baseline, sigmoid head)
-scored -2.6 and -4.1 pt. Both fail the assertions; the engine of today passes with +2.8 and +4.8 pt.
+scored -2.6 and -4.1 pt. Both fail the assertions; the engine of today passes with +2.0 (all 5 seeds above 0)
+and +4.3 pt at the test's 2 replayed updates per fresh one (half the time of the default 8, which scores +2.8
+and +4.8 pt).
 
 The test runs its failing controls beside it: learning rate 0 (the same engine, a frozen policy) and a policy
 that always plays the middle action. The middle action's late episodes are +4.0 pt over random actions (the
@@ -31,6 +33,7 @@ TASKS = [(ratio, data) for data in (0, 1) for ratio in (0.4, 0.6)]
 FACTORIES = [functools.partial(LandscapeEnv, i, r, d, layers=8) for i, (r, d) in enumerate(TASKS)]
 EPISODES = 40  # per task
 SEEDS = range(5)
+REPLAY = 2.0  # replayed updates per fresh one: fewer than the default 8 keep the test short
 
 
 def _true(ep) -> float:
@@ -38,9 +41,16 @@ def _true(ep) -> float:
     return float(ep.info["accuracy"])
 
 
+@functools.cache
 def _random_mean(factory) -> float:
     env = factory()
     return float(np.mean([random_search(env, 1, seed=1000 + k).best_info["accuracy"] for k in range(40)]))
+
+
+@functools.cache
+def _random_best(factory, seed: int) -> float:
+    """Random search's best noise-free accuracy at the engine's budget (the same for every arm of a seed)."""
+    return float(random_search(factory(), EPISODES, seed=seed + 100).best_info["accuracy"])
 
 
 def _middle_action_seed(seed: int) -> tuple[float, float]:
@@ -56,7 +66,7 @@ def _middle_action_seed(seed: int) -> tuple[float, float]:
                 _, reward, done, info = env.step(np.array([0.5]))
             scored.append((reward, info["accuracy"]))
         selected.append(max(scored)[1])
-        random_best.append(random_search(factory(), EPISODES, seed=seed + 100).best_info["accuracy"])
+        random_best.append(_random_best(factory, seed))
         late.append(np.mean([a for _, a in scored[-EPISODES // 4:]]))
         random_mean.append(_random_mean(factory))
     return 100 * (np.mean(selected) - np.mean(random_best)), 100 * (np.mean(late) - np.mean(random_mean))
@@ -71,6 +81,7 @@ def learns(gains: list[tuple[float, float]]) -> bool:
 
 
 def run_seed(seed: int, tmp_path, **rl):
+    rl = {"replay_ratio": REPLAY, **rl}
     result = run_impala(FACTORIES, PolicySpec.from_env(FACTORIES[0]()), total_episodes=EPISODES * len(FACTORIES),
                         run_dir=tmp_path / f"s{seed}", rl=RLConfig(actors=1, greedy_every=0, **rl),
                         backend=BackendConfig(name="inline"), seed=seed, progress=False, tensorboard=False)
@@ -80,7 +91,7 @@ def run_seed(seed: int, tmp_path, **rl):
         assert len(eps) == EPISODES
         # Selection on the noisy reward, judged on the noise-free accuracy, for both searchers.
         selected.append(_true(max(eps, key=lambda e: e.reward)))
-        random_best.append(random_search(factory(), EPISODES, seed=seed + 100).best_info["accuracy"])
+        random_best.append(_random_best(factory, seed))
         late.append(np.mean([_true(e) for e in eps[-EPISODES // 4:]]))
         random_mean.append(_random_mean(factory))
     return 100 * (np.mean(selected) - np.mean(random_best)), 100 * (np.mean(late) - np.mean(random_mean))
@@ -89,7 +100,7 @@ def run_seed(seed: int, tmp_path, **rl):
 @pytest.mark.slow
 def test_engine_beats_random_search_on_the_landscape(tmp_path):
     gains = [run_seed(seed, tmp_path) for seed in SEEDS]
-    # Measured: selected +2.8 pt (+1.6..+3.8), late episodes +4.8 pt (+3.2..+6.7) over 5 seeds.
+    # Measured: selected +2.0 pt (+0.5..+4.0), late episodes +4.3 pt (+3.4..+5.4) over 5 seeds.
     assert learns(gains), gains
     # A frozen policy: replayed updates would not move it either, so they are skipped.
     frozen = [run_seed(seed, tmp_path / "lr0", learning_rate=0.0, replay_ratio=0.0) for seed in SEEDS]
@@ -118,7 +129,8 @@ def test_task_quotas_are_equal():
     assert task_quotas(10, 3) == [4, 3, 3]
 
 
-@pytest.mark.parametrize("num_tasks,actors,backend", [(3, 2, "inline"), (5, 2, "inline"), (3, 2, "local")])
+@pytest.mark.parametrize("num_tasks,actors,backend", [(3, 2, "inline"), (5, 2, "inline"),
+                                                      pytest.param(3, 2, "local", marks=pytest.mark.cores(2))])
 def test_equal_episodes_per_task_whatever_the_actors(num_tasks, actors, backend, tmp_path):
     """The engine's scheduler, not an actor-to-task map, sets the budget: 3 tasks on 2 actors get 12 each."""
     factories = [functools.partial(TargetEnv, i, targets=tuple(0.5 for _ in range(num_tasks))) for i in range(num_tasks)]
