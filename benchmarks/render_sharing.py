@@ -2,10 +2,11 @@
 
 Merges every ``benchmarks/results/sharing*.json`` (one seed per file is fine: seeds run side by side or in later
 sessions), checks that every searcher has the same evaluations per task, and writes the tables between the
-``<!-- sharing:begin -->`` and ``<!-- sharing:end -->`` markers of the doc (``--check`` only compares).
+``<!-- sharing:begin -->`` and ``<!-- sharing:end -->`` markers of the doc.
 
     python benchmarks/render_sharing.py                 # rewrite the section of docs/benchmark-mtacp.md
     python benchmarks/render_sharing.py --print         # print the section
+    python benchmarks/render_sharing.py --results 'benchmarks/results/sharing-v2/*.json' --section sharing-v2
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import numpy as np
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parent.parent
-BEGIN, END = "<!-- sharing:begin -->", "<!-- sharing:end -->"
 PER_TASK = ("random", "cem", "ddpg", "single")
 
 
@@ -189,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "sharing*.json"))
     p.add_argument("--doc", default=str(ROOT / "docs" / "benchmark-mtacp.md"))
     p.add_argument("--print", action="store_true", help="print the section instead of writing the doc")
+    p.add_argument("--section", default="sharing",
+                   help="the doc's markers <!-- SECTION:begin --> / <!-- SECTION:end --> (a rerun on other base "
+                        "models or another host gets its own section: its records must not pair with these)")
     args = p.parse_args(argv)
+    begin, end = f"<!-- {args.section}:begin -->", f"<!-- {args.section}:end -->"
     records, new, heads = load(args.results)
     if not records:
         print(f"no records in {args.results}", file=sys.stderr)
@@ -200,12 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     doc = Path(args.doc)
     text = doc.read_text()
-    if BEGIN not in text or END not in text:
-        print(f"{doc} has no {BEGIN} ... {END} section", file=sys.stderr)
+    if begin not in text or end not in text:
+        print(f"{doc} has no {begin} ... {end} section", file=sys.stderr)
         return 2
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    doc.write_text(f"{head}{BEGIN}\n{section}\n{END}{tail}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(f"{head}{begin}\n{section}\n{end}{tail}")
     return 0
 
 
