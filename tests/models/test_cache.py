@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,3 +94,44 @@ def test_runs_that_need_one_model_at_once_train_it_once(digits, monkeypatch, tmp
         p.join(timeout=60)
     assert hits == [False, True]  # the second waited for the first's model instead of training its own
     assert len(list((tmp_path / "models").iterdir())) == 1
+
+
+def test_a_shipped_model_is_used_only_for_its_own_key(digits, monkeypatch, tmp_path):
+    import shutil
+
+    from autostruct.models import shipped
+
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path / "trainer"))
+    _, made = get_or_train("resnet20", "digits", dataset=digits, **ARGS)
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path / "package")
+    (tmp_path / "package").mkdir()
+    shutil.copyfile(made.path, tmp_path / "package" / made.path.name)
+
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path / "user"))  # a new user: empty cache
+    _, info = get_or_train("resnet20", "digits", dataset=None, **ARGS)  # no data needed: nothing is trained
+    assert info.hit and info.source == "shipped" and info.path == tmp_path / "package" / made.path.name
+    assert info.metrics == made.metrics and not (tmp_path / "user" / "models").exists()  # not copied into the cache
+
+    # Any field of the key that differs (here the seed or the recipe) trains, as does shipped=False.
+    for changed in ({"seed": 1}, {"train_config": TrainConfig(lr=0.05)}, {"shipped": False}):
+        _, other = get_or_train("resnet20", "digits", dataset=digits, **(ARGS | changed))
+        assert other.source == "trained" and other.path.parent == tmp_path / "user" / "models", changed
+    # What this user trained under the shipped key is theirs from then on.
+    _, again = get_or_train("resnet20", "digits", dataset=None, **ARGS)
+    assert again.source == "cache"
+
+
+def test_the_demo_gets_every_base_model_from_the_package(monkeypatch, tmp_path):
+    # What `make demo` runs: with an empty cache every base model comes from the package, none is trained.
+    from autostruct.config import PruneConfig, load_yaml
+    from autostruct.models.shipped import SHIPPED_DIR
+    from autostruct.mtacp.run import _base_model, _load_data
+    from autostruct.mtacp.tasks import expand_tasks
+
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path))
+    cfg = load_yaml(PruneConfig, Path(__file__).resolve().parents[2] / "configs" / "quickstart-prune.yaml")
+    keys, _ = expand_tasks(cfg)
+    for key in keys:
+        _, path, source = _base_model(cfg, key, _load_data(cfg, key), progress=False)
+        assert source == "shipped" and Path(path).parent == SHIPPED_DIR, key
+    assert not (tmp_path / "models").exists()

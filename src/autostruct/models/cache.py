@@ -27,6 +27,7 @@ from autostruct.data import load_dataset
 from autostruct.errors import AutostructError
 from autostruct.models.checkpoint import load_model, save_model
 from autostruct.models.registry import check_model_input, create_model
+from autostruct.models.shipped import shipped_model
 from autostruct.models.train import TrainConfig, evaluate, make_config, train
 from autostruct.utils.cache import cache_root, entry_lock
 from autostruct.utils.device import resolve_device
@@ -38,11 +39,16 @@ _KEY_VERSION = 1
 
 @dataclass(frozen=True)
 class CacheInfo:
-    """Where the checkpoint is, whether it was already there, and the metrics recorded when it was trained."""
+    """Where the checkpoint is, whether it was already there, and the metrics recorded when it was trained.
+
+    ``source``: ``"cache"`` (trained here before), ``"shipped"`` (trained by the project, shipped with the
+    package: :mod:`autostruct.models.shipped`) or ``"trained"`` (trained by this call).
+    """
 
     path: Path
     hit: bool
     metrics: dict[str, Any] = field(default_factory=dict)
+    source: str = "cache"
 
 
 def cache_dir() -> Path:
@@ -113,6 +119,7 @@ def get_or_train(
     train_config: Any = None,
     dataset: Any = None,
     model_kwargs: dict[str, Any] | None = None,
+    shipped: bool = True,
 ) -> tuple[nn.Module, CacheInfo]:
     """Return the trained model for these settings, training and caching it on the first call.
 
@@ -121,7 +128,8 @@ def get_or_train(
     already loaded ``dataset`` (the result of ``load_dataset(dataset_name, root, val_size, seed, classes)``) to
     avoid loading it twice; it is only used on a miss. An unreadable cache file is logged and retrained.
     ``model_name`` may be ``package.module:function`` (see :func:`~autostruct.models.registry.resolve_model`);
-    ``model_kwargs`` go to its builder and are part of the key.
+    ``model_kwargs`` go to its builder and are part of the key. On a cache miss a model shipped with the package
+    under the same key is loaded (``shipped=False``: trained instead); it is not copied into the cache.
     The model comes back in eval mode on ``device``.
     """
     if epochs <= 0:
@@ -155,6 +163,11 @@ def get_or_train(
                 return model, CacheInfo(path=path, hit=True, metrics=metadata.get("metrics", {}))
             except AutostructError as exc:
                 log.warning("cached model %s is unreadable, training it again: %s", path, exc)
+        packaged = shipped_model(key) if shipped else None
+        if packaged is not None:
+            model, metadata = load_model(packaged, map_location=dev)
+            log.info("shipped model: %s", packaged)
+            return model, CacheInfo(path=packaged, hit=True, metrics=metadata.get("metrics", {}), source="shipped")
 
         if dataset is None:
             dataset = load_dataset(dataset_name, root=root, val_size=val_size, seed=seed, classes=classes)
@@ -187,4 +200,4 @@ def get_or_train(
         }
         save_model(model, path, metadata)
         log.info("trained and cached %s (test accuracy %.4f)", path, test.accuracy)
-        return model, CacheInfo(path=path, hit=False, metrics=metrics)
+        return model, CacheInfo(path=path, hit=False, metrics=metrics, source="trained")

@@ -91,8 +91,9 @@ def _load_data(cfg: PruneConfig, key: DataKey) -> Any:
     )
 
 
-def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tuple[torch.nn.Module, str]:
-    """The trained base model for ``key`` and a checkpoint path that actor processes load it from."""
+def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tuple[torch.nn.Module, str, str]:
+    """The trained base model for ``key``, a checkpoint path that actor processes load it from, and where it came
+    from (``"config"``: the config's model.pt; else :class:`~autostruct.models.cache.CacheInfo`'s ``source``)."""
     path = Path(cfg.model)
     if path.suffix == ".pt" or path.is_dir():
         model, _ = load_any_model(path)
@@ -103,7 +104,7 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
                 f"{key.label} has {data.num_classes} and {data.in_channels}. Use a checkpoint trained on that dataset "
                 "or a zoo model name."
             )
-        return model, str(path if path.suffix == ".pt" else path / "model.pt")
+        return model, str(path if path.suffix == ".pt" else path / "model.pt"), "config"
 
     bt = cfg.base_training
     epochs = bt.epochs_for(len(data.train))
@@ -112,8 +113,12 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
         cfg.model, key.dataset, classes=list(key.classes) if key.classes else None, width=cfg.width,
         epochs=epochs, seed=cfg.seed, root=key.root, val_size=cfg.search.holdout, device=cfg.device,
         progress=progress, train_config=tcfg, dataset=data, model_kwargs=dict(cfg.model_kwargs),
+        shipped=not bt.retrain,
     )
-    return model, str(info.path)
+    return model, str(info.path), info.source
+
+
+_SOURCES = {"config": "the config's model", "cache": "cached", "shipped": "shipped with autostruct", "trained": "trained now"}
 
 
 def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bool) -> dict[DataKey, dict[str, Any]]:
@@ -125,9 +130,10 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
         if rec_path.is_file():
             bases[key] = json.loads(rec_path.read_text())
             continue
-        say(progress, f"base model for {key.label}: loading or training ({cfg.base_training.epochs} epochs)")
+        say(progress, f"base model for {key.label}: from the cache or shipped with autostruct, else trained here "
+                      f"({cfg.base_training.epochs} epochs)")
         data = _load_data(cfg, key)
-        model, ckpt = _base_model(cfg, key, data, progress)
+        model, ckpt, source = _base_model(cfg, key, data, progress)
         x = _example(data)
         cost = count_flops(model, x)
         rec = {
@@ -135,6 +141,7 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
             "dataset": key.dataset,
             "classes": list(key.classes) if key.classes else None,
             "checkpoint": ckpt,
+            "source": source,
             "base_accuracy": evaluate(model, data.test, device=cfg.device).accuracy,
             "base_flops": int(cost.flops),
             "base_params": int(cost.params),
@@ -142,8 +149,8 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
         }
         write_json_atomic(rec_path, rec)
         bases[key] = rec
-        say(progress, f"  {key.label}: test accuracy {100 * rec['base_accuracy']:.2f}%, {rec['base_flops'] / 1e6:.2f} MFLOPs, "
-                       f"checkpoint {ckpt}")
+        say(progress, f"  {key.label} ({_SOURCES[source]}): test accuracy {100 * rec['base_accuracy']:.2f}%, "
+                      f"{rec['base_flops'] / 1e6:.2f} MFLOPs, checkpoint {ckpt}")
     return bases
 
 
@@ -293,8 +300,10 @@ def _finish_task(
     acc_after = None
     ft_epochs = cfg.finetune.epochs_for(len(data.train))
     if ft_epochs > 0:
-        fine_tune(pruned, data, ft_epochs, lr=cfg.finetune.lr, batch_size=cfg.finetune.batch_size,
-                  seed=cfg.seed, device=cfg.device, progress=progress)
+        ft = cfg.finetune
+        fine_tune(pruned, data, ft_epochs, lr=ft.lr, batch_size=ft.batch_size, seed=cfg.seed, device=cfg.device,
+                  progress=progress, label=f"fine-tune {task.name}", teacher=env.model if ft.distill > 0 else None,
+                  distill=ft.distill, temperature=ft.temperature)
         acc_after = evaluate(pruned, data.test, device=cfg.device).accuracy
     pruned = pruned.cpu().eval()
     cost = count_flops(pruned, x)
@@ -415,6 +424,7 @@ class PruneSearch:
     what_changed = "tasks, model or search settings"
     algorithm = "vtrace"
     prefix = "autostruct"
+    assets_phase = "base models"
 
     def parse(self, config: Any) -> PruneConfig:
         return coerce_config(PruneConfig, config)

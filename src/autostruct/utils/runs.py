@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import BaseModel
 from autostruct.errors import AutostructError
 from autostruct.utils.io import write_json_atomic, write_text_atomic
 from autostruct.utils.locks import holder, try_lock
+from autostruct.utils.progress import format_seconds
 
 log = logging.getLogger("autostruct")
 
@@ -65,6 +67,8 @@ def config_fingerprint(cfg: BaseModel, resumable: Iterable[str]) -> str:
     d = cfg.model_dump(mode="json")
     for k in resumable:
         d.pop(k, None)
+    if isinstance(d.get("base_training"), dict):
+        d["base_training"].pop("retrain", None)  # where the base models come from, recorded in base/*.json
     if isinstance(d.get("search"), dict):
         d["search"].pop("episodes", None)  # a resumed run may extend its episode budget
         for key in _ADDED_AT_DEFAULT:  # settings added later leave older run folders resumable while unset
@@ -80,6 +84,21 @@ def say(progress: bool, msg: str, prefix: str = "autostruct") -> None:
         from rich.console import Console
 
         Console(stderr=True).print(f"[bold cyan]{prefix}[/] {msg}", highlight=False)
+
+
+@contextlib.contextmanager
+def phase(progress: bool, name: str, prefix: str = "autostruct") -> Iterator[None]:
+    """Status lines around one phase of a run: when it starts (wall clock) and how long it took.
+
+    >>> with phase(False, "base models"):          # doctest: +SKIP
+    ...     train_them()
+    autostruct base models: started 20:41:07
+    autostruct base models: done in 1m15s
+    """
+    say(progress, f"{name}: started {time.strftime('%H:%M:%S')}", prefix=prefix)
+    t0 = time.monotonic()
+    yield
+    say(progress, f"{name}: done in {format_seconds(time.monotonic() - t0)}", prefix=prefix)
 
 
 #: The lock file in a run folder; the folder's other rules (empty, overwrite) do not see it.
