@@ -380,6 +380,13 @@ class BaseTrainingConfig(TrainingRecipe):
     epochs: int = epochs_field(3)
     lr: float = lr_field(0.1)
     min_steps: int = min_steps_field(600)
+    subsets_from_full: bool = Field(
+        True, description="A class subset's model starts from the full dataset's (its classifier rows for the "
+        "subset's classes) when the run also has the full dataset, and is trained subset_epochs at subset_lr; "
+        "False: trained from scratch like the others."
+    )
+    subset_epochs: int = Field(1, ge=1, description="Epochs of a class subset's model started from the full one.")
+    subset_lr: float = Field(0.01, gt=0, description="Peak learning rate of a class subset's model started from the full one.")
     retrain: bool = Field(
         False, description="Train the base models here even where autostruct ships one with the same key (model, "
         "width, dataset, classes, epochs, seed, hold-out, recipe); models trained here are cached and reused as before."
@@ -455,6 +462,10 @@ class FinetuneConfig(TrainingRecipe):
         "(autostruct.models.train.distillation_loss)."
     )
     temperature: float = Field(4.0, gt=0, description="The distillation temperature T.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop fine-tuning after this many SGD steps (the cosine schedule ends there), even "
+        "inside the first epoch; None: epochs (and min_steps) decide."
+    )
 
 
 class PruneConfig(StrictModel):
@@ -481,6 +492,11 @@ class PruneConfig(StrictModel):
     finetune: FinetuneConfig = FinetuneConfig()
     backend: BackendConfig = BackendConfig()
     latency_runs: int = Field(30, ge=1, description="Timed onnxruntime runs per model in the results.")
+    threads: int | Literal["auto"] = Field(
+        "auto", description="Torch threads of the main process while it trains base models and finishes tasks (the "
+        "search's actors have rl.threads_per_actor each); 'auto': every core that is idle when the phase starts, at least 1 "
+        "(autostruct.utils.threads)."
+    )
     device: str = "cpu"
     seed: int = 0
 

@@ -135,3 +135,35 @@ def test_the_demo_gets_every_base_model_from_the_package(monkeypatch, tmp_path):
         _, path, source = _base_model(cfg, key, _load_data(cfg, key), progress=False)
         assert source == "shipped" and Path(path).parent == SHIPPED_DIR, key
     assert not (tmp_path / "models").exists()
+
+
+def test_a_class_subset_starts_from_the_full_model(digits, monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from autostruct.models import create_model
+    from autostruct.models.cache import init_from_full
+
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path))
+    full, info = get_or_train("resnet20", "digits", dataset=digits, **ARGS)
+    classes = [7, 2, 4]
+
+    def only(split):  # the split's images of ``classes``, relabelled 0, 1, 2 in that order
+        match = split.y[:, None] == torch.tensor(classes)
+        keep = match.any(1)
+        return SimpleNamespace(x=split.x[keep], y=match[keep].int().argmax(1))
+
+    subset = SimpleNamespace(**{**vars(digits), "num_classes": 3, "train": only(digits.train), "val": only(digits.val),
+                                "test": only(digits.test)})
+    sub = create_model("resnet20", num_classes=3, in_channels=1, image_size=8, width=0.25).eval()
+    init_from_full(sub, full, classes)
+    with torch.no_grad():
+        torch.testing.assert_close(sub(subset.val.x), full(subset.val.x)[:, classes])
+    with pytest.raises(AutostructError, match="shape"):
+        init_from_full(sub, full, classes[:2])
+
+    # Through the cache: the full model's key is part of the subset's, and it starts where the full one is.
+    _, from_full = get_or_train("resnet20", "digits", dataset=subset, **ARGS, classes=classes,
+                                      init=(full, info.path.stem))
+    _, scratch = get_or_train("resnet20", "digits", dataset=subset, **ARGS, classes=classes)
+    assert from_full.path != scratch.path and from_full.source == scratch.source == "trained"
+    assert torch.load(from_full.path, weights_only=True)["metadata"]["init"] == info.path.stem

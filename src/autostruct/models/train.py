@@ -64,6 +64,10 @@ class TrainConfig(StrictModel):
         "1: distillation only); see distillation_loss."
     )
     temperature: float = Field(4.0, gt=0, description="Softmax temperature of the distillation term.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many SGD steps (the cosine schedule ends there); None: every step "
+        "of every epoch. A short fine-tune can stop inside its only epoch."
+    )
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> TrainConfig:
@@ -272,6 +276,11 @@ def train(
     # A lone example in the last batch breaks BatchNorm on 1x1 maps; drop it (it is reshuffled next epoch).
     steps_per_epoch = n // cfg.batch_size + (1 if n % cfg.batch_size >= 2 else 0)
     total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None and cfg.max_steps < total_steps:
+        total_steps = cfg.max_steps
+        epochs_run = math.ceil(total_steps / steps_per_epoch)
+    else:
+        epochs_run = cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
     )
@@ -281,16 +290,17 @@ def train(
     log.info("training %s on %d examples: %s", type(model).__name__, n, cfg.model_dump())
 
     with _progress(progress) as bar:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(1, epochs_run + 1):
             t0 = time.perf_counter()
-            task = bar.add_task(f"{label} epoch {epoch}/{cfg.epochs}", total=steps_per_epoch, info="")
+            steps = min(steps_per_epoch, total_steps - (epoch - 1) * steps_per_epoch)
+            task = bar.add_task(f"{label} epoch {epoch}/{epochs_run}", total=steps, info="")
             model.train()
             perm = torch.randperm(n, generator=generator).to(dev)
             loss_sum = torch.zeros((), device=dev)
             correct = torch.zeros((), device=dev, dtype=torch.long)
             seen = 0
             lr_used = optimizer.param_groups[0]["lr"]
-            for step in range(steps_per_epoch):
+            for step in range(steps):
                 idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
                 xb = augment_batch(x_all[idx], aug, generator).contiguous(memory_format=memory_format)
                 yb = y_all[idx]
@@ -309,7 +319,7 @@ def train(
                 loss_sum += loss.detach() * len(yb)
                 correct += (logits.detach().argmax(1) == yb).sum()
                 seen += len(yb)
-                if step % 20 == 0 or step == steps_per_epoch - 1:
+                if step % 20 == 0 or step == steps - 1:
                     # .item() syncs with the device, so only every few steps.
                     current = loss_sum.item() / seen
                     if not math.isfinite(current):
@@ -334,10 +344,12 @@ def train(
             if val:
                 info += f" val {val.accuracy:.4f}"
             bar.update(task, info=info)
-            log.info("epoch %d/%d: %s (%.1fs)", epoch, cfg.epochs, info, stats.seconds)
-            left = (time.perf_counter() - start) / epoch * (cfg.epochs - epoch)
-            progress_line(progress, f"{label} epoch {epoch}/{cfg.epochs} ({steps_per_epoch} steps): {info}, "
-                                    f"{format_seconds(stats.seconds)}" + (f", ~{format_seconds(left)} left" if left else ""))
+            log.info("epoch %d/%d: %s (%.1fs)", epoch, epochs_run, info, stats.seconds)
+            # One line per epoch off a terminal; at most about 20 for a run of many short epochs (digits: 6 steps).
+            if epoch % math.ceil(epochs_run / 20) == 0 or epoch == epochs_run:
+                left = (time.perf_counter() - start) / (epoch * steps_per_epoch) * (total_steps - epoch * steps_per_epoch)
+                progress_line(progress, f"{label} epoch {epoch}/{epochs_run} ({steps} steps): {info}, "
+                                        f"{format_seconds(stats.seconds)}" + (f", ~{format_seconds(left)} left" if left > 0 else ""))
             if callback is not None:
                 callback(stats)
 
