@@ -6,7 +6,8 @@ multiples of 8, L1 importance), batch norm recalibrated on 5 batches, as a run's
 
     python benchmarks/finetune_recipes.py [--steps 150 300] [--distill 0 0.5] [--threads 1]
 
-Writes ``benchmarks/results/finetune_recipes.json``.
+Adds its rows to ``benchmarks/results/finetune_recipes.json`` (accuracy before and after, gap to the base in
+points, seconds; ``--steps`` beyond one epoch stop at the epoch's end).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=0.5)
     parser.add_argument("--steps", type=int, nargs="+", default=[150, 300])
     parser.add_argument("--distill", type=float, nargs="+", default=[0.0, 0.5])
+    parser.add_argument("--lr", type=float, nargs="+", default=[0.01])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "finetune_recipes.json"))
     args = parser.parse_args()
@@ -48,20 +50,22 @@ def main() -> None:
     env = PruningEnv(copy.deepcopy(base), data, args.ratio, round_to=8, seed=cfg.seed)
     _, info = uniform_strategy(env)
     batches = [bx for bx, _ in data.train.batches(128, shuffle=True, seed=cfg.seed)][:5]
-    rows = []
-    for steps in args.steps:
-        for distill in args.distill:
-            model = env.prune(info["channels"])
-            recalibrate_bn(model, batches, len(batches))
-            before = evaluate(model, data.test).accuracy
-            t0 = time.perf_counter()
-            fine_tune(model, data, 1, lr=cfg.finetune.lr, seed=cfg.seed, progress=True, max_steps=steps,
-                      teacher=base if distill else None, distill=distill, label=f"fine-tune {steps} steps distill {distill}")
-            seconds = time.perf_counter() - t0
-            after = evaluate(model, data.test).accuracy
-            rows.append({"steps": steps, "distill": distill, "accuracy_before": before, "accuracy_after": after,
-                         "gap_to_base_pt": 100 * (base_acc - after), "seconds": seconds})
-            print(json.dumps(rows[-1]), flush=True)
+    out = Path(args.out)
+    rows = json.loads(out.read_text())["rows"] if out.is_file() else []  # earlier runs' rows are kept
+    grid = [(steps, distill, lr) for steps in args.steps for distill in args.distill for lr in args.lr]
+    for steps, distill, lr in grid:
+        model = env.prune(info["channels"])
+        recalibrate_bn(model, batches, len(batches))
+        before = evaluate(model, data.test).accuracy
+        t0 = time.perf_counter()
+        fine_tune(model, data, 1, lr=lr, seed=cfg.seed, progress=True, max_steps=steps,
+                  teacher=base if distill else None, distill=distill,
+                  label=f"fine-tune {steps} steps distill {distill} lr {lr}")
+        seconds = time.perf_counter() - t0
+        after = evaluate(model, data.test).accuracy
+        rows.append({"steps": steps, "distill": distill, "lr": lr, "accuracy_before": before, "accuracy_after": after,
+                     "gap_to_base_pt": 100 * (base_acc - after), "seconds": seconds})
+        print(json.dumps(rows[-1]), flush=True)
     Path(args.out).write_text(json.dumps({
         "base": {"checkpoint": Path(ckpt).name, "source": source, "test_accuracy": base_acc},
         "ratio": args.ratio, "channels": info["channels"], "threads": args.threads, "rows": rows}, indent=2) + "\n")

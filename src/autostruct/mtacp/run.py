@@ -153,8 +153,10 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
             bases[key] = json.loads(rec_path.read_text())
             continue
         full = full_of(key)
-        start = f"starts from the {key.dataset} model" if full else "from the cache or shipped with autostruct"
-        say(progress, f"base model for {key.label}: {start}, else trained here")
+        bt = cfg.base_training
+        how = (f"from the {key.dataset} model, {bt.subset_epochs} epoch(s)" if full
+               else f"{bt.epochs} epochs or more (base_training.min_steps)")
+        say(progress, f"base model for {key.label}: from the cache or shipped with autostruct, else trained here ({how})")
         data = _load_data(cfg, key)
         model, ckpt, source = _base_model(cfg, key, data, progress, full)
         models[key] = (model, ckpt)
