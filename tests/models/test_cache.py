@@ -124,17 +124,23 @@ def test_a_shipped_model_is_used_only_for_its_own_key(digits, monkeypatch, tmp_p
 def test_the_demo_gets_every_base_model_from_the_package(monkeypatch, tmp_path):
     # What `make demo` runs: with an empty cache every base model comes from the package, none is trained.
     from autostruct.config import PruneConfig, load_yaml
+    from autostruct.models import cache
     from autostruct.models.shipped import SHIPPED_DIR
-    from autostruct.mtacp.run import _base_model, _load_data
+    from autostruct.mtacp.run import prepare_bases
     from autostruct.mtacp.tasks import expand_tasks
 
-    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path))
+    def no_training(*args, **kwargs):
+        raise AssertionError("a demo base model would be trained: its key matches no shipped file")
+
+    monkeypatch.setattr(cache, "train", no_training)
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path / "cache"))
     cfg = load_yaml(PruneConfig, Path(__file__).resolve().parents[2] / "configs" / "quickstart-prune.yaml")
+    cfg = cfg.model_copy(update={"latency_runs": 1})
     keys, _ = expand_tasks(cfg)
-    for key in keys:
-        _, path, source = _base_model(cfg, key, _load_data(cfg, key), progress=False)
-        assert source == "shipped" and Path(path).parent == SHIPPED_DIR, key
-    assert not (tmp_path / "models").exists()
+    bases = prepare_bases(cfg, tmp_path / "run", keys, progress=False)
+    for key, base in bases.items():
+        assert base["source"] == "shipped" and Path(base["checkpoint"]).parent == SHIPPED_DIR, key
+    assert not (tmp_path / "cache" / "models").exists()
 
 
 def test_a_class_subset_starts_from_the_full_model(digits, monkeypatch, tmp_path):
