@@ -62,6 +62,14 @@ class DataKey:
 _ADDED_AT_DEFAULT = ("holdout_size",)
 
 
+#: (section or None for the top level, key, default) of settings added after run folders were written.
+_ADDED_LATER = (
+    ("base_training", "subsets_from_full", True), ("base_training", "subset_epochs", 1),
+    ("base_training", "subset_lr", 0.01), ("finetune", "distill", 0.0), ("finetune", "temperature", 4.0),
+    ("finetune", "max_steps", None), (None, "threads", "auto"),
+)
+
+
 def config_fingerprint(cfg: BaseModel, resumable: Iterable[str]) -> str:
     """Hash of the settings that must not change on resume (``resumable`` fields and search.episodes may)."""
     d = cfg.model_dump(mode="json")
@@ -69,6 +77,10 @@ def config_fingerprint(cfg: BaseModel, resumable: Iterable[str]) -> str:
         d.pop(k, None)
     if isinstance(d.get("base_training"), dict):
         d["base_training"].pop("retrain", None)  # where the base models come from, recorded in base/*.json
+    for section, key, default in _ADDED_LATER:  # settings added later leave older run folders resumable at their default
+        holder_ = d if section is None else d.get(section)
+        if isinstance(holder_, dict) and key in holder_ and holder_[key] == default:
+            del holder_[key]
     if isinstance(d.get("search"), dict):
         d["search"].pop("episodes", None)  # a resumed run may extend its episode budget
         for key in _ADDED_AT_DEFAULT:  # settings added later leave older run folders resumable while unset
