@@ -157,6 +157,11 @@ def validation_message(model: type[BaseModel], err: ValidationError, source: str
     return f"Invalid {source}: " + " ".join(lines)
 
 
+class DefaultSize(int):
+    """A size the user did not choose (a setting's default): where a dataset is too small for it and it is
+    clamped, that is logged, not shown as a warning (:func:`autostruct.data.splits.resolve_val_size`)."""
+
+
 def parse_config(model: type[M], data: dict[str, Any], source: str = "config") -> M:
     """Validate ``data`` against ``model``, raising :class:`AutostructError` with field names on failure."""
     if not isinstance(data, dict):
@@ -302,8 +307,9 @@ class ScoredSearchSettings(SearchSettings):
 
     @property
     def holdout(self) -> int:
-        """The validation hold-out in images: ``holdout_size``, or :attr:`default_holdout` when unset."""
-        return self.default_holdout if self.holdout_size is None else self.holdout_size
+        """The validation hold-out in images: ``holdout_size``, or :attr:`default_holdout` (as a
+        :class:`DefaultSize`) when unset."""
+        return DefaultSize(self.default_holdout) if self.holdout_size is None else self.holdout_size
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -374,6 +380,17 @@ class BaseTrainingConfig(TrainingRecipe):
     epochs: int = epochs_field(3)
     lr: float = lr_field(0.1)
     min_steps: int = min_steps_field(600)
+    subsets_from_full: bool = Field(
+        True, description="A class subset's model starts from the full dataset's (its classifier rows for the "
+        "subset's classes) when the run also has the full dataset, and is trained subset_epochs at subset_lr; "
+        "False: trained from scratch like the others."
+    )
+    subset_epochs: int = Field(1, ge=1, description="Epochs of a class subset's model started from the full one.")
+    subset_lr: float = Field(0.01, gt=0, description="Peak learning rate of a class subset's model started from the full one.")
+    retrain: bool = Field(
+        False, description="Train the base models here even where autostruct ships one with the same key (model, "
+        "width, dataset, classes, epochs, seed, hold-out, recipe); models trained here are cached and reused as before."
+    )
 
 
 #: Training images a pruning run sets aside for validation when ``search.holdout_size`` is unset.
@@ -439,6 +456,16 @@ class FinetuneConfig(TrainingRecipe):
     epochs: int = epochs_field(2, allow_zero=True)
     lr: float = lr_field(0.01)
     min_steps: int = min_steps_field(300)
+    distill: float = Field(
+        0.0, ge=0, le=1, description="Weight of knowledge distillation from the unpruned base model (0: off): the loss "
+        "is (1 - distill) * cross-entropy + distill * T^2 * KL(base || pruned) at temperature T "
+        "(autostruct.models.train.distillation_loss)."
+    )
+    temperature: float = Field(4.0, gt=0, description="The distillation temperature T.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop fine-tuning after this many SGD steps (the cosine schedule ends there), even "
+        "inside the first epoch; None: epochs (and min_steps) decide."
+    )
 
 
 class PruneConfig(StrictModel):
@@ -465,6 +492,11 @@ class PruneConfig(StrictModel):
     finetune: FinetuneConfig = FinetuneConfig()
     backend: BackendConfig = BackendConfig()
     latency_runs: int = Field(30, ge=1, description="Timed onnxruntime runs per model in the results.")
+    threads: int | Literal["auto"] = Field(
+        "auto", description="Torch threads of the main process while it trains base models and finishes tasks (the "
+        "search's actors have rl.threads_per_actor each); 'auto': every core that is idle when the phase starts, at least 1 "
+        "(autostruct.utils.threads)."
+    )
     device: str = "cpu"
     seed: int = 0
 

@@ -139,3 +139,22 @@ def test_registry_listing_and_status(tmp_path):
     if HAVE_FASHION:
         assert status["fashion-mnist"].startswith("found:")
     assert "not found" in dataset_status(tmp_path)["cifar10"]
+
+
+def test_a_clamped_default_hold_out_is_no_warning_but_a_chosen_one_is(caplog, monkeypatch):
+    import logging
+
+    from autostruct.config import PruneConfig
+    from autostruct.data import splits
+
+    monkeypatch.setattr(splits, "_CLAMPS_REPORTED", set())
+    unset = PruneConfig(tasks=[{"dataset": "digits", "ratios": [0.5]}]).search.holdout  # the user set nothing
+    with caplog.at_level(logging.INFO, logger="autostruct.data"):
+        assert len(load_dataset("digits", val_size=unset).val) == 719
+        assert len(load_dataset("digits").val) == 719
+    assert [r.levelno for r in caplog.records if "more than half" in r.message] == [logging.INFO]
+    caplog.clear()
+    chosen = PruneConfig(tasks=[{"dataset": "digits", "ratios": [0.5]}], search={"holdout_size": 5000}).search.holdout
+    with caplog.at_level(logging.INFO, logger="autostruct.data"):
+        load_dataset("digits", val_size=chosen)
+    assert [r.levelno for r in caplog.records if "more than half" in r.message] == [logging.WARNING]

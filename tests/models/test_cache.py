@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,3 +94,82 @@ def test_runs_that_need_one_model_at_once_train_it_once(digits, monkeypatch, tmp
         p.join(timeout=60)
     assert hits == [False, True]  # the second waited for the first's model instead of training its own
     assert len(list((tmp_path / "models").iterdir())) == 1
+
+
+def test_a_shipped_model_is_used_only_for_its_own_key(digits, monkeypatch, tmp_path):
+    import shutil
+
+    from autostruct.models import shipped
+
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path / "trainer"))
+    _, made = get_or_train("resnet20", "digits", dataset=digits, **ARGS)
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path / "package")
+    (tmp_path / "package").mkdir()
+    shutil.copyfile(made.path, tmp_path / "package" / made.path.name)
+
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path / "user"))  # a new user: empty cache
+    _, info = get_or_train("resnet20", "digits", dataset=None, **ARGS)  # no data needed: nothing is trained
+    assert info.hit and info.source == "shipped" and info.path == tmp_path / "package" / made.path.name
+    assert info.metrics == made.metrics and not (tmp_path / "user" / "models").exists()  # not copied into the cache
+
+    # Any field of the key that differs (here the seed or the recipe) trains, as does shipped=False.
+    for changed in ({"seed": 1}, {"train_config": TrainConfig(lr=0.05)}, {"shipped": False}):
+        _, other = get_or_train("resnet20", "digits", dataset=digits, **(ARGS | changed))
+        assert other.source == "trained" and other.path.parent == tmp_path / "user" / "models", changed
+    # What this user trained under the shipped key is theirs from then on.
+    _, again = get_or_train("resnet20", "digits", dataset=None, **ARGS)
+    assert again.source == "cache"
+
+
+def test_the_demo_gets_every_base_model_from_the_package(monkeypatch, tmp_path):
+    # What `make demo` runs: with an empty cache every base model comes from the package, none is trained.
+    from autostruct.config import PruneConfig, load_yaml
+    from autostruct.models import cache
+    from autostruct.models.shipped import SHIPPED_DIR
+    from autostruct.mtacp.run import prepare_bases
+    from autostruct.mtacp.tasks import expand_tasks
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a demo base model would be trained: its key matches no shipped file")
+
+    monkeypatch.setattr(cache, "train", no_training)
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path / "cache"))
+    cfg = load_yaml(PruneConfig, Path(__file__).resolve().parents[2] / "configs" / "quickstart-prune.yaml")
+    cfg = cfg.model_copy(update={"latency_runs": 1})
+    keys, _ = expand_tasks(cfg)
+    bases = prepare_bases(cfg, tmp_path / "run", keys, progress=False)
+    for key, base in bases.items():
+        assert base["source"] == "shipped" and Path(base["checkpoint"]).parent == SHIPPED_DIR, key
+    assert not (tmp_path / "cache" / "models").exists()
+
+
+def test_a_class_subset_starts_from_the_full_model(digits, monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from autostruct.models import create_model
+    from autostruct.models.cache import init_from_full
+
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path))
+    full, info = get_or_train("resnet20", "digits", dataset=digits, **ARGS)
+    classes = [7, 2, 4]
+
+    def only(split):  # the split's images of ``classes``, relabelled 0, 1, 2 in that order
+        match = split.y[:, None] == torch.tensor(classes)
+        keep = match.any(1)
+        return SimpleNamespace(x=split.x[keep], y=match[keep].int().argmax(1))
+
+    subset = SimpleNamespace(**{**vars(digits), "num_classes": 3, "train": only(digits.train), "val": only(digits.val),
+                                "test": only(digits.test)})
+    sub = create_model("resnet20", num_classes=3, in_channels=1, image_size=8, width=0.25).eval()
+    init_from_full(sub, full, classes)
+    with torch.no_grad():
+        torch.testing.assert_close(sub(subset.val.x), full(subset.val.x)[:, classes])
+    with pytest.raises(AutostructError, match="shape"):
+        init_from_full(sub, full, classes[:2])
+
+    # Through the cache: the full model's key is part of the subset's, and it starts where the full one is.
+    _, from_full = get_or_train("resnet20", "digits", dataset=subset, **ARGS, classes=classes,
+                                      init=(full, info.path.stem))
+    _, scratch = get_or_train("resnet20", "digits", dataset=subset, **ARGS, classes=classes)
+    assert from_full.path != scratch.path and from_full.source == scratch.source == "trained"
+    assert torch.load(from_full.path, weights_only=True)["metadata"]["init"] == info.path.stem

@@ -11,6 +11,7 @@ from autostruct.models.train import (
     EvalResult,
     TrainConfig,
     augment_batch,
+    distillation_loss,
     evaluate,
     fine_tune,
     make_config,
@@ -124,3 +125,61 @@ def test_training_without_val_split(digits):
 
     res = train(_model(), SimpleNamespace(train=digits.train), 1, batch_size=300, progress=False)
     assert res.val is None and res.history[0].val_accuracy is None
+
+
+def _slow_distillation_loss(logits, targets, teacher_logits, weight, temperature):
+    """The distillation loss written from its definition, one example and one class at a time."""
+    import math
+
+    total = 0.0
+    for z, y, v in zip(logits.tolist(), targets.tolist(), teacher_logits.tolist(), strict=True):
+        log_norm = math.log(sum(math.exp(zj) for zj in z))
+        hard = log_norm - z[y]
+        p_s = [math.exp(zj / temperature) for zj in z]
+        p_t = [math.exp(vj / temperature) for vj in v]
+        p_s = [p / sum(p_s) for p in p_s]
+        p_t = [p / sum(p_t) for p in p_t]
+        kl = sum(pt * (math.log(pt) - math.log(ps)) for pt, ps in zip(p_t, p_s, strict=True))
+        total += (1 - weight) * hard + weight * temperature**2 * kl
+    return total / len(targets)
+
+
+@pytest.mark.parametrize("weight,temperature", [(0.0, 4.0), (0.5, 4.0), (1.0, 2.0), (0.3, 1.0)])
+def test_distillation_loss_matches_its_definition(weight, temperature):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(7, 5, generator=g, dtype=torch.float64) * 3
+    teacher = torch.randn(7, 5, generator=g, dtype=torch.float64) * 3
+    targets = torch.randint(0, 5, (7,), generator=g)
+    got = distillation_loss(logits, targets, teacher, weight=weight, temperature=temperature)
+    assert got.item() == pytest.approx(_slow_distillation_loss(logits, targets, teacher, weight, temperature), rel=1e-9)
+    # A student that already matches its teacher pays only the hard term.
+    same = distillation_loss(logits, targets, logits, weight=weight, temperature=temperature)
+    assert same.item() == pytest.approx((1 - weight) * torch.nn.functional.cross_entropy(logits, targets).item())
+
+
+def test_fine_tune_with_a_teacher_moves_the_student_towards_it(digits):
+    teacher = _model(seed=0)
+    train(teacher, digits, 2, batch_size=100, progress=False)
+    before = [p.detach().clone() for p in teacher.parameters()]
+    student = _model(seed=1)
+
+    def gap() -> float:  # the soft term on the validation images
+        student.eval()
+        with torch.no_grad():
+            x = digits.val.x
+            return distillation_loss(student(x), digits.val.y, teacher(x), weight=1.0).item()
+
+    start = gap()
+    fine_tune(student, digits, 3, lr=0.05, batch_size=100, progress=False, teacher=teacher, distill=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters(), strict=True))  # the teacher is left alone
+    assert gap() < 0.5 * start  # distillation only (distill=1.0): the student learnt the teacher's outputs
+
+
+def test_one_progress_line_per_epoch_when_stderr_is_not_a_terminal(digits, capsys):
+    train(_model(), digits, 2, batch_size=200, label="train digits")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("train digits epoch 1/2 (6 steps): loss ") and " val " in lines[0] and "left" in lines[0]
+    assert lines[1].startswith("train digits epoch 2/2 (6 steps): loss ")
+    train(_model(), digits, 1, batch_size=200, progress=False)
+    assert capsys.readouterr().err == ""

@@ -72,6 +72,11 @@ def _old_fingerprint(cfg: PruneConfig) -> str:
         d.pop(k, None)
     d["search"].pop("episodes")
     d["search"].pop("holdout_size")
+    for section, key in (("base_training", "retrain"), ("base_training", "subsets_from_full"),
+                         ("base_training", "subset_epochs"), ("base_training", "subset_lr"), ("finetune", "distill"),
+                         ("finetune", "temperature"), ("finetune", "max_steps")):
+        d[section].pop(key)  # added since, like holdout_size
+    d.pop("threads")
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

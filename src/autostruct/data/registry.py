@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from autostruct.config import DefaultSize
 from autostruct.data import store
 from autostruct.data.splits import (
     channel_stats,
@@ -200,7 +201,7 @@ def _check_raw(raw: RawData, name: str) -> None:
 def load_dataset(
     name: str,
     root: str | os.PathLike[str] | None = None,
-    val_size: int | float = 5000,
+    val_size: int | float = DefaultSize(5000),
     seed: int = 0,
     classes: Sequence[int | str] | None = None,
     **options: Any,
@@ -215,7 +216,7 @@ def load_dataset(
             required for the others unless ``$AUTOSTRUCT_DATA`` holds them.
         val_size: samples carved from the training set for validation (stratified, deterministic per
             ``seed``, disjoint from train); ``0`` for none, a float in (0, 1) for a fraction. More than half
-            of the training set is clamped to half with a logged warning.
+            of the training set is clamped to half with a logged warning (an INFO line for the default).
         seed: seeds the validation carve only; the test split never depends on it.
         classes: a subset of class indices (or names), relabelled ``0..k-1`` in the given order.
         **options: reader options, e.g. ``image_size=64`` for imagefolder, ``download=False`` for fashion-mnist.

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from autostruct.config import DefaultSize
 from autostruct.errors import AutostructError, unknown_name
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ MAX_VAL_FRACTION = 0.5
 
 # (dataset, training samples, requested count) of every clamp already reported by this process: one run loads
 # the same dataset several times (checks, base model, envs), and the warning says nothing new after the first.
-_CLAMPS_REPORTED: set[tuple[str, int, int]] = set()
+_CLAMPS_REPORTED: set[tuple[str, int, int, bool]] = set()
 
 
 def resolve_classes(
@@ -118,7 +119,8 @@ def resolve_val_size(val_size: int | float, n_train: int, dataset: str) -> int:
 
     ``val_size`` is a count (``0`` allowed) or a fraction in ``(0, 1)``. Counts above half of the training set
     are clamped to half, with a logged warning (once per process for each dataset and count), so that small
-    datasets (``digits``, class subsets) still load with the default ``val_size=5000``.
+    datasets (``digits``, class subsets) still load with the default ``val_size=5000``; a
+    :class:`~autostruct.config.DefaultSize` (a default nobody set) is clamped with an INFO line instead.
     """
     if isinstance(val_size, bool) or not isinstance(val_size, numbers.Real):
         raise AutostructError(f"val_size must be a sample count or a fraction in (0, 1), got {val_size!r}.")
@@ -134,8 +136,9 @@ def resolve_val_size(val_size: int | float, n_train: int, dataset: str) -> int:
         n_val = int(round(float(val_size) * n_train))
     cap = int(n_train * MAX_VAL_FRACTION)
     if n_val > cap:
-        key = (dataset, n_train, n_val)
-        report = log.warning if key not in _CLAMPS_REPORTED else log.debug
+        chosen = not isinstance(val_size, DefaultSize)
+        key = (dataset, n_train, n_val, chosen)
+        report = log.debug if key in _CLAMPS_REPORTED else log.warning if chosen else log.info
         _CLAMPS_REPORTED.add(key)
         report(
             "val_size=%d is more than half of the %d training samples of %s; using %d for validation instead.",

@@ -43,6 +43,7 @@ from autostruct.models.train import TrainConfig, evaluate, fine_tune
 from autostruct.mtacp.preflight import (
     check_prune_inputs,
     choose_task_rounding,
+    is_checkpoint,
     landing_warnings,
     price_latency_tasks,
 )
@@ -67,13 +68,14 @@ from autostruct.utils.io import write_json_atomic
 from autostruct.utils.recipes import epochs_for
 from autostruct.utils.runs import RunResult, mean_of, say
 from autostruct.utils.stats import expected_best_of_n
+from autostruct.utils.threads import torch_threads
 
 log = logging.getLogger("autostruct.mtacp")
 
 RUN_FORMAT = "autostruct.prune-run/1"
 RESULTS_FORMAT = PRUNE_FORMAT  # the schema: autostruct.results
 #: Config fields that may change between a run and its resume (they don't change what was already done).
-_RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device"}
+_RESUMABLE_FIELDS = {"output_dir", "name", "backend", "latency_runs", "finetune", "device", "threads"}
 
 
 class PruneRunResult(RunResult):
@@ -91,8 +93,15 @@ def _load_data(cfg: PruneConfig, key: DataKey) -> Any:
     )
 
 
-def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tuple[torch.nn.Module, str]:
-    """The trained base model for ``key`` and a checkpoint path that actor processes load it from."""
+def _base_model(
+    cfg: PruneConfig, key: DataKey, data: Any, progress: bool, full: tuple[torch.nn.Module, str] | None = None
+) -> tuple[torch.nn.Module, str, str]:
+    """The trained base model for ``key``, a checkpoint path that actor processes load it from, and where it came
+    from (``"config"``: the config's model.pt; else :class:`~autostruct.models.cache.CacheInfo`'s ``source``).
+
+    ``full``: (model, checkpoint path) of the full dataset's base model, for a class subset of it to start from
+    (``base_training.subsets_from_full``): trained ``subset_epochs`` at ``subset_lr``, keyed by the full one's key.
+    """
     path = Path(cfg.model)
     if path.suffix == ".pt" or path.is_dir():
         model, _ = load_any_model(path)
@@ -103,31 +112,54 @@ def _base_model(cfg: PruneConfig, key: DataKey, data: Any, progress: bool) -> tu
                 f"{key.label} has {data.num_classes} and {data.in_channels}. Use a checkpoint trained on that dataset "
                 "or a zoo model name."
             )
-        return model, str(path if path.suffix == ".pt" else path / "model.pt")
+        return model, str(path if path.suffix == ".pt" else path / "model.pt"), "config"
 
     bt = cfg.base_training
-    epochs = bt.epochs_for(len(data.train))
-    tcfg = TrainConfig(epochs=epochs, batch_size=bt.batch_size, lr=bt.lr)
+    if full is not None:
+        epochs, tcfg = bt.subset_epochs, TrainConfig(epochs=bt.subset_epochs, batch_size=bt.batch_size, lr=bt.subset_lr)
+    else:
+        epochs = bt.epochs_for(len(data.train))
+        tcfg = TrainConfig(epochs=epochs, batch_size=bt.batch_size, lr=bt.lr)
     model, info = get_or_train(
         cfg.model, key.dataset, classes=list(key.classes) if key.classes else None, width=cfg.width,
         epochs=epochs, seed=cfg.seed, root=key.root, val_size=cfg.search.holdout, device=cfg.device,
         progress=progress, train_config=tcfg, dataset=data, model_kwargs=dict(cfg.model_kwargs),
+        shipped=not bt.retrain, init=None if full is None else (full[0], Path(full[1]).stem),
     )
-    return model, str(info.path)
+    return model, str(info.path), info.source
+
+
+_SOURCES = {"config": "the config's model", "cache": "cached", "shipped": "shipped with autostruct", "trained": "trained now"}
 
 
 def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bool) -> dict[DataKey, dict[str, Any]]:
     """Train (or load) each dataset's base model once and record its test accuracy, FLOPs and latency."""
 
     bases: dict[DataKey, dict[str, Any]] = {}
-    for key in keys:
+    models: dict[DataKey, tuple[torch.nn.Module, str]] = {}
+
+    def full_of(key: DataKey) -> tuple[torch.nn.Module, str] | None:
+        """The full dataset's (model, checkpoint) when ``key`` is a class subset that starts from it."""
+        full = DataKey(key.dataset, None, key.root)
+        if not (key.classes and cfg.base_training.subsets_from_full and full in bases and not is_checkpoint(cfg.model)):
+            return None
+        if full not in models:  # recorded by an earlier, interrupted run
+            models[full] = (load_any_model(Path(bases[full]["checkpoint"]))[0], bases[full]["checkpoint"])
+        return models[full]
+
+    for key in sorted(keys, key=lambda k: k.classes is not None):  # a full dataset before its class subsets
         rec_path = out / "base" / f"{key.label}.json"
         if rec_path.is_file():
             bases[key] = json.loads(rec_path.read_text())
             continue
-        say(progress, f"base model for {key.label}: loading or training ({cfg.base_training.epochs} epochs)")
+        full = full_of(key)
+        bt = cfg.base_training
+        how = (f"from the {key.dataset} model, {bt.subset_epochs} epoch(s)" if full
+               else f"{bt.epochs} epochs or more (base_training.min_steps)")
+        say(progress, f"base model for {key.label}: from the cache or shipped with autostruct, else trained here ({how})")
         data = _load_data(cfg, key)
-        model, ckpt = _base_model(cfg, key, data, progress)
+        model, ckpt, source = _base_model(cfg, key, data, progress, full)
+        models[key] = (model, ckpt)
         x = _example(data)
         cost = count_flops(model, x)
         rec = {
@@ -135,6 +167,7 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
             "dataset": key.dataset,
             "classes": list(key.classes) if key.classes else None,
             "checkpoint": ckpt,
+            "source": source,
             "base_accuracy": evaluate(model, data.test, device=cfg.device).accuracy,
             "base_flops": int(cost.flops),
             "base_params": int(cost.params),
@@ -142,9 +175,9 @@ def prepare_bases(cfg: PruneConfig, out: Path, keys: list[DataKey], progress: bo
         }
         write_json_atomic(rec_path, rec)
         bases[key] = rec
-        say(progress, f"  {key.label}: test accuracy {100 * rec['base_accuracy']:.2f}%, {rec['base_flops'] / 1e6:.2f} MFLOPs, "
-                       f"checkpoint {ckpt}")
-    return bases
+        say(progress, f"  {key.label} ({_SOURCES[source]}{' from the full model' if full else ''}): test accuracy {100 * rec['base_accuracy']:.2f}%, "
+                      f"{rec['base_flops'] / 1e6:.2f} MFLOPs, checkpoint {ckpt}")
+    return {key: bases[key] for key in keys}
 
 
 def skipped_groups(model: torch.nn.Module, x: torch.Tensor) -> list[dict[str, str]]:
@@ -293,8 +326,10 @@ def _finish_task(
     acc_after = None
     ft_epochs = cfg.finetune.epochs_for(len(data.train))
     if ft_epochs > 0:
-        fine_tune(pruned, data, ft_epochs, lr=cfg.finetune.lr, batch_size=cfg.finetune.batch_size,
-                  seed=cfg.seed, device=cfg.device, progress=progress)
+        ft = cfg.finetune
+        fine_tune(pruned, data, ft_epochs, lr=ft.lr, batch_size=ft.batch_size, seed=cfg.seed, device=cfg.device,
+                  progress=progress, label=f"fine-tune {task.name}", teacher=env.model if ft.distill > 0 else None,
+                  distill=ft.distill, temperature=ft.temperature, max_steps=ft.max_steps)
         acc_after = evaluate(pruned, data.test, device=cfg.device).accuracy
     pruned = pruned.cpu().eval()
     cost = count_flops(pruned, x)
@@ -415,6 +450,7 @@ class PruneSearch:
     what_changed = "tasks, model or search settings"
     algorithm = "vtrace"
     prefix = "autostruct"
+    assets_phase = "base models"
 
     def parse(self, config: Any) -> PruneConfig:
         return coerce_config(PruneConfig, config)
@@ -438,7 +474,9 @@ class PruneSearch:
             if (run.out / "search" / "episodes.jsonl").is_file():
                 run.plan = replace(run.plan, task_rounding={})
             write_json_atomic(path, run.plan.task_rounding)
-        bases = prepare_bases(run.cfg, run.out, run.plan.keys, run.progress)
+        with torch_threads(run.cfg.threads) as n:
+            say(run.progress, f"{n} torch thread(s) (threads: {run.cfg.threads})")
+            bases = prepare_bases(run.cfg, run.out, run.plan.keys, run.progress)
         warn_skipped(bases, run.cfg.model)
         return bases
 
@@ -483,14 +521,16 @@ class PruneSearch:
                 f"Task {task.name} got no episode in {cfg.search.episodes} episodes. Raise search.episodes to at least "
                 f"{len(run.plan.tasks)} (one per task)."
             )
-        rec = _finish_task(cfg, run.out, task, factory, run.episodes, run.assets[task.data], run.result.policy,
-                           run.progress)
-        if task.ratio is not None:
-            rec["flops_vs_budget"] = rec["flops"] / (task.ratio * rec["base_flops"])
-            warning = landing_warnings(cfg, {task.name: run.plan.task_rounding.get(task.name, {})})
-            if warning:
-                rec["budget_warning"] = warning[0]
-        reference = random_reference(cfg, run.out, task, factory, rec["episodes"], run.progress)
+        with torch_threads(cfg.threads) as n:
+            say(run.progress, f"{n} torch thread(s) (threads: {cfg.threads})")
+            rec = _finish_task(cfg, run.out, task, factory, run.episodes, run.assets[task.data], run.result.policy,
+                               run.progress)
+            if task.ratio is not None:
+                rec["flops_vs_budget"] = rec["flops"] / (task.ratio * rec["base_flops"])
+                warning = landing_warnings(cfg, {task.name: run.plan.task_rounding.get(task.name, {})})
+                if warning:
+                    rec["budget_warning"] = warning[0]
+            reference = random_reference(cfg, run.out, task, factory, rec["episodes"], run.progress)
         return rec if reference is None else {**rec, "random_baseline": reference}
 
     def results(self, run: SearchRun, records: list[dict[str, Any]]) -> tuple[str, dict[str, Any], dict[str, Any]]:

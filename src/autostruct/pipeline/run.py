@@ -19,7 +19,8 @@ from autostruct.report import render_report
 from autostruct.rl import run_impala, save_policy
 from autostruct.rl.impala import EngineBackend
 from autostruct.utils.memory import release_free_memory
-from autostruct.utils.runs import RunResult, prepare_run_dir, run_folder_lock, say
+from autostruct.utils.progress import format_seconds
+from autostruct.utils.runs import RunResult, phase, prepare_run_dir, run_folder_lock, say
 
 R = TypeVar("R", bound=RunResult)
 
@@ -52,34 +53,41 @@ def run_search(
     # both find the folder free.
     with run_folder_lock(cfg.output_dir):
         run = SearchRun(cfg=cfg, progress=progress, t_start=time.monotonic())
+        prefix = kind.prefix
         # Everything that can fail is checked before anything but the lock is written: a failed start leaves no folder.
         _run_dir(kind, cfg, resume=resume, overwrite=overwrite, dry_run=True)
-        run.plan = kind.preflight(run)
+        with phase(progress, "checks", prefix):
+            run.plan = kind.preflight(run)
         run.out = _run_dir(kind, cfg, resume=resume, overwrite=overwrite, dry_run=False)
-        run.assets = kind.prepare_assets(run)
-        run.factories = kind.make_factories(run)
+        with phase(progress, getattr(kind, "assets_phase", "assets"), prefix):
+            run.assets = kind.prepare_assets(run)
+            run.factories = kind.make_factories(run)
 
-        say(progress, kind.describe(run), prefix=kind.prefix)
-        t_search = time.monotonic()
-        run.result = run_impala(
-            run.factories, kind.policy_spec(run), total_episodes=cfg.search.episodes, run_dir=run.out / "search",
-            rl=cfg.rl, backend=backend if backend is not None else make_backend(cfg.backend, cfg.rl),
-            max_restarts=cfg.backend.max_restarts, algorithm=kind.algorithm, resume=True, seed=cfg.seed,
-            progress=progress,
-        )
-        run.search_wall = time.monotonic() - t_search
+        with phase(progress, "search", prefix):
+            say(progress, kind.describe(run), prefix=prefix)
+            t_search = time.monotonic()
+            run.result = run_impala(
+                run.factories, kind.policy_spec(run), total_episodes=cfg.search.episodes, run_dir=run.out / "search",
+                rl=cfg.rl, backend=backend if backend is not None else make_backend(cfg.backend, cfg.rl),
+                max_restarts=cfg.backend.max_restarts, algorithm=kind.algorithm, resume=True, seed=cfg.seed,
+                progress=progress,
+            )
+            run.search_wall = time.monotonic() - t_search
         policy_path = save_policy(run.result.policy, run.out / "policy.pt", metadata=kind.policy_metadata(run))
 
         records = []
         for i in range(len(run.factories)):
-            records.append(kind.finish_task(run, i))
+            with phase(progress, f"task {i + 1}/{len(run.factories)}: finish", prefix):
+                records.append(kind.finish_task(run, i))
             release_free_memory()  # a task's evaluations and reference episodes leave ~0.5 GB of free heap
-        fmt, totals, fields = kind.results(run, records)
-        results = write_results(
-            run.out, fmt=fmt, cfg=cfg, records=records,
-            totals=run_totals(run.result, len(records), run.search_wall, run.t_start, totals),
-            fields=fields, policy_path=policy_path,
-        )
-        report = render_report(run.out)
-        say(progress, f"done: {run.out / 'results.json'} and {report}", prefix=kind.prefix)
+        with phase(progress, "results and report", prefix):
+            fmt, totals, fields = kind.results(run, records)
+            results = write_results(
+                run.out, fmt=fmt, cfg=cfg, records=records,
+                totals=run_totals(run.result, len(records), run.search_wall, run.t_start, totals),
+                fields=fields, policy_path=policy_path,
+            )
+            report = render_report(run.out)
+        say(progress, f"done in {format_seconds(time.monotonic() - run.t_start)}: {run.out / 'results.json'} and "
+                      f"{report}", prefix=prefix)
         return result_type(run.out, results, report, policy_path)

@@ -51,6 +51,7 @@ from autostruct.rl.policy import Policy, PolicySpec, make_policy, save_policy
 from autostruct.rl.screen import ScreenData
 from autostruct.rl.trajectory import EpisodeRecord, Trajectory
 from autostruct.utils.io import DiskFullError, is_disk_full, torch_save_atomic, write_json_atomic
+from autostruct.utils.progress import format_seconds, progress_bar, progress_line
 
 log = logging.getLogger("autostruct.rl")
 
@@ -548,25 +549,32 @@ def _restore_signal_handlers(old: dict[int, Any]) -> None:
 
 
 class _Progress:
-    """A rich progress bar over episodes, with the best reward per task in its description."""
+    """Progress over episodes (:mod:`autostruct.utils.progress`): a bar with the best reward per task on a
+    terminal, a line per tenth of the episodes elsewhere."""
 
     def __init__(self, enabled: bool, total: int, done: int) -> None:
         self._p = None
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        self._task = self._p.add_task("episodes", total=total, completed=done)
+        self._total, self._done, self._t0, self._done0 = total, done, time.monotonic(), done
+        self._every = max(1, total // 10)
+        self._p = progress_bar(enabled)
+        self._task = self._p.add_task("episodes", total=total, completed=done, info="")
         self._best: dict[int, float] = {}
         self._p.start()
 
     def advance(self, ep: EpisodeRecord) -> None:
         if self._p is None:
             return
+        self._done += 1
         self._best[ep.task_id] = max(self._best.get(ep.task_id, -np.inf), ep.reward)
         best = " ".join(f"t{t}:{r:.3f}" for t, r in sorted(self._best.items())[:6])
         self._p.update(self._task, advance=1, description=f"episodes (best {best})")
+        if self._done % self._every == 0 or self._done == self._total:
+            spent = time.monotonic() - self._t0
+            left = spent / max(1, self._done - self._done0) * (self._total - self._done)
+            progress_line(True, f"episodes {self._done}/{self._total} (best {best}), {format_seconds(spent)}, "
+                                f"~{format_seconds(left)} left")
 
     def close(self) -> None:
         if self._p is not None:

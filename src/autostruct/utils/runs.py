@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import BaseModel
 from autostruct.errors import AutostructError
 from autostruct.utils.io import write_json_atomic, write_text_atomic
 from autostruct.utils.locks import holder, try_lock
+from autostruct.utils.progress import format_seconds
 
 log = logging.getLogger("autostruct")
 
@@ -60,11 +62,25 @@ class DataKey:
 _ADDED_AT_DEFAULT = ("holdout_size",)
 
 
+#: (section or None for the top level, key, default) of settings added after run folders were written.
+_ADDED_LATER = (
+    ("base_training", "subsets_from_full", True), ("base_training", "subset_epochs", 1),
+    ("base_training", "subset_lr", 0.01), ("finetune", "distill", 0.0), ("finetune", "temperature", 4.0),
+    ("finetune", "max_steps", None), (None, "threads", "auto"),
+)
+
+
 def config_fingerprint(cfg: BaseModel, resumable: Iterable[str]) -> str:
     """Hash of the settings that must not change on resume (``resumable`` fields and search.episodes may)."""
     d = cfg.model_dump(mode="json")
     for k in resumable:
         d.pop(k, None)
+    if isinstance(d.get("base_training"), dict):
+        d["base_training"].pop("retrain", None)  # where the base models come from, recorded in base/*.json
+    for section, key, default in _ADDED_LATER:  # settings added later leave older run folders resumable at their default
+        holder_ = d if section is None else d.get(section)
+        if isinstance(holder_, dict) and key in holder_ and holder_[key] == default:
+            del holder_[key]
     if isinstance(d.get("search"), dict):
         d["search"].pop("episodes", None)  # a resumed run may extend its episode budget
         for key in _ADDED_AT_DEFAULT:  # settings added later leave older run folders resumable while unset
@@ -80,6 +96,21 @@ def say(progress: bool, msg: str, prefix: str = "autostruct") -> None:
         from rich.console import Console
 
         Console(stderr=True).print(f"[bold cyan]{prefix}[/] {msg}", highlight=False)
+
+
+@contextlib.contextmanager
+def phase(progress: bool, name: str, prefix: str = "autostruct") -> Iterator[None]:
+    """Status lines around one phase of a run: when it starts (wall clock) and how long it took.
+
+    >>> with phase(False, "base models"):          # doctest: +SKIP
+    ...     train_them()
+    autostruct base models: started 20:41:07
+    autostruct base models: done in 1m15s
+    """
+    say(progress, f"{name}: started {time.strftime('%H:%M:%S')}", prefix=prefix)
+    t0 = time.monotonic()
+    yield
+    say(progress, f"{name}: done in {format_seconds(time.monotonic() - t0)}", prefix=prefix)
 
 
 #: The lock file in a run folder; the folder's other rules (empty, overwrite) do not see it.
