@@ -98,7 +98,7 @@ def test_prune_on_local_backend(tmp_path, capfd, caplog):
                   {"dataset": "digits", "classes": [0, 1, 2, 3, 4], "ratios": [0.5]}],
         "base_training": {"epochs": 1, "min_steps": 10},
         "search": {"episodes": 4, "val_size": 100, "rescore_size": 50, "top_k": 2, "random_episodes": 0, "round_to": 4,
-                   "recal_batches": 1},
+                   "recal_batches": 1, "holdout_size": 5000},
         "rl": {"actors": 2, "batch_size": 2},
         "finetune": {"epochs": 0},
         "backend": {"name": "local"},
@@ -111,8 +111,9 @@ def test_prune_on_local_backend(tmp_path, capfd, caplog):
         assert t["flops"] <= t["ratio"] * t["base_flops"]
         assert t["episodes"] >= 1
         assert t["finetune_epochs"] == 0 and t["accuracy_after_finetune"] is None
-    # Digits (1438 training images) and its 5-class subset (721) clamp the default val_size=5000: once each per
-    # run, from the learner's process, however many times the run and its actors load them.
+    # Digits (1438 training images) and its 5-class subset (721) clamp the hold-out of 5000 the config sets (an
+    # unset one clamps silently): once each per run, from the learner's process, however many times the run and
+    # its actors load them.
     assert len(clamps) == 2 and len(set(clamps)) == 2, clamps
 
 
