@@ -87,6 +87,7 @@ class Preset:
     space_name: str = "mobilenetv2"
     supernet_sampling: str = "uniform"
     supernet_distill: bool = False
+    supernet_min_steps: int = 300
 
 
 PRESETS = {
@@ -248,7 +249,7 @@ def supernet_space(p: Preset, seed: int, backend: str, cache: Path | None = None
     datasets = list(dict.fromkeys(d for d, _ in p.tasks))
     sn_cfg = SupernetConfig(epochs=p.supernet_epochs, train_size=p.supernet_train_size,
                             batch_size=p.supernet_batch_size, sampling=p.supernet_sampling,
-                            distill=p.supernet_distill)
+                            distill=p.supernet_distill, min_steps=p.supernet_min_steps)
     data, spaces, evaluators, costs, sn_info, test = {}, {}, {}, {}, {}, {}
     holdout = p.val_size + p.rescore_size  # carved from training: the supernet never sees these images
     for name in datasets:

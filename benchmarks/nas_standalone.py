@@ -79,7 +79,8 @@ def preset(b: Bench, seeds: Sequence[int]) -> mvb.Preset:
                       supernet_epochs=s.supernet_epochs, supernet_train_size=s.supernet_train_size,
                       supernet_batch_size=s.supernet_batch_size, rescore_top_k=b.rescore_top_k,
                       rescore_size=s.holdout - b.reward_images, space_name=s.space,
-                      supernet_sampling=s.supernet_sampling, supernet_distill=s.supernet_distill)
+                      supernet_sampling=s.supernet_sampling, supernet_distill=s.supernet_distill,
+                      supernet_min_steps=s.supernet_min_steps)
 
 
 def search_selections(b: Bench, space: mvb.Space, methods: Sequence[str], seeds: Sequence[int]
