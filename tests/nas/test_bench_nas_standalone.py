@@ -60,3 +60,12 @@ def test_standalone_tiny_end_to_end_and_merge(tmp_path):
     merged = bench.main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(tmp_path / "m.json")])
     assert len(merged["records"]) == len(recs) + len(b["records"])
     assert merged["summary"]["per_task"][recs[0]["task"]]["random"]["search_seeds"] == 2
+    render = load_benchmark("render_nas_standalone")
+    (tmp_path / "results").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "results" / f"nas-standalone-{name}.json").write_text((tmp_path / f"{name}.json").read_text())
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"intro\n{render.BEGIN}\nold\n{render.END}\nend\n")
+    assert render.main(["--results", str(tmp_path / "results"), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert "old" not in text and "| mtnas - random |" in text and "pruned-resnet20" in text and text.endswith("end\n")
