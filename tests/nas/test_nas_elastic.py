@@ -12,7 +12,14 @@ from autostruct.errors import AutostructError
 from autostruct.measure import count_flops
 from autostruct.nas.config import SupernetConfig
 from autostruct.nas.costs import all_block_shapes, arch_cost, block_costs
-from autostruct.nas.space import Architecture, SearchSpace, StageSpec, feature_sizes, get_space, mobilenetv2_space
+from autostruct.nas.space import (
+    Architecture,
+    SearchSpace,
+    StageSpec,
+    feature_sizes,
+    get_space,
+    mobilenetv2_space,
+)
 from autostruct.nas.supernet import Supernet, extract
 from autostruct.nas.train_supernet import inplace_distillation_loss, sandwich_paths, sandwich_step
 
