@@ -159,3 +159,19 @@ def test_sandwich_step_students_learn_the_teacher_not_the_labels():
     # Changing the labels changes only the teacher's term.
     diff = torch.nn.functional.cross_entropy(teacher, y2) - torch.nn.functional.cross_entropy(teacher, y1)
     assert sandwich_step(net, x, y2, paths, distill=True) == pytest.approx(expected.item() + diff.item() / 2, rel=1e-5)
+
+
+def test_elastic_quickstart_config_parses_and_its_budgets_are_feasible(space28):
+    from pathlib import Path
+
+    import yaml
+
+    from autostruct.nas.config import NASConfig, parse_config
+    from autostruct.nas.evaluate import TaskCosts
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "quickstart-nas-elastic.yaml"
+    cfg = parse_config(NASConfig, yaml.safe_load(path.read_text()))
+    assert cfg.supernet.sampling == "sandwich" and cfg.supernet.distill
+    assert get_space(cfg.space, 28) == space28
+    for task in cfg.tasks:
+        TaskCosts(1, 28, 10).check_budgets(space28, task.budgets, where=task.key)
