@@ -175,3 +175,18 @@ def test_elastic_quickstart_config_parses_and_its_budgets_are_feasible(space28):
     assert get_space(cfg.space, 28) == space28
     for task in cfg.tasks:
         TaskCosts(1, 28, 10).check_budgets(space28, task.budgets, where=task.key)
+
+
+def test_elastic_child_rebuilds_from_its_spec_and_exports(space28, tmp_path):
+    from autostruct.export import export, load_model
+
+    net = Supernet(space28, 10, 1).eval()
+    arch = space28.sample(np.random.default_rng(4))
+    child = extract(net, arch, image_size=28).eval()
+    paths = export(child, tmp_path, torch.randn(1, 1, 28, 28))
+    assert paths.onnx.is_file()
+    rebuilt, _ = load_model(paths.model_pt)
+    rebuilt.eval()
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(rebuilt(x), child(x), atol=1e-6)
