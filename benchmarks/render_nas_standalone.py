@@ -1,4 +1,4 @@
-"""Render docs/benchmark-nas.md's tables from benchmarks/results/nas-standalone*.json and nas-ranking.json.
+"""Render docs/benchmark-nas.md's tables from benchmarks/results/nas-standalone*.json and nas-ranking*.json.
 
 Merges every ``nas-standalone*.json`` (one per session is fine; :func:`nas_standalone.merge` refuses files of
 other settings) and writes the tables between ``<!-- nas-standalone:begin -->`` and ``<!-- nas-standalone:end -->``.
@@ -93,9 +93,12 @@ def standalone_table(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(standalone: dict[str, Any] | None, rank: dict[str, Any] | None) -> str:
-    out = ["### Supernet ranking (`benchmarks/results/nas-ranking.json`)", "", *ranking_table(rank), "",
-           "### Selections trained stand-alone (`benchmarks/results/nas-standalone*.json`)", ""]
+def render(standalone: dict[str, Any] | None, ranks: dict[str, dict[str, Any] | None]) -> str:
+    out = []
+    for name, rank in ranks.items() or {"nas-ranking.json": None}.items():
+        partial = " (partial: the run was stopped before all architectures)" if rank and rank.get("partial") else ""
+        out += [f"### Supernet ranking (`benchmarks/results/{name}`){partial}", "", *ranking_table(rank), ""]
+    out += ["### Selections trained stand-alone (`benchmarks/results/nas-standalone*.json`)", ""]
     out += standalone_table(standalone) if standalone else ["No nas-standalone*.json yet."]
     return "\n".join(out)
 
@@ -115,11 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmark-nas.md")
     ap.add_argument("--print", action="store_true")
     args = ap.parse_args(argv)
-    rank_path = args.results / "nas-ranking.json"
-    rank = json.loads(rank_path.read_text()) if rank_path.is_file() else None
-    if rank is not None and "rank_correlation" not in rank:
-        rank = None  # a run still going: no correlation yet
-    section = render(load_standalone(str(args.results / "nas-standalone*.json")), rank)
+    ranks = {}
+    for path in sorted(args.results.glob("nas-ranking*.json")):
+        rank = json.loads(path.read_text())
+        if "rank_correlation" not in rank:  # a stopped run: the correlation of what it finished
+            rank["rank_correlation"] = nas_standalone.nas_ranking.summarize(rank["archs"])
+        ranks[path.name] = rank
+    section = render(load_standalone(str(args.results / "nas-standalone*.json")), ranks)
     if args.print:
         print(section)
         return 0
