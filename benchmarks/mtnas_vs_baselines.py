@@ -83,6 +83,11 @@ class Preset:
     #: 1 / 0: select by the search reward (the presets recorded before the re-score existed).
     rescore_top_k: int = 1
     rescore_size: int = 0
+    #: The supernet tasks' space (a name of autostruct.nas.space.SPACES) and how its supernet is trained.
+    space_name: str = "mobilenetv2"
+    supernet_sampling: str = "uniform"
+    supernet_distill: bool = False
+    supernet_min_steps: int = 300
 
 
 PRESETS = {
@@ -230,7 +235,7 @@ def table_space(table: str, table_kwargs: dict[str, Any]) -> Space:
                  lambda i, rec: float(rec["accuracy"]), info)
 
 
-def supernet_space(p: Preset, seed: int, backend: str) -> Space:
+def supernet_space(p: Preset, seed: int, backend: str, cache: Path | None = None) -> Space:
     """FLOPs-budgeted tasks on cached (or freshly trained) supernets; test accuracy re-scored on the test split."""
     from autostruct.data import load_dataset
     from autostruct.nas.config import SupernetConfig
@@ -238,12 +243,13 @@ def supernet_space(p: Preset, seed: int, backend: str) -> Space:
     from autostruct.nas.evaluate import TaskCosts
     from autostruct.nas.rewards import RewardSpec
     from autostruct.nas.search import env_rescorer
-    from autostruct.nas.space import mobilenetv2_space
+    from autostruct.nas.space import get_space
     from autostruct.nas.train_supernet import get_or_train_supernet
 
     datasets = list(dict.fromkeys(d for d, _ in p.tasks))
     sn_cfg = SupernetConfig(epochs=p.supernet_epochs, train_size=p.supernet_train_size,
-                            batch_size=p.supernet_batch_size)
+                            batch_size=p.supernet_batch_size, sampling=p.supernet_sampling,
+                            distill=p.supernet_distill, min_steps=p.supernet_min_steps)
     data, spaces, evaluators, costs, sn_info, test = {}, {}, {}, {}, {}, {}
     holdout = p.val_size + p.rescore_size  # carved from training: the supernet never sees these images
     for name in datasets:
@@ -251,9 +257,9 @@ def supernet_space(p: Preset, seed: int, backend: str) -> Space:
         n_rescore = len(holdout_indices(len(d.val), p.val_size, p.rescore_size, seed)[1])
         if n_rescore != p.rescore_size:
             raise SystemExit(f"{name}: the hold-out has room for {n_rescore} of --rescore-size {p.rescore_size}")
-        space = spaces[name] = mobilenetv2_space(d.image_size).scaled(p.width)
+        space = spaces[name] = get_space(p.space_name, d.image_size).scaled(p.width)
         t0 = time.monotonic()
-        net, info = get_or_train_supernet(space, d, sn_cfg, seed=seed, val_size=holdout, progress=False)
+        net, info = get_or_train_supernet(space, d, sn_cfg, seed=seed, val_size=holdout, root=cache, progress=False)
         sn_info[name] = {"path": str(info.path), "cache_hit": info.hit, "seconds": round(time.monotonic() - t0, 1),
                          "train_metrics_seconds": info.metrics.get("seconds")}
         # One evaluator per dataset, shared by every method and task: accuracies are deterministic per
@@ -269,7 +275,7 @@ def supernet_space(p: Preset, seed: int, backend: str) -> Space:
         return NASEnv(spaces[d], evaluators[d], costs[d], {"flops": b}, reward=RewardSpec(), task_id=i,
                       dataset_index=datasets.index(d), num_datasets=len(datasets), name=names[i])
 
-    env_factories = [NASEnvFactory(space="mobilenetv2", dataset=d, budgets={"flops": b}, supernet_path=sn_info[d]["path"],
+    env_factories = [NASEnvFactory(space=p.space_name, dataset=d, budgets={"flops": b}, supernet_path=sn_info[d]["path"],
                                    width=p.width, task_id=i, dataset_index=datasets.index(d), num_datasets=len(datasets),
                                    val_size=p.val_size, rescore_size=p.rescore_size, recal_batches=p.recal_batches,
                                    seed=seed, name=names[i])

@@ -99,8 +99,14 @@ class SupernetConfig(TrainingRecipe):
     weight_decay: float = Field(4e-5, ge=0)
     sampling: Literal["uniform", "sandwich"] = Field(
         "uniform",
-        description="uniform: one random path per step (SPOS); sandwich: largest, smallest and 2 random paths "
-        "per step (4x the compute).",
+        description="uniform: one random path per step (SPOS); sandwich: largest, smallest and `sandwich_random` "
+        "random paths per step (2 + sandwich_random times the compute).",
+    )
+    sandwich_random: int = Field(2, ge=0, description="Random paths per sandwich step besides largest and smallest.")
+    distill: bool = Field(
+        False,
+        description="In-place distillation (sandwich only): the largest path learns the labels, every other path "
+        "the largest's detached soft predictions (BigNAS / Once-for-All).",
     )
     train_size: int | None = Field(
         None, ge=1, description="Train on this many training images (a fixed subset); None for all of them."

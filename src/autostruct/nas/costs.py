@@ -74,8 +74,9 @@ def mbconv_cost(c_in: int, c_out: int, stride: int, kernel: int, expand: int, si
     return BlockCost(block_key(c_in, c_out, stride, kernel, expand, size), f1 + f2 + f3, p1 + p2 + p3)
 
 
-def head_cost(space: SearchSpace, num_classes: int, size: int) -> BlockCost:
-    c_in = space.stages[-1].channels
+def head_cost(space: SearchSpace, num_classes: int, size: int, c_in: int | None = None) -> BlockCost:
+    """The head after a last stage of ``c_in`` channels (default: the stage's full width)."""
+    c_in = space.stages[-1].channels if c_in is None else c_in
     f, p, _ = _conv_bn(c_in, space.head_channels, 1, size, 1, 1, True)
     pool = space.head_channels * size * size
     linear = space.head_channels * num_classes + num_classes
@@ -91,7 +92,7 @@ def block_costs(arch: Architecture, in_channels: int, image_size: int, num_class
     for b in arch.blocks():
         out.append(mbconv_cost(b.in_channels, b.out_channels, b.stride, b.kernel, b.expand, size))
         size = math.ceil(size / b.stride)
-    out.append(head_cost(space, num_classes, size))
+    out.append(head_cost(space, num_classes, size, arch.head_in_channels))
     return out
 
 
@@ -107,17 +108,19 @@ def all_block_shapes(space: SearchSpace, in_channels: int, image_size: int, num_
     seen: dict[str, BlockCost] = {}
     first = stem_cost(space, in_channels, image_size)
     seen[first.key] = first
-    c_in = space.stem_channels
+    c_ins: tuple[int, ...] = (space.stem_channels,)
     for s, st in enumerate(space.stages):
-        for b in range(min(st.max_depth, 2)):  # blocks 2..d of a stage share one shape
-            cin = c_in if b == 0 else st.channels
-            stride = st.stride if b == 0 else 1
-            size = sizes[s] if b == 0 else sizes[s + 1]
-            for k in st.kernels:
-                for e in st.expands:
-                    bc = mbconv_cost(cin, st.channels, stride, k, e, size)
-                    seen.setdefault(bc.key, bc)
-        c_in = st.channels
-    last = head_cost(space, num_classes, sizes[-1])
-    seen[last.key] = last
+        for c_out in st.channel_choices:
+            for b in range(min(st.max_depth, 2)):  # blocks 2..d of a stage share one shape
+                stride = st.stride if b == 0 else 1
+                size = sizes[s] if b == 0 else sizes[s + 1]
+                for cin in c_ins if b == 0 else (c_out,):
+                    for k in st.kernels:
+                        for e in st.expands:
+                            bc = mbconv_cost(cin, c_out, stride, k, e, size)
+                            seen.setdefault(bc.key, bc)
+        c_ins = st.channel_choices
+    for c_in in c_ins:
+        last = head_cost(space, num_classes, sizes[-1], c_in)
+        seen[last.key] = last
     return list(seen.values())

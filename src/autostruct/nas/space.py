@@ -35,7 +35,7 @@ import numpy as np
 
 from autostruct.errors import AutostructError, unknown_name
 
-DecisionKind = Literal["depth", "kernel", "expand"]
+DecisionKind = Literal["width", "depth", "kernel", "expand"]
 
 
 @dataclass(frozen=True)
@@ -46,23 +46,42 @@ class Decision:
     choices: tuple[int, ...]
     kind: DecisionKind
     stage: int
-    #: Block index inside the stage (0-based) for kernel/expand decisions, -1 for a stage's depth.
+    #: Block index inside the stage (0-based) for kernel/expand decisions, -1 for a stage's width and depth.
     block: int = -1
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """A stage of MBConv blocks: output ``channels``, ``stride`` of its first block, and the choices it offers."""
+    """A stage of MBConv blocks: output ``channels``, ``stride`` of its first block, and the choices it offers.
+
+    ``widths`` are fractions of ``channels``; a stage with more than one offers a width decision whose choices
+    are the channel counts themselves (:attr:`channel_choices`, multiples of 4), so what a policy picks and
+    what the network builds are the same numbers.
+    """
 
     channels: int
     stride: int = 1
     depths: tuple[int, ...] = (2, 3, 4)
     kernels: tuple[int, ...] = (3, 5, 7)
     expands: tuple[int, ...] = (3, 4, 6)
+    widths: tuple[float, ...] = (1.0,)
 
     @property
     def max_depth(self) -> int:
         return max(self.depths)
+
+    @property
+    def channel_choices(self) -> tuple[int, ...]:
+        """Output channels of each width choice (``channels`` itself for width 1.0)."""
+        return tuple(self.channels if w == 1.0 else make_divisible(self.channels * w, 4) for w in self.widths)
+
+    @property
+    def elastic_width(self) -> bool:
+        return len(self.widths) > 1
+
+    @property
+    def max_channels(self) -> int:
+        return max(self.channel_choices)
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -115,11 +134,20 @@ class SearchSpace:
                 bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or not ok(v)]
                 if bad:
                     raise AutostructError(f"{at}: {what} must be {rule}; got {bad}.")
+            bad_w = [w for w in st.widths if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 1]
+            if not st.widths or bad_w:
+                raise AutostructError(f"{at}: widths must be fractions in (0, 1] of channels, e.g. [0.5, 0.75, 1.0]; "
+                                      f"got {list(st.widths)}.")
+            if len(set(st.channel_choices)) != len(st.widths):
+                raise AutostructError(f"{at}: widths {list(st.widths)} of {st.channels} channels give repeated channel "
+                                      f"counts {list(st.channel_choices)}; use fewer or more distinct widths.")
         object.__setattr__(self, "_decisions", self._build_decisions())
 
     def _build_decisions(self) -> tuple[Decision, ...]:
         out: list[Decision] = []
         for s, st in enumerate(self.stages):
+            if st.elastic_width:
+                out.append(Decision(f"stage{s + 1}.width", st.channel_choices, "width", s))
             out.append(Decision(f"stage{s + 1}.depth", tuple(st.depths), "depth", s))
             for b in range(st.max_depth):
                 out.append(Decision(f"stage{s + 1}.block{b + 1}.kernel", tuple(st.kernels), "kernel", s, b))
@@ -150,7 +178,7 @@ class SearchSpace:
         total = 1
         for st in self.stages:
             per_block = len(st.kernels) * len(st.expands)
-            total *= sum(per_block**d for d in st.depths)
+            total *= len(st.widths) * sum(per_block**d for d in st.depths)
         return total
 
     def scaled(self, width: float) -> SearchSpace:
@@ -162,7 +190,7 @@ class SearchSpace:
         return SearchSpace(
             name=self.name,
             stages=tuple(
-                StageSpec(make_divisible(st.channels * width), st.stride, st.depths, st.kernels, st.expands)
+                StageSpec(make_divisible(st.channels * width), st.stride, st.depths, st.kernels, st.expands, st.widths)
                 for st in self.stages
             ),
             stem_channels=make_divisible(self.stem_channels * width),
@@ -177,7 +205,7 @@ class SearchSpace:
     def is_active(self, step: int, prefix: Sequence[int]) -> bool:
         """Whether decision ``step`` matters given the earlier choices ``prefix`` (False for skipped blocks)."""
         d = self._decisions[step]
-        if d.kind == "depth":
+        if d.kind in ("depth", "width"):
             return True
         depth_pos = self._depth_index_positions()[d.stage]
         depth = self._decisions[depth_pos].choices[prefix[depth_pos]]
@@ -209,11 +237,11 @@ class SearchSpace:
         return Architecture(self, tuple(d.choices.index(pick(d.choices)) for d in self._decisions))
 
     def largest(self) -> Architecture:
-        """Deepest stages, largest kernels and expand ratios (the most FLOPs)."""
+        """Widest and deepest stages, largest kernels and expand ratios (the most FLOPs)."""
         return self._extreme(max)
 
     def smallest(self) -> Architecture:
-        """Shallowest stages, smallest kernels and expand ratios (the fewest FLOPs)."""
+        """Narrowest and shallowest stages, smallest kernels and expand ratios (the fewest FLOPs)."""
         return self._extreme(min)
 
     def arch(self, indices: Sequence[int]) -> Architecture:
@@ -234,6 +262,9 @@ class SearchSpace:
                     "depths": list(st.depths),
                     "kernels": list(st.kernels),
                     "expands": list(st.expands),
+                    # Only written when elastic, so the mapping (and every cache key hashed from it) of a
+                    # fixed-width space reads as it always has.
+                    **({"widths": list(st.widths)} if st.elastic_width else {}),
                 }
                 for st in self.stages
             ],
@@ -253,20 +284,22 @@ class SearchSpace:
         if extra:
             raise AutostructError(
                 f"Unknown key(s) {sorted(extra)} in search space. Valid keys: {sorted(known)}; "
-                "stage keys: channels, stride, depths, kernels, expands."
+                "stage keys: channels, stride, depths, kernels, expands, widths."
             )
         stages_in = data.get("stages")
         if not isinstance(stages_in, Sequence) or isinstance(stages_in, str):
-            raise AutostructError("Search space needs 'stages', a list of {channels, stride, depths, kernels, expands}.")
+            raise AutostructError(
+                "Search space needs 'stages', a list of {channels, stride, depths, kernels, expands, widths}."
+            )
         stages = []
-        stage_keys = {"channels", "stride", "depths", "kernels", "expands"}
+        stage_keys = {"channels", "stride", "depths", "kernels", "expands", "widths"}
         for i, st in enumerate(stages_in):
             if not isinstance(st, Mapping) or "channels" not in st:
                 raise AutostructError(f"Search space stage {i + 1} must be a mapping with at least 'channels'.")
             extra = set(st) - stage_keys
             if extra:
                 raise AutostructError(f"Unknown key(s) {sorted(extra)} in stage {i + 1}. Valid: {sorted(stage_keys)}.")
-            kw = {k: tuple(v) if k in ("depths", "kernels", "expands") else v for k, v in st.items()}
+            kw = {k: tuple(v) if k in ("depths", "kernels", "expands", "widths") else v for k, v in st.items()}
             stages.append(StageSpec(**kw))
         kwargs = {k: data[k] for k in ("stem_channels", "stem_stride", "head_channels") if k in data}
         return cls(name=str(data.get("name", "custom")), stages=tuple(stages), **kwargs)
@@ -324,12 +357,21 @@ class Architecture:
     def depths(self) -> list[int]:
         return [d.choices[i] for i, d in zip(self.indices, self.space.decisions, strict=True) if d.kind == "depth"]
 
+    def widths(self) -> list[int]:
+        """Output channels of each stage (the chosen width, or the stage's fixed channels)."""
+        vals = self.values()
+        return [vals.get(f"stage{s + 1}.width", st.channels) for s, st in enumerate(self.space.stages)]
+
+    @property
+    def head_in_channels(self) -> int:
+        return self.widths()[-1]
+
     def blocks(self) -> list[BlockChoice]:
         """Active blocks in network order, with their channels and strides resolved."""
         vals = self.values()
         out = []
         in_ch = self.space.stem_channels
-        for s, st in enumerate(self.space.stages):
+        for s, (st, width) in enumerate(zip(self.space.stages, self.widths(), strict=True)):
             depth = vals[f"stage{s + 1}.depth"]
             for b in range(depth):
                 out.append(
@@ -337,34 +379,35 @@ class Architecture:
                         stage=s,
                         block=b,
                         in_channels=in_ch,
-                        out_channels=st.channels,
+                        out_channels=width,
                         stride=st.stride if b == 0 else 1,
                         kernel=vals[f"stage{s + 1}.block{b + 1}.kernel"],
                         expand=vals[f"stage{s + 1}.block{b + 1}.expand"],
                     )
                 )
-                in_ch = st.channels
+                in_ch = width
         return out
 
     def __str__(self) -> str:
-        parts, blocks = [], self.blocks()
-        for s in range(len(self.space.stages)):
+        parts, blocks, widths = [], self.blocks(), self.widths()
+        for s, st in enumerate(self.space.stages):
             inner = ",".join(f"k{b.kernel}e{b.expand}" for b in blocks if b.stage == s)
-            parts.append(f"[{inner}]")
+            parts.append(f"{'c' + str(widths[s]) if st.elastic_width else ''}[{inner}]")
         return "".join(parts)
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict[str, Any]:
-        blocks = self.blocks()
+        blocks, widths = self.blocks(), self.widths()
         return {
             "space": self.space.name,
             "indices": list(self.indices),
             "stages": [
                 {
+                    **({"width": widths[s]} if st.elastic_width else {}),
                     "depth": sum(1 for b in blocks if b.stage == s),
                     "blocks": [{"kernel": b.kernel, "expand": b.expand} for b in blocks if b.stage == s],
                 }
-                for s in range(len(self.space.stages))
+                for s, st in enumerate(self.space.stages)
             ],
         }
 
@@ -400,6 +443,8 @@ class Architecture:
             if not isinstance(entry, Mapping) or "blocks" not in entry:
                 raise AutostructError(f"{where} must be a mapping with 'blocks' (and optionally 'depth').")
             blocks = entry["blocks"]
+            if st.elastic_width:
+                indices.append(index(entry.get("width", st.max_channels), st.channel_choices, f"{where}.width"))
             depth = entry.get("depth", len(blocks))
             indices.append(index(depth, st.depths, f"{where}.depth"))
             if len(blocks) != depth:
@@ -442,7 +487,34 @@ def mobilenetv2_space(image_size: int = 32) -> SearchSpace:
     )
 
 
-SPACES: dict[str, Callable[[int], SearchSpace]] = {"mobilenetv2": mobilenetv2_space}
+def mobilenetv2_elastic_space(image_size: int = 32) -> SearchSpace:
+    """The MobileNetV2 space with elastic stage widths, sized so that its choices change accuracy and cost.
+
+    Per stage: width {0.5, 0.75, 1.0} of (16, 32, 48, 64) channels, depth {1, 2, 3}, expand {3, 4, 6}, and
+    depthwise kernels from {3, 5, 7} no larger than the stage's output feature map (3 is always offered). The
+    stem downsamples inputs of 24 px and more, so on 28x28 the stages see 14, 7, 4, 4: the last two stages
+    choose only 3x3 (a 7x7 kernel on a 4x4 map would only spend FLOPs), and the architectures span
+    ~0.6-11 MFLOPs (>10x), cheap enough to train stand-alone on one CPU core. 8x8 digits keep the stem at
+    stride 1; inputs over 64 px also downsample in the first and last stage.
+    """
+    large = image_size > 64
+    stem_stride = 2 if image_size >= 24 else 1
+    strides = (2, 2, 2, 2) if large else (1, 2, 2, 1)
+    size = math.ceil(image_size / stem_stride)
+    stages = []
+    for channels, stride in zip((16, 32, 48, 64), strides, strict=True):
+        size = math.ceil(size / stride)
+        kernels = tuple(k for k in (3, 5, 7) if k <= max(size, 3))
+        stages.append(StageSpec(channels, stride, depths=(1, 2, 3), kernels=kernels, expands=(3, 4, 6),
+                                widths=(0.5, 0.75, 1.0)))
+    return SearchSpace(name="mobilenetv2-elastic", stem_channels=16, stem_stride=stem_stride, head_channels=128,
+                       stages=tuple(stages))
+
+
+SPACES: dict[str, Callable[[int], SearchSpace]] = {
+    "mobilenetv2": mobilenetv2_space,
+    "mobilenetv2-elastic": mobilenetv2_elastic_space,
+}
 
 
 def list_spaces() -> list[str]:

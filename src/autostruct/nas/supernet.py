@@ -6,7 +6,10 @@ One set of weights covers every architecture of the space (Once-for-All's elasti
 - **elastic expand**: the 1x1 expand conv, the depthwise conv and their batch norms store ``c_in * max(expand)``
   channels; a smaller ratio uses the first ``c_in * expand`` of them (and the matching input slice of the
   1x1 projection);
-- **elastic depth**: a stage stores ``max(depths)`` blocks; depth ``d`` runs the first ``d`` and skips the rest.
+- **elastic depth**: a stage stores ``max(depths)`` blocks; depth ``d`` runs the first ``d`` and skips the rest;
+- **elastic width**: a stage stores its widest channel count; a narrower choice uses the first ``c`` output
+  channels of each block's projection (and the first ``c`` input channels of whatever reads them: the next
+  block's expand conv, or the head). The expand ratio applies to the *active* input width.
 
 :func:`extract` copies those slices into a plain :class:`NASNet` (ordinary ``Conv2d``/``BatchNorm2d`` layers,
 exportable to ONNX, countable by Torch-Pruning). In eval mode its outputs equal ``Supernet.forward(x, arch)``.
@@ -69,7 +72,7 @@ class NASNet(nn.Module):
             )
             for s in range(len(space.stages))
         )
-        self.head = _conv_bn(space.stages[-1].channels, space.head_channels, 1)
+        self.head = _conv_bn(arch.head_in_channels, space.head_channels, 1)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(space.head_channels, num_classes)
 
@@ -101,7 +104,8 @@ def _centre(weight: torch.Tensor, kernel: int) -> torch.Tensor:
 
 
 class ElasticMBConv(nn.Module):
-    """An MBConv block holding the largest kernel and expand ratio; ``forward`` takes the active ones.
+    """An MBConv block holding the widest input/output, largest kernel and expand ratio; ``forward`` takes the
+    active ones (the input width is the width of ``x``).
 
     Submodule names match :class:`MBConv`, so a child's state dict is a slice of the supernet's.
     """
@@ -113,17 +117,17 @@ class ElasticMBConv(nn.Module):
         self.expand = _conv_bn(in_ch, mid, 1)
         self.depthwise = _conv_bn(mid, mid, max_kernel, stride, groups=mid)
         self.project = _conv_bn(mid, out_ch, 1, relu=False)
-        self.residual = stride == 1 and in_ch == out_ch
 
-    def forward(self, x: torch.Tensor, kernel: int, expand: int) -> torch.Tensor:
-        mid = self.in_ch * expand
-        h = F.conv2d(x, self.expand[0].weight[:mid])
+    def forward(self, x: torch.Tensor, kernel: int, expand: int, out_ch: int | None = None) -> torch.Tensor:
+        in_ch, out_ch = x.shape[1], self.out_ch if out_ch is None else out_ch
+        mid = in_ch * expand
+        h = F.conv2d(x, self.expand[0].weight[:mid, :in_ch])
         h = F.relu6(_sliced_bn(self.expand[1], h, mid))
         h = F.conv2d(h, _centre(self.depthwise[0].weight[:mid], kernel), stride=self.stride, padding=kernel // 2, groups=mid)
         h = F.relu6(_sliced_bn(self.depthwise[1], h, mid))
-        h = F.conv2d(h, self.project[0].weight[:, :mid])
-        h = _sliced_bn(self.project[1], h, self.out_ch)
-        return x + h if self.residual else h
+        h = F.conv2d(h, self.project[0].weight[:out_ch, :mid])
+        h = _sliced_bn(self.project[1], h, out_ch)
+        return x + h if self.stride == 1 and in_ch == out_ch else h
 
 
 class Supernet(nn.Module):
@@ -140,8 +144,10 @@ class Supernet(nn.Module):
         for st in space.stages:
             blocks = []
             for b in range(st.max_depth):
-                blocks.append(ElasticMBConv(in_ch, st.channels, st.stride if b == 0 else 1, max(st.kernels), max(st.expands)))
-                in_ch = st.channels
+                blocks.append(
+                    ElasticMBConv(in_ch, st.max_channels, st.stride if b == 0 else 1, max(st.kernels), max(st.expands))
+                )
+                in_ch = st.max_channels
             stages.append(nn.ModuleList(blocks))
         self.stages = nn.ModuleList(stages)
         self.head = _conv_bn(in_ch, space.head_channels, 1)
@@ -153,9 +159,10 @@ class Supernet(nn.Module):
             raise ValueError(f"architecture of space '{arch.space.name}' given to a supernet of '{self.space.name}'")
         x = self.stem(x)
         for b in arch.blocks():
-            x = self.stages[b.stage][b.block](x, b.kernel, b.expand)
-        x = self.pool(self.head(x))
-        return self.classifier(torch.flatten(x, 1))
+            x = self.stages[b.stage][b.block](x, b.kernel, b.expand, b.out_channels)
+        conv, bn = self.head[0], self.head[1]
+        x = F.relu6(bn(F.conv2d(x, conv.weight[:, : x.shape[1]])))
+        return self.classifier(torch.flatten(self.pool(x), 1))
 
 
 def _inherit(src: torch.Tensor, shape: torch.Size) -> torch.Tensor:

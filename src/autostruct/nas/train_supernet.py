@@ -5,7 +5,11 @@ Sampling (``SupernetConfig.sampling``):
 - ``uniform``: single-path one-shot (SPOS, Guo et al. 2020): each step trains one architecture drawn uniformly
   from the space (depth per stage, then kernel and expand per active block).
 - ``sandwich``: the sandwich rule (BigNAS / Slimmable networks): each step accumulates the gradients of the
-  largest, the smallest and two random architectures, so both ends of the space stay trained (4x the compute).
+  largest, the smallest and ``sandwich_random`` random architectures, so both ends of the space stay trained.
+  With ``distill`` (in-place distillation, BigNAS / Once-for-All) only the largest path learns the labels;
+  every other path learns the largest's soft predictions of the same batch, detached
+  (:func:`inplace_distillation_loss`), which is what lets the supernet rank its sub-networks as they rank
+  when trained alone.
 
 SGD with Nesterov momentum and a per-step cosine schedule; seeded (weights, batches and sampled paths), so
 the same settings give the same weights. Batch-norm statistics in the supernet are shared by all paths and
@@ -59,6 +63,16 @@ def supernet_cache_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return cache_root() / "supernets"
 
 
+def _key_config(config: SupernetConfig) -> dict[str, Any]:
+    """The config as the key hashes it: settings at their defaults that older keys never held are left out,
+    so supernets cached before those settings existed are still found."""
+    dump = config.model_dump()
+    for name in ("sandwich_random", "distill"):
+        if dump[name] == SupernetConfig.model_fields[name].default:
+            dump.pop(name)
+    return dump
+
+
 def supernet_key(space: SearchSpace, dataset: Any, config: SupernetConfig, seed: int, val_size: int) -> str:
     """A readable file stem plus a hash of everything that changes the trained weights."""
     fields = {
@@ -68,7 +82,7 @@ def supernet_key(space: SearchSpace, dataset: Any, config: SupernetConfig, seed:
         "classes": list(dataset.classes) if dataset.classes else None,
         "shape": [dataset.in_channels, dataset.image_size, dataset.num_classes],
         "val_size": val_size,
-        "config": config.model_dump(),
+        "config": _key_config(config),
         "seed": seed,
     }
     digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
@@ -76,10 +90,40 @@ def supernet_key(space: SearchSpace, dataset: Any, config: SupernetConfig, seed:
     return f"{space.name}-{dataset.name}{classes}-e{config.epochs}-s{seed}-{digest}"
 
 
-def _paths(space: SearchSpace, sampling: str, rng: np.random.Generator) -> list[Architecture]:
-    if sampling == "sandwich":
-        return [space.largest(), space.smallest(), space.sample(rng), space.sample(rng)]
+def sandwich_paths(space: SearchSpace, config: SupernetConfig, rng: np.random.Generator) -> list[Architecture]:
+    """The paths one training step runs: the largest first (the distillation teacher), then the smallest and
+    ``sandwich_random`` random ones; one random path under uniform sampling."""
+    if config.sampling == "sandwich":
+        return [space.largest(), space.smallest(), *(space.sample(rng) for _ in range(config.sandwich_random))]
     return [space.sample(rng)]
+
+
+def inplace_distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the student against the teacher's soft labels, batch mean: ``-sum_c p_T(c) log p_S(c)``.
+
+    The teacher is detached, so the gradient flows into the student's path only (and the teacher's own update
+    comes from its label loss).
+    """
+    p_teacher = F.softmax(teacher_logits.detach(), dim=1)
+    return -(p_teacher * F.log_softmax(student_logits, dim=1)).sum(dim=1).mean()
+
+
+def sandwich_step(net: Supernet, xb: torch.Tensor, yb: torch.Tensor, paths: list[Architecture], distill: bool) -> float:
+    """Accumulate the gradients of one step over ``paths`` (``paths[0]`` is the teacher); returns the summed loss.
+
+    Each path's loss is divided by the number of paths, so the step's size does not grow with it.
+    """
+    total, teacher = 0.0, None
+    for i, arch in enumerate(paths):
+        logits = net(xb, arch)
+        if distill and i > 0:
+            loss = inplace_distillation_loss(logits, teacher)
+        else:
+            loss = F.cross_entropy(logits, yb)
+            teacher = logits.detach()
+        (loss / len(paths)).backward()
+        total += loss.item() / len(paths)
+    return total
 
 
 def _progress(enabled: bool):
@@ -134,11 +178,8 @@ def train_supernet(
                 for g in opt.param_groups:
                     g["lr"] = 0.5 * config.lr * (1 + math.cos(math.pi * step / total))
                 opt.zero_grad(set_to_none=True)
-                paths = _paths(space, config.sampling, rng)
-                for arch in paths:
-                    loss = F.cross_entropy(net(xb, arch), yb) / len(paths)
-                    loss.backward()
-                    run_loss += loss.item() * len(xb)
+                paths = sandwich_paths(space, config, rng)
+                run_loss += sandwich_step(net, xb, yb, paths, config.distill and config.sampling == "sandwich") * len(xb)
                 nn.utils.clip_grad_norm_(net.parameters(), 5.0)
                 opt.step()
                 seen += len(xb)

@@ -102,13 +102,15 @@ def _curves(evaluated: dict[str, dict[str, list[Any]]]) -> str:
 
 
 def _arch_picture(arch: dict[str, Any]) -> str:
-    """A stage-by-stage table: one row per stage, one cell per block (kernel k, expand e)."""
+    """A stage-by-stage table: one row per stage (with its width where the space chooses one), one cell per block
+    (kernel k, expand e)."""
     stages = arch.get("stages", [])
     width = max((len(s["blocks"]) for s in stages), default=0)
     rows = []
     for i, st in enumerate(stages, start=1):
         cells = [f"k{b['kernel']} e{b['expand']}" for b in st["blocks"]]
-        rows.append([f"stage {i}", st["depth"], *cells, *[""] * (width - len(cells))])
+        name = f"stage {i}" + (f" ({st['width']} ch)" if "width" in st else "")
+        rows.append([name, st["depth"], *cells, *[""] * (width - len(cells))])
     return table(["stage", "depth", *[f"block {j + 1}" for j in range(width)]], rows)
 
 
