@@ -142,7 +142,8 @@ def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list
         means = [np.mean(list(by(records, m, n, "test_accuracy").values())) if by(records, m, n, "test_accuracy")
                  else float("nan") for n in budgets]
         reach = next((n for n, v in zip(budgets, means, strict=True) if target is not None and v >= target), None)
-        lines.append(f"| {m} | " + " | ".join(f"{v:.2f}" for v in means) + f" | {reach if reach else '>' + str(e)} |")
+        reach_text = "no random records" if target is None else (str(reach) if reach else f">{e}")
+        lines.append(f"| {m} | " + " | ".join(f"{v:.2f}" for v in means) + f" | {reach_text} |")
     # Per task, after fine-tune.
     lines += ["", "Per task, test accuracy after fine-tune (mean over seeds):", "",
               "| task | " + " | ".join(f"{m} @{n}" for m in methods for n in (third, e) if by(records, m, n, ft)) + " |",

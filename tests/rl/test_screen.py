@@ -131,6 +131,8 @@ def test_actors_screen_once_the_surrogate_is_fitted(backend, tmp_path):
 
 def test_refit_waits_for_the_data_to_grow():
     data = ScreenData()
+    assert ScreenData.REFIT_GROWTH == 0.0  # the default refits at every publication
+    data.REFIT_GROWTH = 0.1
     rng = np.random.default_rng(0)
 
     def add(n):

@@ -180,9 +180,10 @@ class ScreenData:
     """Every logged episode's surrogate input and reward, by task; refits the surrogate when asked."""
 
     COLD_STEPS, WARM_STEPS = 200, 50
-    #: A refit waits until the data grew by this fraction since the last fit: a fit costs ~0.1-0.3 s and a
-    #: batch of episodes adds little to hundreds, so late in a run most publications keep the last surrogate.
-    REFIT_GROWTH = 0.1
+    #: A refit waits until the data grew by this fraction since the last fit. 0: every publication refits (a
+    #: warm refit costs ~0.1-0.3 s per batch of episodes). 0.1 cut that cost, but the sharing benchmark's
+    #: rerun with it selected worse strategies before fine-tuning (docs/benchmark-mtacp.md), so it is off.
+    REFIT_GROWTH = 0.0
 
     def __init__(self, members: int = 5, hidden: int = 64, seed: int = 0) -> None:
         self.x: list[np.ndarray] = []
