@@ -180,9 +180,9 @@ class ScreenData:
     """Every logged episode's surrogate input and reward, by task; refits the surrogate when asked."""
 
     COLD_STEPS, WARM_STEPS = 200, 50
-    #: A refit waits until the data grew by this fraction since the last fit. 0: every publication refits (a
-    #: warm refit costs ~0.1-0.3 s per batch of episodes). 0.1 cut that cost, but the sharing benchmark's
-    #: rerun with it selected worse strategies before fine-tuning (docs/benchmark-mtacp.md), so it is off.
+    #: A refit waits until the data grew by this fraction since the last fit. 0: every publication refits, as
+    #: in the sharing benchmark's measured runs (a warm refit costs ~0.1-0.3 s per batch of episodes, small next
+    #: to the evaluations; docs/benchmark-mtacp.md).
     REFIT_GROWTH = 0.0
 
     def __init__(self, members: int = 5, hidden: int = 64, seed: int = 0) -> None:
