@@ -273,9 +273,7 @@ class Policy(nn.Module):
     # -- env side -----------------------------------------------------------------------------------------------
     def to_env_action(self, action: Tensor) -> Any:
         """What the env receives for one stored action: float32 array in [0, 1] (Box) or an int (Categorical)."""
-        if self.spec.continuous:
-            return ((torch.tanh(action) + 1) / 2).detach().numpy().astype(np.float32).reshape(-1)
-        return int(action)
+        return self.to_env_actions(action.unsqueeze(0))[0]
 
     def to_env_actions(self, actions: Tensor) -> list[Any]:
         """:meth:`to_env_action` of every row of ``actions`` ``[N, ...]`` (one tensor op for a continuous policy)."""

@@ -72,7 +72,7 @@ def pad_inputs(task_features: Sequence[float], design: Sequence[float]) -> np.nd
 def used_columns(x: np.ndarray) -> np.ndarray:
     """``x`` without its trailing all-zero columns (the padding), at least one column kept."""
     nonzero = np.flatnonzero(np.any(x != 0, axis=tuple(range(x.ndim - 1))))
-    return x[..., : max(1, int(nonzero[-1]) + 1 if len(nonzero) else 1)]
+    return x[..., : int(nonzero[-1]) + 1 if len(nonzero) else 1]
 
 
 def standardize_per_task(task_ids: Sequence[int], rewards: Sequence[float], min_std: float = 1e-3) -> np.ndarray:
