@@ -204,11 +204,11 @@ def new_scenarios(args: argparse.Namespace, cfg: PruneConfig, bench: Any, bases:
         resc = bench.CachedRescore(env)
         rs = resc if resc.enabled else None
         t0 = time.perf_counter()
-        zs = env.evaluate_counts(propose(policy, env, screen_data(mtacp_run.episodes), seed=seed))
+        zs = env.evaluate_counts(propose(policy, env, screen_data(mtacp_run.episodes), seed=seed, solved=solved))
         picks: dict[str, tuple[list[tuple[float, dict[str, Any]]], int, float]] = {
             "zero-shot": ([zs], 0, time.perf_counter() - t0)}
         t0 = time.perf_counter()
-        fs = few_shot(policy, env, screen_data(mtacp_run.episodes), args.few_shot, seed=seed)
+        fs = few_shot(policy, env, screen_data(mtacp_run.episodes), args.few_shot, seed=seed, solved=solved)
         picks[f"few-shot-{args.few_shot}"] = (fs, args.few_shot, time.perf_counter() - t0)
         t0 = time.perf_counter()
         nt = env.evaluate_counts(nearest_task_counts(env, solved))

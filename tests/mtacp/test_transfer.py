@@ -18,6 +18,7 @@ from autostruct.mtacp.transfer import (
     rescale_design,
     screen_data,
     solved_strategies,
+    transferred_counts,
 )
 from autostruct.prune.env import PruningEnv
 from autostruct.rl import PolicySpec
@@ -77,6 +78,32 @@ def test_nearest_task_is_the_nearest_and_fits_the_new_budget(digits16):
     far = nearest_task_counts(_env(digits16, 0.35), solved)
     assert far[0] / env.channels[0] > frac[0]
     assert solved_strategies([]) == {}
+
+
+def test_few_shot_starts_from_the_nearest_solved_tasks_and_zero_shot_weighs_them(digits16):
+    new = _env(digits16, 0.35)
+    n = len(new.channels)
+    rising, falling = np.linspace(0.4, 1.0, n), np.linspace(1.0, 0.4, n)
+    solved = {0: (np.array([0.3, 0.0]), falling), 1: (np.array([0.7, 0.0]), rising)}
+    two = transferred_counts(new, solved, 2)
+    assert len(two) == 2 and np.array_equal(two[0], nearest_task_counts(new, solved))
+    assert not np.array_equal(two[0], two[1])
+    policy = make_policy(PolicySpec.from_env(new), 0)
+    src = _env(digits16, 0.5)
+    run = _episodes(src, 12, seed=0)
+    scored = few_shot(policy, new, screen_data(run), episodes=3, candidates=8, solved=solved)
+    assert [list(info["channels"]) for _, info in scored[:2]] == [list(c) for c in two]
+    assert all(info["flops_ratio"] <= 0.35 + 1e-9 for _, info in scored)
+    # Zero-shot: with a surrogate that rewards a wide last group, the rising profile (a transfer) beats every
+    # policy sample whose last group is narrower; with the opposite surrogate the rising one is never picked.
+    for ep in run:
+        ep.reward = ep.info["design"][-1] - ep.info["design"][0]
+    pick = propose(policy, new, screen_data(run), candidates=8, solved=solved)
+    plain = propose(policy, new, screen_data(run), candidates=8)
+    assert pick[-1] / new.channels[-1] >= plain[-1] / new.channels[-1]
+    for ep in run:
+        ep.reward = ep.info["design"][0] - ep.info["design"][-1]
+    assert not np.array_equal(propose(policy, new, screen_data(run), candidates=8, solved={1: solved[1]}), two[1])
 
 
 def test_propose_and_few_shot_meet_the_budget_and_learn_from_the_run(digits16):

@@ -3,10 +3,12 @@
 A run leaves a policy (which proposes strategies for any task features) and every episode it scored (which
 fits the screen's surrogate, ``rl/screen.py``). For a new (dataset, budget):
 
-- :func:`propose` (zero-shot): plan many candidate episodes with the policy, no evaluation, and take the one the
-  surrogate fitted on the run's episodes ranks highest;
-- :func:`few_shot`: ``episodes`` real episodes, each the surrogate's pick among planned candidates, the surrogate
-  refitted with every new score (the policy stays as the run left it);
+- :func:`propose` (zero-shot): plan many candidate episodes with the policy, no evaluation, put the nearest solved
+  tasks' best strategies (rescaled to the new budget) beside them, and take the one the surrogate fitted on the
+  run's episodes ranks highest;
+- :func:`few_shot`: ``episodes`` real episodes: first the nearest solved tasks' best strategies rescaled (what a
+  neighbouring task learned is the strongest prior a few evaluations can check), then each the surrogate's pick
+  among planned candidates, the surrogate refitted with every new score (the policy stays as the run left it);
 - :func:`nearest_task_counts`: the reference that does not learn: the best strategy of the nearest solved task,
   its keep-ratio profile rescaled to the new budget.
 """
@@ -20,14 +22,19 @@ import numpy as np
 import torch
 
 from autostruct.prune import budget as B
-from autostruct.prune.env import PruningEnv
+from autostruct.prune.env import PruningEnv, design_of
 from autostruct.rl.actor import plan_screened
 from autostruct.rl.policy import Policy
-from autostruct.rl.screen import ScreenData, screen_inputs
+from autostruct.rl.screen import ScreenData, choose, screen_inputs
 from autostruct.rl.trajectory import EpisodeRecord
 
 #: Candidates planned for a zero-shot proposal: planning costs microseconds per step, an evaluation seconds.
 ZERO_SHOT_CANDIDATES = 256
+#: Nearest solved tasks whose best strategies a new task starts from. Two: the nearest alone is the
+#: non-learning baseline; a second neighbour (another budget or dataset) is a different guess worth checking.
+TRANSFERS = 2
+#: Per solved task of a run: (task features, design of its best episode).
+Solved = dict[int, tuple[np.ndarray, np.ndarray]]
 
 
 def screen_data(episodes: Iterable[EpisodeRecord]) -> ScreenData:
@@ -54,27 +61,39 @@ def _play(policy: Policy, env: PruningEnv, actions: torch.Tensor) -> tuple[float
 
 
 def propose(policy: Policy, env: PruningEnv, data: ScreenData, candidates: int = ZERO_SHOT_CANDIDATES,
-            seed: int = 0) -> np.ndarray:
+            seed: int = 0, solved: Solved | None = None, transfers: int = TRANSFERS) -> np.ndarray:
     """Kept channels per group for ``env``'s task with no evaluation (zero-shot; see the module docstring).
 
     The greedy episode is one of the candidates, so the proposal is the policy's own answer unless the
-    surrogate ranks a sampled one higher. Without scored episodes it is the greedy episode.
+    surrogate ranks a sampled one higher; the ``transfers`` nearest of the ``solved`` tasks' strategies
+    (:func:`solved_strategies`) compete with the policy's pick under the surrogate's mean. Without scored
+    episodes it is the greedy episode.
     """
     gen = torch.Generator().manual_seed(seed)
     if len(data) == 0:
         actions = plan_screened(policy, env, None, 1, 0.0, gen, greedy_first=True)
-    else:
-        actions = plan_screened(policy, env, data.refit(), candidates, 0.0, gen, greedy_first=True)
-    return env.simulate([float(policy.to_env_action(a)[0]) for a in actions])
+        return env.simulate([float(policy.to_env_action(a)[0]) for a in actions])
+    surrogate = data.refit()
+    actions = plan_screened(policy, env, surrogate, candidates, 0.0, gen, greedy_first=True)
+    options = [env.simulate([float(policy.to_env_action(a)[0]) for a in actions])]
+    options += transferred_counts(env, solved or {}, transfers)
+    features = np.asarray(env.task_features(), dtype=np.float32)
+    return options[choose(surrogate, features, [design_of(c, env.channels) for c in options], 0.0)]
 
 
 def few_shot(policy: Policy, env: PruningEnv, data: ScreenData, episodes: int, candidates: int = 16,
-             kappa: float = 1.0, seed: int = 0) -> list[tuple[float, dict[str, Any]]]:
-    """``episodes`` screened episodes in ``env``, warm-started from a run's ``data``; every (reward, info)."""
+             kappa: float = 1.0, seed: int = 0, solved: Solved | None = None,
+             transfers: int = TRANSFERS) -> list[tuple[float, dict[str, Any]]]:
+    """``episodes`` episodes in ``env``, warm-started from a run's ``data``: the ``transfers`` nearest ``solved``
+    tasks' strategies rescaled first, then screened policy episodes; every (reward, info)."""
     gen = torch.Generator().manual_seed(seed)
     task = _new_task_id(data)
     scored = []
-    for _ in range(episodes):
+    for counts in transferred_counts(env, solved or {}, min(transfers, episodes)):
+        reward, info = env.evaluate_counts(counts)
+        scored.append((reward, info))
+        data.add(task, reward, info)
+    for _ in range(episodes - len(scored)):
         surrogate = data.refit() if len(data) else None
         actions = plan_screened(policy, env, surrogate, candidates if surrogate else 1, kappa, gen)
         reward, info = _play(policy, env, actions)
@@ -83,7 +102,7 @@ def few_shot(policy: Policy, env: PruningEnv, data: ScreenData, episodes: int, c
     return scored
 
 
-def solved_strategies(episodes: Iterable[EpisodeRecord]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def solved_strategies(episodes: Iterable[EpisodeRecord]) -> Solved:
     """Per task of a run: (task features, design) of its highest-reward episode."""
     best: dict[int, EpisodeRecord] = {}
     for ep in episodes:
@@ -93,13 +112,24 @@ def solved_strategies(episodes: Iterable[EpisodeRecord]) -> dict[int, tuple[np.n
             for t, ep in best.items()}
 
 
-def nearest_task_counts(env: PruningEnv, solved: dict[int, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+def nearest_task_counts(env: PruningEnv, solved: Solved) -> np.ndarray:
     """The nearest solved task's best design (task features, Euclidean), rescaled to ``env``'s budget."""
     if not solved:
         raise ValueError("no solved task to transfer from")
+    return transferred_counts(env, solved, 1)[0]
+
+
+def transferred_counts(env: PruningEnv, solved: Solved, k: int) -> list[np.ndarray]:
+    """The best designs of the ``k`` solved tasks nearest to ``env``'s (task features, Euclidean), each rescaled
+    to ``env``'s budget; a design that lands on the same counts as a nearer one is left out."""
     here = np.asarray(env.task_features(), dtype=np.float64)
-    _, design = min(solved.values(), key=lambda fd: float(np.linalg.norm(fd[0] - here)))
-    return counts_toward(env, rescale_design(env, design))
+    nearest = sorted(solved.values(), key=lambda fd: float(np.linalg.norm(fd[0] - here)))[: max(k, 0)]
+    out: list[np.ndarray] = []
+    for _, design in nearest:
+        counts = counts_toward(env, rescale_design(env, design))
+        if not any(np.array_equal(counts, c) for c in out):
+            out.append(counts)
+    return out
 
 
 def rescale_design(env: PruningEnv, design: Sequence[float]) -> np.ndarray:

@@ -1,10 +1,11 @@
 """New scenarios from a finished run: a structure for a new (dataset, ratio) in zero or a few episodes.
 
-Zero-shot, the run's policy plans many candidate strategies and the surrogate fitted on the run's scored
-episodes picks one (``autostruct.mtacp.transfer.propose``); a run without scored designs falls back to the
-policy's greedy episode. Few-shot (``episodes`` > 0), each episode is the surrogate's pick among planned
-candidates, the surrogate learns from every new score, and the strategy is selected as a search's is (top-k
-re-scored on images that scored no episode).
+Zero-shot, the run's policy plans many candidate strategies, the nearest solved tasks' best strategies
+(rescaled to the new budget) join them, and the surrogate fitted on the run's scored episodes picks one
+(``autostruct.mtacp.transfer.propose``); a run without scored designs falls back to the policy's greedy
+episode. Few-shot (``episodes`` > 0), the nearest solved tasks' strategies are evaluated first, then each
+episode is the surrogate's pick among planned candidates, the surrogate learns from every new score, and the
+strategy is selected as a search's is (top-k re-scored on images that scored no episode).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from autostruct.measure import count_flops
 from autostruct.models import import_modules
 from autostruct.models.bn import recalibrate_bn
 from autostruct.models.train import evaluate, fine_tune
-from autostruct.mtacp.transfer import few_shot, propose, screen_data
+from autostruct.mtacp.transfer import few_shot, propose, screen_data, solved_strategies
 from autostruct.prune.env import PruningEnvFactory
 from autostruct.prune.selection import env_rescore, select_strategy
 from autostruct.rl import load_policy
@@ -93,13 +94,14 @@ def zero_shot_prune(
         task_id=0, dataset_index=index, num_datasets=max(len(known), 1), **env_kwargs,
     )
     env = factory()
-    run_data = screen_data(read_episodes(log_path) if log_path is not None else [])
+    run_episodes = read_episodes(log_path) if log_path is not None else []
+    run_data, solved = screen_data(run_episodes), solved_strategies(run_episodes)
     run_episodes_used = len(run_data)  # the few-shot episodes join the data below
     if episodes > 0:
-        scored = few_shot(policy, env, run_data, episodes, seed=meta["seed"])
+        scored = few_shot(policy, env, run_data, episodes, seed=meta["seed"], solved=solved)
         chosen = select_strategy(scored, env_rescore(env), top_k=min(5, episodes)).info
     else:
-        _, chosen = env.evaluate_counts(propose(policy, env, run_data, seed=meta["seed"]))
+        _, chosen = env.evaluate_counts(propose(policy, env, run_data, seed=meta["seed"], solved=solved))
     data = load_dataset(dataset, root=data_root, seed=meta["seed"], classes=classes)
     pruned = env.prune(chosen["channels"])
     batches = [bx for bx, _ in data.train.batches(128, shuffle=True, seed=meta["seed"])][: meta["env"]["recal_batches"]]
