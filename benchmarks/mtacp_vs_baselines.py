@@ -429,6 +429,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--few-shot", type=int, default=10, help="episodes of the few-shot mode")
     p.add_argument("--new-random", nargs="+", type=int, default=[10, 25], help="random search episodes to compare")
     p.add_argument("--curve-window", type=int, default=10, help="episodes per window of the mean-reward curves")
+    p.add_argument("--finetune-at", nargs="+", type=int, default=None,
+                   help="sharing regime: more budgets (episodes per task, among the curve's) whose selections are "
+                        "fine-tuned and tested too, beside a third of the budget and all of it")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     p.add_argument("--workdir", default=None, help="run folders (default: a temporary folder, removed after)")

@@ -75,6 +75,36 @@ def paired(a: dict[tuple[int, str], float], b: dict[tuple[int, str], float]) -> 
     return mean_ci([a[k] - b[k] for k in keys])
 
 
+#: (a)'s bar: the lower bound of the paired 95% CI of (mtacp @n - best per-task @E) after fine-tune, in points.
+REACH_BOUND = -0.5
+
+
+def earliest_reach(records: list[dict[str, Any]], best: str, e: int, seeds: list[int]) -> list[str]:
+    """(d) read where MTACP first meets (a)'s bar: the fewest episodes per task n (among those fine-tuned) whose
+    paired CI against ``best`` at ``e`` has its lower bound >= :data:`REACH_BOUND`, and its CPU seconds to n over
+    ``best``'s to ``e`` per seed. Empty when no n below a third of ``e`` was fine-tuned (the (d) lines above
+    already read n = e/3)."""
+    ft = "test_accuracy_finetuned"
+    tuned = sorted({r["episodes_per_task"] for r in records if r["method"] == "mtacp" and r[ft] is not None})
+    if not tuned or tuned[0] >= round(e / 3):
+        return []
+    ref = by(records, best, e, ft)
+    rows = [(n, paired(by(records, "mtacp", n, ft), ref)) for n in tuned]
+    reach = next((n for n, c in rows if c["ci95"] is not None and c["ci95"][0] >= REACH_BOUND), None)
+    out = ["", f"(d) read at the fewest episodes per task where MTACP meets (a)'s bar (after fine-tune, paired 95% CI "
+           f"lower bound >= {REACH_BOUND} pt against {best} @{e}): "
+           + ", ".join(f"@{n}: {fmt(c)}" for n, c in rows) + "."]
+    if reach is None:
+        return [*out, "", "MTACP does not meet the bar at any fine-tuned budget."]
+    mc, bc = method_seconds(records, "mtacp", reach, "cpu_s_method"), method_seconds(records, best, e, "cpu_s_method")
+    cpu = {sd: (mc[sd], bc[sd]) for sd in seeds if sd in mc and sd in bc}
+    if cpu:
+        out += ["", f"It first does at **{reach}** episodes per task; CPU seconds to {reach} over {best}'s to {e}: "
+                + ", ".join(f"seed {sd}: {m:.0f} s / {b:.0f} s = {m / b:.2f}x" for sd, (m, b) in cpu.items())
+                + f" (mean **{np.mean([m / b for m, b in cpu.values()]):.2f}x**)."]
+    return out
+
+
 def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list[dict[str, Any]]) -> str:
     e = max(r["episodes_per_task"] for r in records)
     third = round(e / 3)
@@ -91,7 +121,7 @@ def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list
     lines += ["| method | episodes per task | test acc. after fine-tune | test acc. without | method's search s (mean per seed) |",
               "| --- | --- | --- | --- | --- |"]
     for m in methods:
-        for n in (third, e):
+        for n in sorted({r["episodes_per_task"] for r in records if r["method"] == m and r[ft] is not None}):
             a, raw = by(records, m, n, ft), by(records, m, n, "test_accuracy")
             if not a:
                 continue
@@ -131,6 +161,7 @@ def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list
                   "which wall time shows only on a quiet machine): "
                   + ", ".join(f"seed {sd}: {m:.0f} s / {b:.0f} s = {m / b:.2f}x" for sd, (m, b) in cpu.items())
                   + f" (mean {np.mean([m / b for m, b in cpu.values()]):.2f}x)."]
+    lines += earliest_reach(records, best, e, seeds)
     # Curves: mean test accuracy without fine-tune of each method's selection against episodes per task.
     budgets = sorted({r["episodes_per_task"] for r in records})
     lines += ["", "Test accuracy without fine-tune of the selection after n episodes per task (mean over seeds and tasks):",

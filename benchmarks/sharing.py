@@ -47,8 +47,10 @@ def budgets(e: int) -> list[int]:
     return sorted({max(1, round(e * f)) for f in (0.05, 0.1, 0.2, 1 / 3, 0.5, 1.0)})
 
 
-def finetune_budgets(e: int) -> list[int]:
-    return sorted({max(1, round(e / 3)), e})
+def finetune_budgets(e: int, extra: list[int] | None = None) -> list[int]:
+    """Episodes per task at which the selections are also fine-tuned: a third of the budget and all of it, and the
+    ``extra`` ones (``--finetune-at``: where a method may reach a target earlier, e.g. for (d))."""
+    return sorted({max(1, round(e / 3)), e, *(n for n in extra or [] if n in budgets(e))})
 
 
 def run(args: argparse.Namespace, workdir: Path, bench: Any) -> dict[str, Any]:
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace, workdir: Path, bench: Any) -> dict[str, Any]:
         "preset": args.preset,
         "host": host_info(),
         "sizes": {"model": args.model, "width": args.width, "tasks": [t.name for t in tasks], "episodes_per_task": e,
-                  "budgets": budgets(e), "finetune_budgets": finetune_budgets(e), "seeds": args.seeds,
+                  "budgets": budgets(e), "finetune_budgets": finetune_budgets(e, args.finetune_at), "seeds": args.seeds,
                   "val_size": cfg.search.val_size, "rescore_size": min(env.rescore_size for env in envs),
                   "top_k": args.top_k, "recal_batches": cfg.search.recal_batches, "base_epochs": args.base_epochs,
                   "test_size": args.test_size or "full", "finetune_steps": args.finetune_steps,
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace, workdir: Path, bench: Any) -> dict[str, Any]:
                     rec = bench.select_and_measure(
                         bench.Search(s["scored"][:n], None), envs[t.task_id], t.data, args.top_k,
                         rescorers[t.task_id] if rescorers[t.task_id].enabled else None, scorer,
-                        finetune=n in finetune_budgets(e))
+                        finetune=n in finetune_budgets(e, args.finetune_at))
                     records.append(_record(method, n, seed, t.name, rec, total, len(tasks), s, cpu))
                 bench._log(f"seed {seed} {method} @{n}: test "
                            f"{np.mean([r['test_accuracy'] for r in records[-len(tasks):]]):.2f}%, {total:.0f} s")

@@ -99,3 +99,24 @@ def test_sharing_quick_run_and_its_rendering(tmp_path):
     text = doc.read_text()
     assert text.startswith("head\n") and text.endswith("tail\n") and "old" not in text
     assert "(a) mtacp @1 minus" in text and "zero-shot minus" in text
+
+
+def _record(method, n, seed, task, acc, cpu):
+    return {"method": method, "episodes_per_task": n, "seed": seed, "task": task, "test_accuracy": acc - 10,
+            "test_accuracy_finetuned": acc, "wall_s_method": cpu, "cpu_s_method": cpu}
+
+
+def test_render_reads_d_where_mtacp_first_meets_a():
+    render = load_benchmark("render_sharing")
+    noise = {(0, "a"): 0.1, (0, "b"): -0.1, (1, "a"): 0.2, (1, "b"): 0.0, (2, "a"): -0.2, (2, "b"): 0.1}
+    recs = [_record("ddpg", 100, sd, t, 90.0, 200.0) for sd, t in noise]
+    for n, gap in ((10, -2.0), (20, 0.0), (33, 0.3), (100, 0.4)):
+        recs += [_record("mtacp", n, sd, t, 90.0 + gap + d, n * 2.0) for (sd, t), d in noise.items()]
+    lines = "\n".join(render.earliest_reach(recs, "ddpg", 100, [0, 1, 2]))
+    assert "It first does at **20** episodes per task" in lines and "mean **0.20x**" in lines
+    # The same run where MTACP stays 2 points behind everywhere never meets the bar.
+    behind = [r if r["method"] == "ddpg" else {**r, "test_accuracy_finetuned": r["test_accuracy_finetuned"] - 3}
+              for r in recs]
+    assert "does not meet the bar" in "\n".join(render.earliest_reach(behind, "ddpg", 100, [0, 1, 2]))
+    # Without a fine-tuned budget below a third of E there is nothing new to read.
+    assert render.earliest_reach([r for r in recs if r["episodes_per_task"] >= 33], "ddpg", 100, [0, 1, 2]) == []
