@@ -75,7 +75,7 @@ def test_sharing_quick_run_and_its_rendering(tmp_path):
     out = tmp_path / "sharing-quick.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, str(SCRIPT), "--preset", "sharing-quick", "--episodes-per-task", "3",
-                           *TINY_BASE, "--out", str(out)], capture_output=True, text=True, env=env, timeout=600, check=False)
+                           "--finetune-at", "2", *TINY_BASE, "--out", str(out)], capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["complete"]
@@ -85,7 +85,8 @@ def test_sharing_quick_run_and_its_rendering(tmp_path):
     assert {r["method"] for r in result["records"]} == methods
     for r in result["records"]:
         assert r["evaluations"] == r["episodes_per_task"] and r["cores"] == 1 and 0 <= r["test_accuracy"] <= 100
-        assert (r["test_accuracy_finetuned"] is not None) == (r["episodes_per_task"] in (1, 3))
+        # fine-tuned at a third of the budget and all of it, and where --finetune-at asks
+        assert (r["test_accuracy_finetuned"] is not None) == (r["episodes_per_task"] in (1, 2, 3))
         # CPU seconds of the one-thread process: positive, and not more than its wall time
         assert 0 < r["cpu_s_method"] <= r["wall_s_method"] * 1.05 + 0.5, r
     new = {r["method"] for r in result["new_scenario_records"]}
