@@ -466,6 +466,12 @@ class FinetuneConfig(TrainingRecipe):
         None, ge=1, description="Stop fine-tuning after this many SGD steps (the cosine schedule ends there), even "
         "inside the first epoch; None: epochs (and min_steps) decide."
     )
+    recover_within: float | None = Field(
+        None, gt=0, description="Fine-tune again (another cycle of `epochs` with a fresh schedule) while the pruned "
+        "model's validation accuracy is more than this many points under its base model's, up to `max_cycles` "
+        "cycles in all; None: one cycle. Only the tasks that need it pay for more steps."
+    )
+    max_cycles: int = Field(2, ge=1, description="Most fine-tuning cycles when `recover_within` is set.")
 
 
 class PruneConfig(StrictModel):

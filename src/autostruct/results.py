@@ -119,6 +119,7 @@ class PruneTaskRecord(Record):
     accuracy_before_finetune: float
     accuracy_after_finetune: float | None = None
     finetune_epochs: int | None = None
+    finetune_cycles: int | None = None  # fine-tuning cycles run (> 1: finetune.recover_within asked for more)
     val_accuracy_in_search: float | None = None
     best_reward: float | None = None
     search_score: float | None = None

@@ -14,6 +14,7 @@ from autostruct.models.train import (
     distillation_loss,
     evaluate,
     fine_tune,
+    fine_tune_cycles,
     make_config,
     resolve_augment,
     train,
@@ -68,6 +69,27 @@ def test_fine_tune_and_callback(digits):
     assert res.config.lr == 0.01
     assert res.history[0].lr == pytest.approx(0.01)
     assert not model.training
+
+
+def test_fine_tune_cycles_run_again_only_while_under_the_target(digits):
+    from types import SimpleNamespace
+
+    kw = dict(batch_size=300, progress=False)
+    once = _model()
+    plain = fine_tune(once, digits, 1, **kw)
+    model = _model()
+    # No target, or one the first cycle reaches: one cycle, the same run as fine_tune's.
+    res = fine_tune_cycles(model, digits, 1, target_val_accuracy=0.0, max_cycles=3, **kw)
+    assert len(res) == 1 and res[0].val.accuracy == plain.val.accuracy
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), once.state_dict().values(), strict=True))
+    assert len(fine_tune_cycles(_model(), digits, 1, max_cycles=3, **kw)) == 1
+    # A target out of reach: every cycle runs, each a full schedule from the peak learning rate again.
+    seen = []
+    res = fine_tune_cycles(_model(), digits, 1, target_val_accuracy=1.01, max_cycles=3, callback=seen.append, **kw)
+    assert len(res) == 3 and [s.lr for s in seen] == [pytest.approx(0.01)] * 3
+    # Without a validation split there is nothing to check: one cycle.
+    no_val = SimpleNamespace(train=digits.train)
+    assert len(fine_tune_cycles(_model(), no_val, 1, target_val_accuracy=1.01, max_cycles=3, **kw)) == 1
 
 
 def test_digits_learns(digits):

@@ -380,3 +380,31 @@ def fine_tune(
         model, dataset, epochs, config=config, progress=progress, callback=callback, teacher=teacher, label=label,
         lr=lr, **overrides
     )
+
+
+def fine_tune_cycles(
+    model: nn.Module,
+    dataset: Any,
+    epochs: int,
+    *,
+    target_val_accuracy: float | None = None,
+    max_cycles: int = 1,
+    seed: int = 0,
+    label: str = "fine-tune",
+    **kwargs: Any,
+) -> list[TrainResult]:
+    """:func:`fine_tune` for ``epochs``, then again (a new cycle of ``epochs`` with a fresh schedule: a warm
+    restart) while the validation accuracy is under ``target_val_accuracy``, at most ``max_cycles`` cycles in all.
+
+    One cycle when the target is None or the dataset has no validation split. A model that recovers in the
+    first cycle costs nothing more; one that does not gets more steps without the caller guessing how many a
+    cut needs. Each cycle shuffles with its own seed (``seed + cycle``). Returns every cycle's result.
+    """
+    results: list[TrainResult] = []
+    for cycle in range(max_cycles):
+        results.append(fine_tune(model, dataset, epochs, seed=seed + cycle,
+                                 label=label if cycle == 0 else f"{label} (cycle {cycle + 1})", **kwargs))
+        val = results[-1].val.accuracy if results[-1].val is not None else None
+        if target_val_accuracy is None or val is None or val >= target_val_accuracy:
+            break
+    return results

@@ -39,7 +39,7 @@ from autostruct.measure._inputs import model_device
 from autostruct.measure.rounding import resolve_round_to, resolve_rounding
 from autostruct.models.bn import recalibrate_bn
 from autostruct.models.cache import get_or_train
-from autostruct.models.train import TrainConfig, evaluate, fine_tune
+from autostruct.models.train import TrainConfig, evaluate, fine_tune_cycles
 from autostruct.mtacp.preflight import (
     check_prune_inputs,
     choose_task_rounding,
@@ -325,11 +325,17 @@ def _finish_task(
     }
     acc_after = None
     ft_epochs = cfg.finetune.epochs_for(len(data.train))
+    cycles = 0
     if ft_epochs > 0:
         ft = cfg.finetune
-        fine_tune(pruned, data, ft_epochs, lr=ft.lr, batch_size=ft.batch_size, seed=cfg.seed, device=cfg.device,
-                  progress=progress, label=f"fine-tune {task.name}", teacher=env.model if ft.distill > 0 else None,
-                  distill=ft.distill, temperature=ft.temperature, max_steps=ft.max_steps)
+        target = None
+        if ft.recover_within is not None and data.val is not None and len(data.val.y):
+            target = evaluate(env.model, data.val, device=cfg.device).accuracy - ft.recover_within / 100
+        cycles = len(fine_tune_cycles(
+            pruned, data, ft_epochs, target_val_accuracy=target, max_cycles=ft.max_cycles if target is not None else 1,
+            lr=ft.lr, batch_size=ft.batch_size, seed=cfg.seed, device=cfg.device, progress=progress,
+            label=f"fine-tune {task.name}", teacher=env.model if ft.distill > 0 else None, distill=ft.distill,
+            temperature=ft.temperature, max_steps=ft.max_steps))
         acc_after = evaluate(pruned, data.test, device=cfg.device).accuracy
     pruned = pruned.cpu().eval()
     cost = count_flops(pruned, x)
@@ -369,6 +375,7 @@ def _finish_task(
         "accuracy_before_finetune": acc_before,
         "accuracy_after_finetune": acc_after,
         "finetune_epochs": ft_epochs,
+        "finetune_cycles": cycles,  # > 1: finetune.recover_within asked for more
         "val_accuracy_in_search": chosen.info.get("accuracy"),
         "best_reward": naive.search_score,
         "search_score": chosen.search_score,
