@@ -162,6 +162,8 @@ def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list
                   + ", ".join(f"seed {sd}: {m:.0f} s / {b:.0f} s = {m / b:.2f}x" for sd, (m, b) in cpu.items())
                   + f" (mean {np.mean([m / b for m, b in cpu.values()]):.2f}x)."]
     lines += earliest_reach(records, best, e, seeds)
+    if best != "ddpg" and by(records, "ddpg", e, ft):  # the classic baseline, when it is not the best
+        lines += earliest_reach(records, "ddpg", e, seeds)
     # Curves: mean test accuracy without fine-tune of each method's selection against episodes per task.
     budgets = sorted({r["episodes_per_task"] for r in records})
     lines += ["", "Test accuracy without fine-tune of the selection after n episodes per task (mean over seeds and tasks):",
