@@ -12,6 +12,7 @@ from autostruct.models.train import (
     TrainConfig,
     augment_batch,
     distillation_loss,
+    distillation_targets,
     evaluate,
     fine_tune,
     fine_tune_cycles,
@@ -195,6 +196,28 @@ def test_fine_tune_with_a_teacher_moves_the_student_towards_it(digits):
     fine_tune(student, digits, 3, lr=0.05, batch_size=100, progress=False, teacher=teacher, distill=1.0)
     assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters(), strict=True))  # the teacher is left alone
     assert gap() < 0.5 * start  # distillation only (distill=1.0): the student learnt the teacher's outputs
+
+
+def test_precomputed_teacher_outputs_train_as_the_teacher_does(digits):
+    teacher = _model(seed=0)
+    train(teacher, digits, 1, batch_size=100, progress=False)
+    soft = distillation_targets(teacher, digits)
+    assert soft.shape == (len(digits.train.y), 10)
+    kw = dict(batch_size=100, lr=0.05, progress=False, teacher=teacher, distill=0.5)
+    live, read = _model(seed=1), _model(seed=1)
+    fine_tune(live, digits, 2, **kw)
+    fine_tune(read, digits, 2, teacher_logits=soft, **kw)
+    for a, b in zip(live.state_dict().values(), read.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4), (a - b).abs().max()
+    flat = _model(seed=1)  # the given outputs are what it learns from: a uniform teacher teaches otherwise
+    fine_tune(flat, digits, 2, teacher_logits=torch.zeros_like(soft), **kw)
+    assert not torch.allclose(flat.state_dict()["fc.weight"], live.state_dict()["fc.weight"], atol=1e-3)
+    # With augmentation the teacher must see each augmented batch: no targets, and given ones are refused.
+    assert distillation_targets(teacher, digits, augment="crop-flip") is None
+    with pytest.raises(AutostructError, match="without augmentation"):
+        fine_tune(_model(seed=1), digits, 1, augment="crop-flip", teacher_logits=soft, **kw)
+    with pytest.raises(AutostructError, match="rows for"):
+        fine_tune(_model(seed=1), digits, 1, teacher_logits=soft[:-1], **kw)
 
 
 def test_one_progress_line_per_epoch_when_stderr_is_not_a_terminal(digits, capsys):

@@ -232,6 +232,7 @@ def train(
     progress: bool = True,
     callback: Callable[[EpochStats], None] | None = None,
     teacher: nn.Module | None = None,
+    teacher_logits: torch.Tensor | None = None,
     label: str = "train",
     **overrides: Any,
 ) -> TrainResult:
@@ -241,7 +242,10 @@ def train(
     (``lr=0.05``, ``batch_size=64``, ``device="cuda"``, ...) on top; unknown or invalid settings raise
     :class:`AutostructError` naming the field. ``callback`` receives each epoch's :class:`EpochStats`.
     ``teacher`` (with ``distill > 0``): distil from its outputs (:func:`distillation_loss`); it is run in eval mode
-    and not changed. ``label`` names the run in the progress bar and lines (e.g. ``"fine-tune fashion-mnist-r0.5"``).
+    and not changed. ``teacher_logits``: the teacher's outputs on every training image, in order
+    (:func:`distillation_targets`), read instead of running the teacher each step; only without augmentation,
+    where they are what the teacher would compute. ``label`` names the run in the progress bar and lines (e.g.
+    ``"fine-tune fashion-mnist-r0.5"``).
     On CPU two runs with the same seed and initial weights give identical results. The model is left in eval
     mode, in the default memory format, on the training device.
     """
@@ -263,6 +267,14 @@ def train(
     if distil:
         teacher_was_training = teacher.training
         teacher.to(dev).eval()
+    cached = None
+    if distil and teacher_logits is not None:
+        if aug != "none" or teacher_logits.shape[0] != n:
+            raise AutostructError(
+                f"teacher_logits hold {teacher_logits.shape[0]} rows for {n} training images with augment "
+                f"'{aug}'; they replace the teacher only for the same images without augmentation."
+            )
+        cached = teacher_logits.to(dev)
     # The data lives in memory; on an accelerator move it once, not per batch.
     x_all, y_all = x_all.to(dev), y_all.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -306,9 +318,12 @@ def train(
                 yb = y_all[idx]
                 logits = model(xb)
                 if distil:
-                    with torch.no_grad():
-                        teacher_logits = teacher(xb)
-                    loss = distillation_loss(logits, yb, teacher_logits, weight=cfg.distill,
+                    if cached is not None:
+                        soft = cached[idx]
+                    else:
+                        with torch.no_grad():
+                            soft = teacher(xb)
+                    loss = distillation_loss(logits, yb, soft, weight=cfg.distill,
                                              temperature=cfg.temperature, label_smoothing=cfg.label_smoothing)
                 else:
                     loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
@@ -371,15 +386,36 @@ def fine_tune(
     progress: bool = True,
     callback: Callable[[EpochStats], None] | None = None,
     teacher: nn.Module | None = None,
+    teacher_logits: torch.Tensor | None = None,
     label: str = "fine-tune",
     **overrides: Any,
 ) -> TrainResult:
     """:func:`train` with a smaller peak learning rate (default 0.01), for pruned or extracted models; pass the
     unpruned model as ``teacher`` and ``distill=0.5`` (say) to distil from it."""
     return train(
-        model, dataset, epochs, config=config, progress=progress, callback=callback, teacher=teacher, label=label,
-        lr=lr, **overrides
+        model, dataset, epochs, config=config, progress=progress, callback=callback, teacher=teacher,
+        teacher_logits=teacher_logits, label=label, lr=lr, **overrides
     )
+
+
+def distillation_targets(teacher: nn.Module, dataset: Any, augment: Augment = "auto", device: str = "cpu",
+                         batch_size: int = 512) -> torch.Tensor | None:
+    """The teacher's outputs on every training image of ``dataset``, in order, for ``teacher_logits`` (None
+    when ``augment`` resolves to augmentation: the teacher must then see each augmented batch).
+
+    One pass in large eval batches; fine-tunes that distil from the same teacher on the same images (another
+    cycle, another budget of the same base model) read it instead of running the teacher at every step.
+    """
+    x = dataset.train.x
+    if resolve_augment(augment, x.shape[1], max(x.shape[2], x.shape[3])) != "none":
+        return None
+    dev = resolve_device(device)
+    was_training = teacher.training
+    teacher.to(dev).eval()
+    with torch.no_grad():
+        out = torch.cat([teacher(x[i : i + batch_size].to(dev)) for i in range(0, len(x), batch_size)])
+    teacher.train(was_training)
+    return out
 
 
 def fine_tune_cycles(

@@ -39,7 +39,7 @@ from autostruct.measure._inputs import model_device
 from autostruct.measure.rounding import resolve_round_to, resolve_rounding
 from autostruct.models.bn import recalibrate_bn
 from autostruct.models.cache import get_or_train
-from autostruct.models.train import TrainConfig, evaluate, fine_tune_cycles
+from autostruct.models.train import TrainConfig, distillation_targets, evaluate, fine_tune_cycles
 from autostruct.mtacp.preflight import (
     check_prune_inputs,
     choose_task_rounding,
@@ -257,13 +257,15 @@ def policy_spec(cfg: PruneConfig) -> Any:
 
 def _finish_task(
     cfg: PruneConfig, out: Path, task: TaskSpec, factory: Any, episodes: list[Any], base: dict[str, Any],
-    policy: Any, progress: bool,
+    policy: Any, progress: bool, soft_targets: dict[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """Select this task's strategy, rebuild it, score it before/after fine-tune on the test split, export, measure.
 
     The selected strategy is the best re-score among the ``search.top_k`` best distinct search scores
     (:func:`~autostruct.prune.selection.select_strategy`); the highest search score (``naive_best``) and the
     trained policy's greedy strategy (``greedy``) are scored on the test split too, without fine-tune.
+    ``soft_targets`` keeps the base model's outputs on its training images between the tasks of one run: every
+    task of a dataset distils from the same base on the same images.
     """
 
     task_dir = out / "tasks" / task.name
@@ -328,13 +330,19 @@ def _finish_task(
     cycles = 0
     if ft_epochs > 0:
         ft = cfg.finetune
+        teacher, logits = (env.model if ft.distill > 0 else None), None
+        if teacher is not None and soft_targets is not None:
+            key = (task.data, str(base["checkpoint"]))
+            if key not in soft_targets:
+                soft_targets[key] = distillation_targets(teacher, data, device=cfg.device)
+            logits = soft_targets[key]
         target = None
         if ft.recover_within is not None and data.val is not None and len(data.val.y):
             target = evaluate(env.model, data.val, device=cfg.device).accuracy - ft.recover_within / 100
         cycles = len(fine_tune_cycles(
             pruned, data, ft_epochs, target_val_accuracy=target, max_cycles=ft.max_cycles if target is not None else 1,
             lr=ft.lr, batch_size=ft.batch_size, seed=cfg.seed, device=cfg.device, progress=progress,
-            label=f"fine-tune {task.name}", teacher=env.model if ft.distill > 0 else None, distill=ft.distill,
+            label=f"fine-tune {task.name}", teacher=teacher, teacher_logits=logits, distill=ft.distill,
             temperature=ft.temperature, max_steps=ft.max_steps))
         acc_after = evaluate(pruned, data.test, device=cfg.device).accuracy
     pruned = pruned.cpu().eval()
@@ -459,6 +467,10 @@ class PruneSearch:
     prefix = "autostruct"
     assets_phase = "base models"
 
+    def __init__(self) -> None:
+        # The base models' outputs on their training images, shared by the fine-tunes of one run's tasks.
+        self._soft_targets: dict[Any, Any] = {}
+
     def parse(self, config: Any) -> PruneConfig:
         return coerce_config(PruneConfig, config)
 
@@ -531,7 +543,7 @@ class PruneSearch:
         with torch_threads(cfg.threads) as n:
             say(run.progress, f"{n} torch thread(s) (threads: {cfg.threads})")
             rec = _finish_task(cfg, run.out, task, factory, run.episodes, run.assets[task.data], run.result.policy,
-                               run.progress)
+                               run.progress, self._soft_targets)
             if task.ratio is not None:
                 rec["flops_vs_budget"] = rec["flops"] / (task.ratio * rec["base_flops"])
                 warning = landing_warnings(cfg, {task.name: run.plan.task_rounding.get(task.name, {})})
