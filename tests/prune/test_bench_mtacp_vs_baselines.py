@@ -100,6 +100,18 @@ def test_sharing_quick_run_and_its_rendering(tmp_path):
     text = doc.read_text()
     assert text.startswith("head\n") and text.endswith("tail\n") and "old" not in text
     assert "(a) mtacp @1 minus" in text and "zero-shot minus" in text
+    # The same selections tested after another fine-tune length (no new search): the fine-tuned records change,
+    # the others do not.
+    refit = ROOT / "benchmarks" / "sharing_refinetune.py"
+    proc = subprocess.run([sys.executable, str(refit), "--results", str(out), "--finetune-steps", "1", "--out-dir",
+                           str(tmp_path / "ft1")], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((tmp_path / "ft1" / out.name).read_text())
+    assert again["sizes"]["finetune_steps"] == 1 and again["refinetune"]["records_refinetuned"] > 0
+    for old_rec, rec in zip(result["records"], again["records"], strict=True):
+        assert rec["channels"] == old_rec["channels"] and rec["test_accuracy"] == old_rec["test_accuracy"]
+        assert (rec["test_accuracy_finetuned"] is None) == (old_rec["test_accuracy_finetuned"] is None)
+    assert all(r["test_accuracy_finetuned"] is not None for r in again["new_scenario_records"])
 
 
 def _record(method, n, seed, task, acc, cpu):
