@@ -35,7 +35,7 @@ def test_critic_learns_and_resumes(tmp_path):
     spec = PolicySpec.from_env(FACTORIES[0]())
     first = run_impala(FACTORIES, spec, total_episodes=300, **kw)  # seed 0, deterministic inline
     greedy = [rollout(first.policy, f()).reward for f in FACTORIES]
-    assert min(greedy) >= 0.85 and sum(greedy) / 2 >= 0.9, greedy  # measured 0.963, 0.954
+    assert min(greedy) >= 0.85 and sum(greedy) / 2 >= 0.9, greedy  # measured 0.973, 0.944 (seeded critic)
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["learner"]["critic"] is not None and ckpt["algorithm"] == "critic"
     second = run_impala(FACTORIES, spec, total_episodes=320, resume=True, **kw)
@@ -53,3 +53,16 @@ def test_unknown_algorithm_is_refused(tmp_path):
     with pytest.raises(AutostructError, match="Unknown algorithm"):
         run_impala(FACTORIES, PolicySpec.from_env(FACTORIES[0]()), algorithm="ppo", total_episodes=4,
                    run_dir=tmp_path, progress=False, tensorboard=False)
+
+
+def test_critic_run_does_not_depend_on_the_global_rng(tmp_path):
+    # The critic is initialised from the run's seed, not from whatever the process drew before (a CI run once
+    # failed the learning test above only because another test ran first in the same worker).
+    kw = dict(rl=RL, backend=BackendConfig(name="inline"), progress=False, tensorboard=False, total_episodes=24)
+    spec = PolicySpec.from_env(FACTORIES[0]())
+    weights = []
+    for draws in (1, 17):
+        torch.randn(draws)
+        run = run_impala(FACTORIES, spec, run_dir=tmp_path / str(draws), **kw)
+        weights.append(run.policy.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(weights[0].values(), weights[1].values(), strict=True))

@@ -225,7 +225,7 @@ def run_impala(
         )
 
     policy = make_policy(policy_spec, seed)
-    learner = Learner(policy, rl, algorithm)
+    learner = Learner(policy, rl, algorithm, seed=seed)
     env_steps, elapsed_before = 0, 0.0
     if ckpt_path.exists():
         payload = torch.load(ckpt_path, map_location="cpu", weights_only=True)

@@ -98,7 +98,7 @@ def task_scales(task_id: torch.Tensor, stats: TaskRewardStats) -> tuple[torch.Te
 class Learner:
     """Owns the trained policy and its optimizer; :attr:`version` counts updates (the weight version)."""
 
-    def __init__(self, policy: Policy, rl: RLConfig, algorithm: Algorithm = "vtrace") -> None:
+    def __init__(self, policy: Policy, rl: RLConfig, algorithm: Algorithm = "vtrace", seed: int = 0) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got '{algorithm}'")
         self.policy = policy
@@ -119,9 +119,12 @@ class Learner:
                     "rl.algorithm 'critic' needs continuous (Box) actions, as pruning has; for categorical ones (NAS) "
                     "use 'mc'."
                 )
-            self.critic = Critic(policy.spec.observation_size, policy.spec.action_input_size)
+            # Seeded apart from the global RNG, so a run's result does not depend on what the process drew before.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.critic = Critic(policy.spec.observation_size, policy.spec.action_input_size)
             self._critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=rl.learning_rate, eps=rl.adam_eps)
-            self._noise = torch.Generator().manual_seed(0)
+            self._noise = torch.Generator().manual_seed(seed)
 
     def observe_episode(self, task_id: int, episode_return: float) -> None:
         """Feed one finished episode's return into the per-task reward statistics."""
