@@ -145,5 +145,7 @@ def test_vtrace_unrolls_cross_ray(tmp_path, local_ray):
     assert [e.episode_index for e in result.episodes] == list(range(60))
     assert {e.task_id for e in result.episodes} == {0, 1}
     assert result.updates > 0 and result.learner_stats["policy_lag_max"] >= 0
-    assert {e.actor_id for e in result.episodes} == {0, 1}
+    # Both actors may not contribute: 60 instant episodes can end before Ray has started the second one (a
+    # clean-clone CI run saw only actor 0), so only their origin is checked.
+    assert {e.actor_id for e in result.episodes} <= {0, 1}
     assert max(e.policy_version for e in result.episodes) > 0  # actors play the weights the learner published
