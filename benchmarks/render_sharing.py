@@ -96,13 +96,23 @@ def earliest_reach(records: list[dict[str, Any]], best: str, e: int, seeds: list
            + ", ".join(f"@{n}: {fmt(c)}" for n, c in rows) + "."]
     if reach is None:
         return [*out, "", "MTACP does not meet the bar at any fine-tuned budget."]
-    mc, bc = method_seconds(records, "mtacp", reach, "cpu_s_method"), method_seconds(records, best, e, "cpu_s_method")
-    cpu = {sd: (mc[sd], bc[sd]) for sd in seeds if sd in mc and sd in bc}
+    cpu = cpu_ratios(records, reach, best, e, seeds)
     if cpu:
         out += ["", f"It first does at **{reach}** episodes per task; CPU seconds to {reach} over {best}'s to {e}: "
-                + ", ".join(f"seed {sd}: {m:.0f} s / {b:.0f} s = {m / b:.2f}x" for sd, (m, b) in cpu.items())
-                + f" (mean **{np.mean([m / b for m, b in cpu.values()]):.2f}x**)."]
+                + cpu_text(cpu, bold=True) + "."]
     return out
+
+
+def cpu_ratios(records: list[dict[str, Any]], n: int, ref: str, e: int, seeds: list[int]) -> dict[int, tuple]:
+    """Per seed with both: (mtacp's CPU seconds to ``n`` episodes per task, ``ref``'s to ``e``)."""
+    mc, bc = method_seconds(records, "mtacp", n, "cpu_s_method"), method_seconds(records, ref, e, "cpu_s_method")
+    return {sd: (mc[sd], bc[sd]) for sd in seeds if sd in mc and sd in bc}
+
+
+def cpu_text(cpu: dict[int, tuple], bold: bool = False) -> str:
+    mean = f"{np.mean([m / b for m, b in cpu.values()]):.2f}x"
+    return (", ".join(f"seed {sd}: {m:.0f} s / {b:.0f} s = {m / b:.2f}x" for sd, (m, b) in cpu.items())
+            + f" (mean {f'**{mean}**' if bold else mean})")
 
 
 def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list[dict[str, Any]]) -> str:
@@ -154,13 +164,10 @@ def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list
     if ratios:
         lines += ["", f"(d) Wall time, one core each: mtacp to {third} episodes per task over {best} to {e} on every task: "
                   f"{', '.join(f'{x:.2f}x' for x in ratios)} (per seed; mean {np.mean(ratios):.2f}x)."]
-    mc, bc = method_seconds(records, "mtacp", third, "cpu_s_method"), method_seconds(records, best, e, "cpu_s_method")
-    cpu = {sd: (mc[sd], bc[sd]) for sd in seeds if sd in mc and sd in bc}
+    cpu = cpu_ratios(records, third, best, e, seeds)
     if cpu:
         lines += ["", "(d) The same in CPU seconds of each method's one-thread process (its time on a core of its own, "
-                  "which wall time shows only on a quiet machine): "
-                  + ", ".join(f"seed {sd}: {m:.0f} s / {b:.0f} s = {m / b:.2f}x" for sd, (m, b) in cpu.items())
-                  + f" (mean {np.mean([m / b for m, b in cpu.values()]):.2f}x)."]
+                  "which wall time shows only on a quiet machine): " + cpu_text(cpu) + "."]
     lines += earliest_reach(records, best, e, seeds)
     if best != "ddpg" and by(records, "ddpg", e, ft):  # the classic baseline, when it is not the best
         lines += earliest_reach(records, "ddpg", e, seeds)

@@ -179,6 +179,19 @@ def _search(method: str, cfg: PruneConfig, args: argparse.Namespace, bench: Any,
 
 
 # -- new scenarios ------------------------------------------------------------------------------------------------
+def new_dataset_factory(args: argparse.Namespace, cfg: PruneConfig, workdir: Path, template: Any) -> tuple[Any, Any]:
+    """The unseen dataset's (``--new-dataset``, ``--new-classes``) data key and an env factory of its own base
+    model, built like ``template`` (one of the run's factories) with the next dataset index: past the run's
+    datasets, so its beta feature is clipped to 1."""
+    new_cfg = cfg.model_copy(update={"tasks": [cfg.tasks[0].model_copy(update={"dataset": args.new_dataset,
+                                                                               "classes": args.new_classes})]})
+    (new_key,), _ = expand_tasks(new_cfg)
+    new_base = prepare_bases(new_cfg, workdir, [new_key], progress=False)[new_key]
+    return new_key, dataclasses.replace(template, model=new_base["checkpoint"], dataset=new_key.dataset,
+                                        classes=new_key.classes, data_root=new_key.root, task_id=0,
+                                        dataset_index=template.num_datasets)
+
+
 def new_scenarios(args: argparse.Namespace, cfg: PruneConfig, bench: Any, bases: dict[Any, Any], factories: list[Any],
                   tasks: list[Any], policy: Any, mtacp_run: Any, scorer: Any, seed: int,
                   workdir: Path) -> list[dict[str, Any]]:
@@ -189,16 +202,9 @@ def new_scenarios(args: argparse.Namespace, cfg: PruneConfig, bench: Any, bases:
     for key, f in first.items():
         for r in args.new_ratios:
             scenarios.append((f"{key.label}-r{r}", key, dataclasses.replace(f, target_ratio=r, task_id=0)))
-    new_cfg = cfg.model_copy(update={"tasks": [cfg.tasks[0].model_copy(update={"dataset": args.new_dataset,
-                                                                               "classes": args.new_classes})]})
-    (new_key,), _ = expand_tasks(new_cfg)
-    new_base = prepare_bases(new_cfg, workdir, [new_key], progress=False)[new_key]
-    template = next(iter(first.values()))
+    new_key, new_factory = new_dataset_factory(args, cfg, workdir, next(iter(first.values())))
     for r in args.new_dataset_ratios:
-        scenarios.append((f"{new_key.label}-r{r}", new_key, dataclasses.replace(
-            template, model=new_base["checkpoint"], dataset=new_key.dataset, classes=new_key.classes,
-            data_root=new_key.root, target_ratio=r, task_id=0,
-            dataset_index=template.num_datasets)))  # past the run's datasets: its beta is clipped to 1
+        scenarios.append((f"{new_key.label}-r{r}", new_key, dataclasses.replace(new_factory, target_ratio=r)))
     solved = solved_strategies(mtacp_run.episodes)
     out = []
     for name, key, factory in scenarios:

@@ -19,7 +19,6 @@ file and command. Render with ``render_sharing.py --results 'DIR/*.json' --secti
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import glob
 import json
 import shlex
@@ -37,6 +36,7 @@ from autostruct.utils.io import write_json_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mtacp_vs_baselines as bench  # noqa: E402
+from sharing import new_dataset_factory  # noqa: E402
 
 
 def _envs_by_label(args: argparse.Namespace, workdir: Path) -> tuple[Any, dict[str, tuple[Any, Any]]]:
@@ -54,15 +54,8 @@ def _envs_by_label(args: argparse.Namespace, workdir: Path) -> tuple[Any, dict[s
     for t in tasks:
         out.setdefault(t.data.label, (t.data, factories[t.task_id]()))
     if getattr(args, "new_scenarios", False) and args.new_dataset:
-        new_cfg = cfg.model_copy(update={"tasks": [cfg.tasks[0].model_copy(update={
-            "dataset": args.new_dataset, "classes": args.new_classes})]})
-        (new_key,), _ = expand_tasks(new_cfg)
-        new_base = prepare_bases(new_cfg, workdir, [new_key], progress=False)[new_key]
-        template = factories[0]
-        env = dataclasses.replace(template, model=new_base["checkpoint"], dataset=new_key.dataset,
-                                  classes=new_key.classes, data_root=new_key.root, task_id=0,
-                                  dataset_index=template.num_datasets)()
-        out[new_key.label] = (new_key, env)
+        new_key, factory = new_dataset_factory(args, cfg, workdir, factories[0])
+        out[new_key.label] = (new_key, factory())
     return cfg, out
 
 
