@@ -120,8 +120,9 @@ class Loaded:
     supernet_info: dict[str, Any]
 
 
-def load(setup: Setup, cache: Path | None = None) -> Loaded:
-    """Data, space, the (cached or freshly trained) supernet, its evaluator on the hold-out's search split."""
+def load(setup: Setup, cache: Path | None = None, supernet: bool = True) -> Loaded:
+    """Data, space, the (cached or freshly trained) supernet, its evaluator on the hold-out's search split
+    (``supernet=False``: neither, for a process that only trains architectures stand-alone)."""
     from autostruct.data import load_dataset
     from autostruct.nas.env import make_evaluator
     from autostruct.nas.evaluate import TaskCosts
@@ -130,12 +131,14 @@ def load(setup: Setup, cache: Path | None = None) -> Loaded:
 
     data = load_dataset(setup.dataset, val_size=setup.holdout, seed=setup.seed)
     space = get_space(setup.space, data.image_size)
+    costs = TaskCosts(data.in_channels, data.image_size, data.num_classes)
+    if not supernet:
+        return Loaded(data, space, None, None, costs, {"path": None, "skipped": True})
     t0 = time.monotonic()
     net, info = get_or_train_supernet(space, data, setup.supernet_config(), seed=setup.seed, val_size=setup.holdout,
                                       root=cache, progress=False)
     evaluator = make_evaluator(net, data, setup.val_size, setup.recal_batches, 64, setup.seed,
                                rescore_size=setup.rescore_size)
-    costs = TaskCosts(data.in_channels, data.image_size, data.num_classes)
     sn = {"path": str(info.path), "cache_hit": info.hit, "seconds": round(time.monotonic() - t0, 1),
           "metrics": info.metrics}
     return Loaded(data, space, net, evaluator, costs, sn)
@@ -191,46 +194,107 @@ def _write(path: Path, doc: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def run(setup: Setup, recipe: Recipe, n_archs: int, arch_seed: int, out: Path | None, resume: bool,
-        cache: Path | None = None) -> dict[str, Any]:
-    torch.set_num_threads(1)
-    t_all = time.monotonic()
-    loaded = load(setup, cache)
-    print(json.dumps({"supernet": loaded.supernet_info}), flush=True)
-    rng = np.random.default_rng(arch_seed)
+def sample_uniform(space: Any, n: int, rng: np.random.Generator) -> list[Any]:
+    """``n`` distinct architectures drawn with :meth:`SearchSpace.sample` (uniform per decision)."""
     archs, seen = [], set()
-    while len(archs) < n_archs:
-        a = loaded.space.sample(rng)
+    while len(archs) < n:
+        a = space.sample(rng)
         if a.indices not in seen:
             seen.add(a.indices)
             archs.append(a)
+    return archs
+
+
+def sample_flops_stratified(space: Any, costs: Any, n: int, rng: np.random.Generator, pool: int = 4000) -> list[Any]:
+    """``n`` distinct architectures spread evenly over log FLOPs, from the space's smallest to its largest.
+
+    Uniform sampling piles architectures up in the middle of the FLOPs range (90% of them between 1.9M and 5.4M of
+    0.7-12M), where one stand-alone run's noise is as large as their differences. Here a pool is drawn with a
+    size level per architecture (each decision's index near ``level * (choices - 1)``, so the ends of the range
+    are reached), and for each of ``n`` log-spaced FLOPs targets the nearest unused pool member is taken.
+    """
+    decisions = space.decisions
+    members: dict[tuple[int, ...], Any] = {a.indices: a for a in (space.smallest(), space.largest())}
+    for _ in range(5 * pool):  # a small space has fewer than ``pool`` members
+        if len(members) >= pool:
+            break
+        level = rng.uniform()
+        idx: list[int] = []
+        for step, d in enumerate(decisions):
+            k = len(d.choices)
+            i = int(np.clip(np.rint(level * (k - 1) + rng.normal(0.0, 0.6)), 0, k - 1))
+            idx.append(i if space.is_active(step, idx) else 0)
+        a = space.arch(idx)
+        members.setdefault(a.indices, a)
+    ranked = sorted(members.values(), key=lambda a: costs(a)["flops"])
+    logf = np.log([costs(a)["flops"] for a in ranked])
+    targets = np.linspace(logf[0], logf[-1], n)
+    used: set[int] = set()
+    out = []
+    for t in targets:
+        order = np.argsort(np.abs(logf - t), kind="stable")
+        j = next(int(j) for j in order if int(j) not in used)
+        used.add(j)
+        out.append(ranked[j])
+    return out
+
+
+SAMPLINGS = ("uniform", "flops-stratified")
+
+
+def run(setup: Setup, recipe: Recipe, n_archs: int, arch_seed: int, out: Path | None, resume: bool,
+        cache: Path | None = None, sampling: str = "uniform", phase: str = "all") -> dict[str, Any]:
+    """Score and train ``n_archs`` architectures; ``phase`` splits the work between two processes on two cores:
+    ``supernet`` only trains (and caches) the supernet, ``standalone`` only trains the architectures (their
+    supernet scores stay null), ``all`` does both and fills what an earlier ``--resume``d file lacks."""
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    torch.set_num_threads(1)
+    t_all = time.monotonic()
+    if phase == "supernet":
+        loaded = load(setup, cache)
+        print(json.dumps({"supernet": loaded.supernet_info}), flush=True)
+        return {"supernet": loaded.supernet_info}
+    loaded = load(setup, cache, supernet=phase != "standalone")
+    print(json.dumps({"supernet": loaded.supernet_info}), flush=True)
+    rng = np.random.default_rng(arch_seed)
+    archs = (sample_uniform(loaded.space, n_archs, rng) if sampling == "uniform"
+             else sample_flops_stratified(loaded.space, loaded.costs, n_archs, rng))
     done: dict[tuple[int, ...], dict[str, Any]] = {}
     if resume and out is not None and out.is_file():
         prev = json.loads(out.read_text())
-        if prev["setup"] == json.loads(json.dumps(dataclasses.asdict(setup))) and prev["recipe"] == dataclasses.asdict(recipe):
+        if (prev["setup"] == json.loads(json.dumps(dataclasses.asdict(setup)))
+                and prev["recipe"] == dataclasses.asdict(recipe) and prev.get("arch_sampling", "uniform") == sampling):
             done = {tuple(r["arch"]): r for r in prev["archs"]}
     doc: dict[str, Any] = {
         "setup": dataclasses.asdict(setup), "recipe": dataclasses.asdict(recipe), "arch_seed": arch_seed,
-        "supernet": loaded.supernet_info, "archs": [],
+        "arch_sampling": sampling, "supernet": loaded.supernet_info, "archs": [],
         "flops_range": [loaded.costs(loaded.space.smallest())["flops"], loaded.costs(loaded.space.largest())["flops"]],
     }
     for a in archs:
-        if a.indices in done:
-            doc["archs"].append(done[a.indices])
-            continue
+        row = dict(done.get(a.indices) or {"arch": list(a.indices), "arch_str": str(a),
+                                            "flops": int(loaded.costs(a)["flops"]), "supernet_score": None})
         t0 = time.monotonic()
-        score = 100.0 * loaded.evaluator.accuracy(a)[0]
-        acc = standalone_accuracy(loaded, a.indices, recipe, train_seed=0)
-        row = {"arch": list(a.indices), "arch_str": str(a), "flops": int(loaded.costs(a)["flops"]),
-               "supernet_score": round(score, 3), "test_accuracy": round(acc, 3), "train_seed": 0,
-               "seconds": round(time.monotonic() - t0, 1)}
+        fresh = False
+        if row["supernet_score"] is None and loaded.evaluator is not None:
+            row["supernet_score"] = round(100.0 * loaded.evaluator.accuracy(a)[0], 3)
+            fresh = True
+        if "test_accuracy" not in row:
+            row.update(test_accuracy=round(standalone_accuracy(loaded, a.indices, recipe, train_seed=0), 3),
+                       train_seed=0, seconds=round(time.monotonic() - t0, 1))
+            fresh = True
         doc["archs"].append(row)
-        print(json.dumps(row), flush=True)
-        if out is not None:
-            _write(out, {**doc, "partial": True})
-    doc["rank_correlation"] = summarize(doc["archs"])
+        if fresh:
+            print(json.dumps(row), flush=True)
+            if out is not None:
+                _write(out, {**doc, "partial": True})
+    scored = [r for r in doc["archs"] if r["supernet_score"] is not None]
+    if len(scored) == len(doc["archs"]):
+        doc["rank_correlation"] = summarize(doc["archs"])
+        print(json.dumps({"rank_correlation": doc["rank_correlation"]}), flush=True)
+    else:
+        doc["partial"] = True  # stand-alone accuracies without supernet scores: a later run with --resume adds them
     doc["total_seconds"] = round(time.monotonic() - t_all, 1)
-    print(json.dumps({"rank_correlation": doc["rank_correlation"]}), flush=True)
     if out is not None:
         _write(out, doc)
     return doc
@@ -243,17 +307,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--supernet-epochs", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None, help="stand-alone epochs")
     ap.add_argument("--train-size", type=int, default=None, help="stand-alone training images")
+    ap.add_argument("--test-size", type=int, default=None, help="stand-alone test images (0: the whole test split)")
     ap.add_argument("--tiny", action="store_true", help="8x8 digits, a few hundred images: seconds")
     ap.add_argument("--cache", type=Path, default=None, help="supernet cache folder (default: autostruct's)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--resume", action="store_true", help="keep the architectures --out already holds")
+    ap.add_argument("--sampling", choices=SAMPLINGS, default="uniform",
+                    help="uniform per decision, or spread evenly over log FLOPs (smallest to largest)")
+    ap.add_argument("--phase", choices=("all", "supernet", "standalone"), default="all",
+                    help="supernet: train and cache it only; standalone: train the architectures only (scores "
+                         "null); all: both, filling what a --resume'd file lacks")
     args = ap.parse_args(argv)
     setup, recipe = (TINY_SETUP, TINY_RECIPE) if args.tiny else (Setup(), Recipe())
     if args.supernet_epochs is not None:
         setup = dataclasses.replace(setup, supernet_epochs=args.supernet_epochs)
     recipe = dataclasses.replace(recipe, **{k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size))
                                             if v is not None})
-    return run(setup, recipe, args.archs, args.arch_seed, args.out, args.resume, args.cache)
+    if args.test_size is not None:
+        recipe = dataclasses.replace(recipe, test_size=args.test_size or None)
+    return run(setup, recipe, args.archs, args.arch_seed, args.out, args.resume, args.cache, args.sampling,
+               args.phase)
 
 
 if __name__ == "__main__":

@@ -69,3 +69,35 @@ def test_standalone_tiny_end_to_end_and_merge(tmp_path):
     assert render.main(["--results", str(tmp_path / "results"), "--doc", str(doc)]) == 0
     text = doc.read_text()
     assert "old" not in text and "| mtnas - random |" in text and "pruned-resnet20" in text and text.endswith("end\n")
+
+
+def test_flops_stratified_sampling_spans_the_space(ranking):
+    from autostruct.nas.evaluate import TaskCosts
+    from autostruct.nas.space import get_space
+
+    space = get_space("mobilenetv2-elastic", 28)
+    costs = TaskCosts(1, 28, 10)
+    flops = lambda archs: np.array([costs(a)["flops"] for a in archs])  # noqa: E731
+    strat = flops(ranking.sample_flops_stratified(space, costs, 20, np.random.default_rng(0), pool=1000))
+    uniform = flops(ranking.sample_uniform(space, 20, np.random.default_rng(0)))
+    lo, hi = costs(space.smallest())["flops"], costs(space.largest())["flops"]
+    assert len(set(strat)) == 20 and strat.min() == lo and strat.max() == hi
+    # Even over log FLOPs: every fifth of the log range holds some of them, and the spread beats uniform's.
+    bins = np.histogram(np.log(strat), bins=5, range=(np.log(lo), np.log(hi)))[0]
+    assert bins.min() >= 2
+    assert np.log(strat).std() > 1.5 * np.log(uniform).std()
+
+
+def test_ranking_in_two_phases_fills_the_scores(ranking, tmp_path):
+    out = tmp_path / "ranking.json"
+    common = ["--tiny", "--archs", "4", "--sampling", "flops-stratified", "--cache", str(tmp_path / "cache"),
+              "--out", str(out)]
+    first = ranking.main([*common, "--phase", "standalone"])
+    assert first["partial"] and "rank_correlation" not in first
+    assert all(r["supernet_score"] is None and "test_accuracy" in r for r in first["archs"])
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.pt"))
+    ranking.main([*common, "--phase", "supernet"])
+    done = ranking.main([*common, "--resume"])
+    assert done["rank_correlation"]["n_archs"] == 4 and "partial" not in done
+    assert [r["test_accuracy"] for r in done["archs"]] == [r["test_accuracy"] for r in first["archs"]]
+    assert all(r["supernet_score"] is not None for r in done["archs"]) and done["arch_sampling"] == "flops-stratified"
