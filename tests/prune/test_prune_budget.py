@@ -185,3 +185,35 @@ def test_flop_model_quadratic_form_matches_the_sum_over_calls(seed, calls, group
     slow = (fm.p * c_in * c_out + fm.q * c_out + fm.r * c_in + fm.s).sum(axis=-1)
     np.testing.assert_array_equal(fm(counts), slow)  # integer-valued: exact in float64
     assert [fm.flops(c) for c in counts] == [int(v) for v in slow]
+
+
+def test_exact_walls_of_many_rows_match_the_definition_row_by_row():
+    """lo / hi straight from their definitions, one allowed count at a time, for every row of a batch."""
+    rng = np.random.default_rng(0)
+    channels = [12, 20, 16, 24, 8]
+    fm = chain_model(channels, [8, 8, 4, 4, 2])
+    full, floor = np.array(channels), np.array([2, 2, 2, 2, 2])
+    allowed = [B.allowed_counts(c, 2) for c in channels]
+    target = 0.45 * fm.flops(full)
+
+    def cost(row, group, later, value, rest):
+        k = row.astype(float).copy()
+        k[later], k[group] = rest[later], value
+        return fm(k)
+
+    for group in range(len(channels)):
+        later = np.arange(group + 1, len(channels))
+        rows = np.array([[rng.choice(a) if g < group else c for g, (a, c) in enumerate(zip(allowed, channels,
+                                                                                          strict=True))]
+                         for _ in range(9)])
+        lows, highs = B.exact_walls(fm, rows, group, allowed[group], later, floor, full, target)
+        for row, lo, hi in zip(rows, lows, highs, strict=True):
+            fits = [v for v in allowed[group] if cost(row, group, later, v, floor) <= target * (1 + 1e-12)]
+            reach = [v for v in allowed[group] if cost(row, group, later, v, full) >= target * (1 - 1e-12)]
+            want_hi = fits[-1] if fits else allowed[group][0]
+            want_lo = min(reach[0] if reach else allowed[group][-1], want_hi)
+            assert (lo, hi) == (want_lo, want_hi) == B.exact_wall(fm, row, group, allowed[group], later, floor,
+                                                                   full, target)
+        choices = B.wall_choices_rows(fm, rows, group, allowed, later, floor, full, target)
+        for row, c in zip(rows, choices, strict=True):
+            np.testing.assert_array_equal(c, B.wall_choices(fm, row, group, allowed, later, floor, full, target))

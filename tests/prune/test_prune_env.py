@@ -213,3 +213,40 @@ def test_episodes_rounded_to_8_land_within_budget(digits16, name):
         _, _, done, info = env.step([0.5])
     assert info["flops"] <= 0.5 * env.base_flops and info["flops"] == count_flops(env.prune(info["channels"]),
                                                                                  digits16[1][0][:1]).flops
+
+
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2"])
+@pytest.mark.parametrize("budget", ["exact", "amc"])
+def test_planned_batch_steps_as_the_copies_do(zoo_envs, name, budget, monkeypatch):
+    """rl.screen's candidates planned together (walls and observations priced for all at once) follow exactly
+    the steps of one planned copy each, and a screened pick is the same either way."""
+    from autostruct.rl.actor import _PlannedCopies, plan_screened
+    from autostruct.rl.policy import PolicySpec, make_policy
+    from autostruct.rl.screen import ScreenData
+
+    env = zoo_envs[name]
+    env.target_ratio, env.target_flops, env.budget = 0.4, 0.4 * env.base_flops, budget
+    try:
+        n, rng = 16, np.random.default_rng(7)
+        batch, copies = env.plan_batch(n), _PlannedCopies(env, n)
+        np.testing.assert_array_equal(batch.reset(), np.stack(copies.reset()))
+        for t in range(env.max_episode_steps):
+            actions = [np.array([a]) for a in rng.uniform(-0.2, 1.2, n)]  # outside [0, 1] too: clipped alike
+            (got, done), (want, done_copies) = batch.step(actions), copies.step(actions)
+            assert done == done_copies == (t == env.max_episode_steps - 1)
+            if not done:
+                np.testing.assert_array_equal(got, np.stack(want))
+        np.testing.assert_array_equal(np.stack(batch.designs()), np.stack(copies.designs()))
+        used = np.array([env.graph.flop_model.flops(c) for c in batch.counts]) / env.target_flops
+        assert (used <= 1 + 1e-9).all()
+
+        data = ScreenData()
+        for c in batch.counts[:8]:
+            data.add(0, float(c.sum()), {"design": c / env.channels, "task_features": env.task_features()})
+        surrogate, policy = data.refit(), make_policy(PolicySpec.from_env(env), 0)
+        batched = plan_screened(policy, env, surrogate, n, 1.0, torch.Generator().manual_seed(3))
+        monkeypatch.delattr(PruningEnv, "plan_batch")  # as an env without it: one planned copy per candidate
+        copied = plan_screened(policy, env, surrogate, n, 1.0, torch.Generator().manual_seed(3))
+        torch.testing.assert_close(batched, copied, rtol=0, atol=0)
+    finally:
+        env.target_ratio, env.target_flops, env.budget = 0.5, 0.5 * env.base_flops, "exact"

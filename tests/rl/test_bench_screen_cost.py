@@ -21,7 +21,7 @@ def test_screen_cost_times_planning_episodes_and_refits(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     res = json.loads(out.read_text())
-    for key in ("plan_walls", "plan_walls_per_call_sum", "plan_screened", "episode"):
+    for key in ("plan_walls", "plan_walls_per_call_sum", "plan_walls_batched", "plan_screened", "episode"):
         assert res[key]["wall_s"] > 0 and res[key]["cpu_s"] >= 0, key
     assert set(res["refit"]) == {"10", "20"}
     assert res["groups"] > 0 and res["ratios"]["plan_screened_over_episode_cpu"] >= 0

@@ -157,11 +157,37 @@ def exact_wall(
     the target. When channel granularity makes ``lo > hi``, the wall collapses to ``hi`` so the episode stays
     under budget.
     """
-    hi = amc_cap(flop_model, counts, group, allowed, later, floor, target)
-    flops_full = flop_model(_with(counts, group, allowed, later, full))
-    reach = np.nonzero(flops_full >= target * (1 - 1e-12))[0]
-    lo = int(allowed[reach[0]]) if len(reach) else int(allowed[-1])
-    return min(lo, hi), hi
+    lo, hi = exact_walls(flop_model, np.asarray(counts)[None, :], group, allowed, later, floor, full, target)
+    return int(lo[0]), int(hi[0])
+
+
+def exact_walls(
+    cost_model: Any,
+    counts: np.ndarray,
+    group: int,
+    allowed: np.ndarray,
+    later: np.ndarray,
+    floor: np.ndarray,
+    full: np.ndarray,
+    target: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`exact_wall` for every row of ``counts`` (``[n, G]``) with one pricing call per side: arrays
+    ``lo`` and ``hi`` of length ``n`` (rl.screen plans dozens of episodes per evaluated one)."""
+    rows = np.asarray(counts, dtype=np.float64)
+    allowed = np.asarray(allowed)
+    n, a = len(rows), len(allowed)
+
+    def priced(later_values: np.ndarray) -> np.ndarray:
+        grid = np.repeat(rows, a, axis=0)
+        grid[:, later] = np.asarray(later_values, dtype=np.float64)[later]
+        grid[:, group] = np.tile(allowed, n)
+        return np.asarray(cost_model(grid)).reshape(n, a)
+
+    fits = priced(floor) <= target * (1 + 1e-12)
+    hi = np.where(fits.any(axis=1), allowed[a - 1 - np.argmax(fits[:, ::-1], axis=1)], allowed[0])
+    reach = priced(full) >= target * (1 - 1e-12)
+    lo = np.where(reach.any(axis=1), allowed[np.argmax(reach, axis=1)], allowed[-1])
+    return np.minimum(lo, hi), hi
 
 
 LANDING_TOLERANCE = 0.03
@@ -200,16 +226,43 @@ def wall_choices(
     can, those from which the landing is closest. ``allowed`` holds every group's counts (indexed by group), already cut at its
     floor as the env's walls use them.
     """
+    return wall_choices_rows(cost_model, np.asarray(counts)[None, :], group, allowed, later, floor, full, target,
+                             tolerance, limit)[0]
+
+
+def wall_choices_rows(
+    cost_model: Any,
+    counts: np.ndarray,
+    group: int,
+    allowed: Sequence[np.ndarray],
+    later: np.ndarray,
+    floor: np.ndarray,
+    full: np.ndarray,
+    target: float,
+    tolerance: float = LANDING_TOLERANCE,
+    limit: int = LOOKAHEAD,
+) -> list[np.ndarray]:
+    """:func:`wall_choices` for every row of ``counts`` (``[n, G]``): the walls priced for all rows at once, the
+    look-ahead (late steps only) row by row."""
     own = np.asarray(allowed[group])
-    lo, hi = exact_wall(cost_model, counts, group, own, later, floor, full, target)
-    inside = own[(own >= lo) & (own <= hi)]
     later = np.asarray(later, dtype=np.int64)
-    candidates = own[own <= hi]
-    if len(later) == 0 or len(candidates) <= 1:
-        return inside
-    sizes = [len(allowed[g]) for g in later]
-    if len(candidates) * math.prod(sizes) > limit:
-        return inside
+    lows, highs = exact_walls(cost_model, counts, group, own, later, floor, full, target)
+    sizes = math.prod(len(allowed[g]) for g in later)
+    out = []
+    for row, lo, hi in zip(np.asarray(counts), lows, highs, strict=True):
+        inside = own[(own >= lo) & (own <= hi)]
+        candidates = own[own <= hi]
+        if len(later) == 0 or len(candidates) <= 1 or len(candidates) * sizes > limit:
+            out.append(inside)
+        else:
+            out.append(_landing_counts(cost_model, row, group, candidates, lo, allowed, later, target, tolerance))
+    return out
+
+
+def _landing_counts(cost_model: Any, counts: np.ndarray, group: int, candidates: np.ndarray, lo: int,
+                    allowed: Sequence[np.ndarray], later: np.ndarray, target: float, tolerance: float) -> np.ndarray:
+    """The look-ahead of :func:`wall_choices`: the ``candidates`` from which some completion of the ``later``
+    groups lands within ``tolerance`` below ``target`` (or lands closest), inside the wall (``>= lo``) where any do."""
     grid = np.stack(np.meshgrid(*[np.asarray(allowed[g]) for g in later], indexing="ij"), -1).reshape(-1, len(later))
     rows = np.repeat(np.asarray(counts, dtype=np.float64)[None, :], len(candidates) * len(grid), axis=0)
     rows[:, group] = np.repeat(candidates, len(grid))

@@ -52,7 +52,13 @@ from autostruct.models.bn import recalibrate_bn
 from autostruct.models.cache import get_or_train
 from autostruct.models.checkpoint import load_model
 from autostruct.prune import budget as B
-from autostruct.prune.features import NUM_FEATURES, normalized_dataset_id, observation, static_features
+from autostruct.prune.features import (
+    NUM_FEATURES,
+    normalized_dataset_id,
+    observation,
+    observations,
+    static_features,
+)
 from autostruct.prune.graph import analyze
 from autostruct.prune.latency_table import latency_model, layer_specs, load_table
 from autostruct.prune.rewards import (
@@ -309,6 +315,11 @@ class PruningEnv:
         """Kept fraction of every group in the episode so far (what the surrogate scores)."""
         return design_of(self._counts, self.channels)
 
+    def plan_batch(self, n: int) -> PlannedEpisodes:
+        """``n`` planned episodes played together: the same steps as ``n`` copies' :meth:`plan_step`, with each
+        step's walls priced for all of them at once."""
+        return PlannedEpisodes(self, n)
+
     def task_features(self) -> list[float]:
         """What tells tasks apart to the surrogate: the budget (FLOPs ratio) and the dataset feature."""
         return [float(self.target_ratio), float(self.beta)]
@@ -367,18 +378,20 @@ class PruningEnv:
         those from which the later groups can still land close to the budget
         (:func:`~autostruct.prune.budget.wall_choices`)."""
         counts = self._counts if counts is None else counts
+        return self.choices_rows(step, np.asarray(counts)[None, :])[0]
+
+    def choices_rows(self, step: int, counts: np.ndarray) -> list[np.ndarray]:
+        """:meth:`choices` for every row of ``counts`` (``[n, groups]``), the walls priced for all rows at once."""
         g = int(self.decidable[step])
         if self.budget == "exact":
-            return B.wall_choices(self.cost_model, counts, g, self._walled, self.decidable[step + 1 :], self.floor,
-                                  self.full, self.target_cost)
-        lo, hi = self.wall(step, counts)
+            return B.wall_choices_rows(self.cost_model, counts, g, self._walled, self.decidable[step + 1 :],
+                                       self.floor, self.full, self.target_cost)
         allowed = self.allowed[g]
-        return allowed[(allowed >= lo) & (allowed <= hi)]
+        return [allowed[(allowed >= lo) & (allowed <= hi)] for lo, hi in (self.wall(step, c) for c in counts)]
 
     def _count_for(self, step: int, action: float, counts: np.ndarray, with_forced: bool = False) -> Any:
         choices = self.choices(step, counts)
-        lo, hi = float(choices[0]), float(choices[-1])
-        count = B.nearest_allowed(lo + float(np.clip(action, 0.0, 1.0)) * (hi - lo), choices)
+        count = count_in(choices, action)
         return (count, len(choices) <= 1) if with_forced else count
 
     # -- scoring a strategy ---------------------------------------------------------------------------------
@@ -513,6 +526,61 @@ class PruningEnv:
         if self.latency_model is not None:
             return self.latency_model.latency_ms(counts)
         return float(measure_latency(model, self.example_inputs, backend="torch", threads=1).median_ms)
+
+
+def count_in(choices: np.ndarray, action: float) -> int:
+    """The count an action in [0, 1] (clipped) keeps among ``choices`` (increasing): the nearest to its point
+    between the first and the last."""
+    lo, hi = float(choices[0]), float(choices[-1])
+    return B.nearest_allowed(lo + float(np.clip(action, 0.0, 1.0)) * (hi - lo), choices)
+
+
+class PlannedEpisodes:
+    """``n`` planned episodes of one :class:`PruningEnv` stepped together (rl.screen's candidates, see
+    ``rl/actor.plan_screened``): what ``n`` copies' :meth:`~PruningEnv.plan_step` would do, with the walls and
+    the observations of a step computed for all of them in one call."""
+
+    def __init__(self, env: PruningEnv, n: int) -> None:
+        self.env, self.n = env, int(n)
+        self.counts = np.repeat(env.full[None, :], self.n, axis=0)
+        self.step_index = 0
+        self.prev = np.zeros(self.n)
+
+    def reset(self) -> np.ndarray:
+        """Start all ``n`` episodes; their first observations ``[n, 13]``."""
+        self.counts = np.repeat(self.env.full[None, :], self.n, axis=0)
+        self.step_index = 0
+        self.prev = np.zeros(self.n)
+        return self._observe()
+
+    def step(self, actions: Sequence[Any]) -> tuple[np.ndarray | None, bool]:
+        """Apply one action per episode; the next observations (None after the last step) and whether it was."""
+        env, t = self.env, self.step_index
+        if t >= env.max_episode_steps:
+            raise RuntimeError("step() called after the planned episodes ended; call reset() first")
+        g = int(env.decidable[t])
+        rows = env.choices_rows(t, self.counts)
+        # count_in for every row at once: each row's choices padded with inf, which is never the nearest.
+        padded = np.full((self.n, max(len(c) for c in rows)), np.inf)
+        for i, c in enumerate(rows):
+            padded[i, : len(c)] = c
+        lo, hi = padded[:, 0], np.array([c[-1] for c in rows], dtype=np.float64)
+        a = np.clip([float(np.asarray(x, dtype=np.float64).reshape(-1)[0]) for x in actions], 0.0, 1.0)
+        pick = np.argmin(np.abs(padded - (lo + a * (hi - lo))[:, None] + 1e-9), axis=1)
+        self.counts[:, g] = padded[np.arange(self.n), pick]
+        self.prev = self.counts[:, g] / float(env.channels[g])
+        self.step_index += 1
+        done = self.step_index >= env.max_episode_steps
+        return (None if done else self._observe()), done
+
+    def designs(self) -> list[np.ndarray]:
+        """Each planned episode's design (:meth:`PruningEnv.planned_design`)."""
+        return [design_of(c, self.env.channels) for c in self.counts]
+
+    def _observe(self) -> np.ndarray:
+        env = self.env
+        reduced = 1.0 - np.asarray(env.cost_model(self.counts), dtype=np.float64) / env.base_cost
+        return observations(env._static, self.step_index, env.target_ratio, env.beta, reduced, self.prev)
 
 
 def design_of(counts: np.ndarray, channels: np.ndarray) -> np.ndarray:

@@ -48,11 +48,18 @@ def observation(
     static: np.ndarray, step: int, alpha: float, beta: float, reduced: float, prev_action: float
 ) -> np.ndarray:
     """The state at ``step``: that group's static row plus the task and the episode so far (float32)."""
-    obs = static[step].copy()
-    obs[_COL["alpha"]] = alpha
-    obs[_COL["beta"]] = beta
-    obs[_COL["reduced"]] = np.clip(reduced, 0.0, 1.0)
-    obs[_COL["prev_action"]] = np.clip(prev_action, 0.0, 1.0)
+    return observations(static, step, alpha, beta, np.asarray([reduced]), np.asarray([prev_action]))[0]
+
+
+def observations(
+    static: np.ndarray, step: int, alpha: float, beta: float, reduced: np.ndarray, prev_action: np.ndarray
+) -> np.ndarray:
+    """:func:`observation` for episodes at the same ``step`` (one row per entry of ``reduced``), ``[n, 13]``."""
+    obs = np.repeat(static[step][None, :], len(reduced), axis=0)
+    obs[:, _COL["alpha"]] = alpha
+    obs[:, _COL["beta"]] = beta
+    obs[:, _COL["reduced"]] = np.clip(reduced, 0.0, 1.0)
+    obs[:, _COL["prev_action"]] = np.clip(prev_action, 0.0, 1.0)
     return obs
 
 

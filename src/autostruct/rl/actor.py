@@ -404,13 +404,14 @@ def plan_screened(policy: Policy, env: Any, surrogate: Surrogate | None, candida
     """Sample ``candidates`` episodes of ``policy`` in planned copies of ``env`` (no evaluation), score their
     designs with ``surrogate`` and return the pre-squash actions ``[steps, dim]`` of the best (see rl/screen.py).
 
-    The copies are shallow (the model and data are shared; only the episode's counters are the copy's own), and
-    all candidates go through the policy as one batch. ``greedy_first``: candidate 0 is the greedy episode.
-    Without a surrogate, candidate 0 is returned.
+    All candidates go through the policy as one batch, and through the env as one where it plans a batch
+    (``env.plan_batch(n)``, as the pruning env does); otherwise through shallow copies of it (the model and
+    data are shared; only the episode's counters are the copy's own). ``greedy_first``: candidate 0 is the
+    greedy episode. Without a surrogate, candidate 0 is returned.
     """
     spec = policy.spec
-    copies = [copy.copy(env) for _ in range(candidates)]
-    obs = np.stack([_check_obs(c.reset(), env, spec) for c in copies])
+    plan = env.plan_batch(candidates) if hasattr(env, "plan_batch") else _PlannedCopies(env, candidates)
+    obs = np.stack([_check_obs(o, env, spec) for o in plan.reset()])
     core = policy.initial_state(candidates)
     prev_action = torch.zeros(1, candidates, spec.action_input_size)
     steps: list[Tensor] = []
@@ -430,12 +431,30 @@ def plan_screened(policy: Policy, env: Any, surrogate: Surrogate | None, candida
                 action[0, 0] = policy.greedy(out)[0, 0]
         steps.append(action[0])
         env_actions = policy.to_env_actions(action[0])
-        results = [c.plan_step(a) for c, a in zip(copies, env_actions, strict=True)]
-        if results[0][2]:
+        next_obs, done = plan.step(env_actions)
+        if done:
             break
-        obs = np.stack([_check_obs(r[0], env, spec) for r in results])
+        obs = np.stack([_check_obs(o, env, spec) for o in next_obs])
         prev_action = torch.from_numpy(np.stack([policy.encode_prev_action(a) for a in env_actions])).view(
             1, candidates, -1)
     best = 0 if surrogate is None else choose(surrogate, np.asarray(env.task_features(), dtype=np.float32),
-                                              [c.planned_design() for c in copies], kappa)
+                                              plan.designs(), kappa)
     return torch.stack(steps)[:, best].clone()
+
+
+class _PlannedCopies:
+    """Planned episodes of an env without ``plan_batch``: one shallow copy per episode, stepped in turn (the
+    interface of ``prune.env.PlannedEpisodes``)."""
+
+    def __init__(self, env: Any, n: int) -> None:
+        self.copies = [copy.copy(env) for _ in range(n)]
+
+    def reset(self) -> list[Any]:
+        return [c.reset() for c in self.copies]
+
+    def step(self, actions: Any) -> tuple[list[Any] | None, bool]:
+        results = [c.plan_step(a) for c, a in zip(self.copies, actions, strict=True)]
+        return (None if results[0][2] else [r[0] for r in results]), bool(results[0][2])
+
+    def designs(self) -> list[np.ndarray]:
+        return [c.planned_design() for c in self.copies]

@@ -41,7 +41,9 @@ class PlanningEnv(Protocol):
 
     ``plan_step`` behaves as ``step`` (same walls, observations and ``done``) but never evaluates: at the last
     step it returns ``(obs, 0.0, True, {})``. After a planned episode, :meth:`planned_design` is the design
-    vector it built. Finished real episodes carry ``info["design"]`` and ``info["task_features"]``.
+    vector it built. Finished real episodes carry ``info["design"]`` and ``info["task_features"]``. An env may
+    also offer ``plan_batch(n)``, ``n`` planned episodes stepped together (``prune.env.PlannedEpisodes``: the
+    same steps, priced in one call); without it the actor plans one shallow copy per candidate.
     """
 
     def plan_step(self, action: Any) -> tuple[np.ndarray, float, bool, dict[str, Any]]: ...
