@@ -271,7 +271,9 @@ def run(setup: Setup, recipe: Recipe, n_archs: int, arch_seed: int, out: Path | 
         "arch_sampling": sampling, "supernet": loaded.supernet_info, "archs": [],
         "flops_range": [loaded.costs(loaded.space.smallest())["flops"], loaded.costs(loaded.space.largest())["flops"]],
     }
-    for a in archs:
+    # Trained in a seeded shuffled order (written in FLOPs order), so a stopped stratified run holds both ends.
+    order = {a.indices: i for i, a in enumerate(archs)}
+    for a in (archs if sampling == "uniform" else [archs[i] for i in np.random.default_rng(arch_seed).permutation(len(archs))]):
         row = dict(done.get(a.indices) or {"arch": list(a.indices), "arch_str": str(a),
                                             "flops": int(loaded.costs(a)["flops"]), "supernet_score": None})
         t0 = time.monotonic()
@@ -288,6 +290,7 @@ def run(setup: Setup, recipe: Recipe, n_archs: int, arch_seed: int, out: Path | 
             print(json.dumps(row), flush=True)
             if out is not None:
                 _write(out, {**doc, "partial": True})
+    doc["archs"].sort(key=lambda r: order[tuple(r["arch"])])
     scored = [r for r in doc["archs"] if r["supernet_score"] is not None]
     if len(scored) == len(doc["archs"]):
         doc["rank_correlation"] = summarize(doc["archs"])
