@@ -7,6 +7,8 @@ sessions), checks that every searcher has the same evaluations per task, and wri
     python benchmarks/render_sharing.py                 # rewrite the section of docs/benchmark-mtacp.md
     python benchmarks/render_sharing.py --print         # print the section
     python benchmarks/render_sharing.py --results 'benchmarks/results/sharing-v2/*.json' --section sharing-v2
+    python benchmarks/render_sharing.py --results 'benchmarks/results/sharing-v3/*.json' \\
+        --retime 'benchmarks/results/sharing-v3-retime/*.json' --section sharing-v3-retime
 """
 
 from __future__ import annotations
@@ -225,6 +227,37 @@ def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list
     return "\n".join(lines)
 
 
+def render_retime(records: list[dict[str, Any]], retimed: list[dict[str, Any]], heads: list[dict[str, Any]],
+                  best: str = "cem") -> str:
+    """(d) from a re-timing: the same seeds searched again by ``mtacp`` and ``best`` (without fine-tune, run side
+    by side so both see the same load), CPU seconds taken from those runs and accuracies from ``records``.
+
+    The re-timed selections must be the ones ``records`` hold (same channels per (method, n, seed, task)): the
+    re-run changed the cost of a search, not what it found; the count of identical selections is printed."""
+    e = max(r["episodes_per_task"] for r in records)
+    seeds = sorted({r["seed"] for r in retimed})
+    orig = {(r["method"], r["episodes_per_task"], r["seed"], r["task"]): r for r in records}
+    keys = [(r["method"], r["episodes_per_task"], r["seed"], r["task"]) for r in retimed]
+    same = sum(1 for k, r in zip(keys, retimed, strict=True) if k in orig and orig[k]["channels"] == r["channels"])
+    lines = ["Re-timed from " + ", ".join(f"`{h['file']}`" for h in heads) + f"; seeds {seeds}.", "",
+             f"Selections identical to the accuracy records' (same channels per method, budget, seed and task): "
+             f"**{same} of {len(retimed)}**.", ""]
+    ft = "test_accuracy_finetuned"
+    tuned = sorted({r["episodes_per_task"] for r in records if r["method"] == "mtacp" and r[ft] is not None})
+    ref = by(records, best, e, ft)
+    lines += [f"| mtacp @n | after fine-tune minus {best} @{e} (paired 95% CI, accuracy records) | "
+              f"CPU s to n over {best}'s to {e}, per re-timed seed | mean |", "| --- | --- | --- | --- |"]
+    for n in tuned:
+        c = paired(by(records, "mtacp", n, ft), ref)
+        cpu = cpu_ratios(retimed, n, best, e, seeds)
+        meets = c["ci95"] is not None and c["ci95"][0] >= REACH_BOUND
+        mean = f"{np.mean([m / b for m, b in cpu.values()]):.2f}x" if cpu else "-"
+        lines.append(f"| {n}{' (meets the bar)' if meets else ''} | {fmt(c)} | "
+                     + (", ".join(f"{sd}: {m:.0f} / {b:.0f} s" for sd, (m, b) in cpu.items()) or "-")
+                     + f" | {f'**{mean}**' if meets else mean} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "sharing*.json"))
@@ -233,13 +266,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--section", default="sharing",
                    help="the doc's markers <!-- SECTION:begin --> / <!-- SECTION:end --> (a rerun on other base "
                         "models or another host gets its own section: its records must not pair with these)")
+    p.add_argument("--retime", default=None,
+                   help="files of a re-timing (mtacp and the best per-task searcher searched again side by side, "
+                        "no fine-tune): render (d) with their CPU seconds and --results' accuracies")
     args = p.parse_args(argv)
     begin, end = f"<!-- {args.section}:begin -->", f"<!-- {args.section}:end -->"
     records, new, heads = load(args.results)
     if not records:
         print(f"no records in {args.results}", file=sys.stderr)
         return 2
-    section = render(records, new, heads)
+    if args.retime:
+        retimed, _, retime_heads = load(args.retime)
+        if not retimed:
+            print(f"no records in {args.retime}", file=sys.stderr)
+            return 2
+        section = render_retime(records, retimed, retime_heads)
+    else:
+        section = render(records, new, heads)
     if args.print:
         print(section)
         return 0

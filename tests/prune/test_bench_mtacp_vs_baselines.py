@@ -133,3 +133,21 @@ def test_render_reads_d_where_mtacp_first_meets_a():
     assert "does not meet the bar" in "\n".join(render.earliest_reach(behind, "ddpg", 100, [0, 1, 2]))
     # Without a fine-tuned budget below a third of E there is nothing new to read.
     assert render.earliest_reach([r for r in recs if r["episodes_per_task"] >= 33], "ddpg", 100, [0, 1, 2]) == []
+
+
+def test_render_retime_takes_cpu_from_the_retiming_and_checks_the_selections():
+    render = load_benchmark("render_sharing")
+    noise = {(0, "a"): 0.1, (0, "b"): -0.1, (1, "a"): 0.2, (1, "b"): 0.0, (2, "a"): -0.2, (2, "b"): 0.1}
+    recs = [_record("cem", 100, sd, t, 90.0, 500.0) for sd, t in noise]
+    for n, gap in ((20, -2.0), (33, 0.0), (100, 0.4)):
+        recs += [_record("mtacp", n, sd, t, 90.0 + gap + d, 900.0) for (sd, t), d in noise.items()]
+    for r in recs:
+        r["channels"] = [r["episodes_per_task"], r["seed"]]
+    retimed = [{**r, "test_accuracy_finetuned": None, "cpu_s_method": 100.0 if r["method"] == "cem" else
+                r["episodes_per_task"] * 1.0} for r in recs]
+    retimed[0] = {**retimed[0], "channels": [1, 2, 3]}  # one selection that differs is counted, not hidden
+    text = render.render_retime(recs, retimed, [{"file": "x.json"}])
+    assert f"**{len(retimed) - 1} of {len(retimed)}**" in text
+    rows = {line.split(" |")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    assert "| 33 (meets the bar)" in rows and rows["| 33 (meets the bar)"].endswith("| **0.33x** |")
+    assert rows["| 20"].endswith("| 0.20x |")  # 2 points behind: read, not bold
