@@ -38,7 +38,11 @@ def ranking_table(rank: dict[str, Any] | None) -> list[str]:
     def tau(v: Any) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
+    sampling = {"uniform": "sampled uniformly per decision",
+                "flops-stratified": "spread evenly over log FLOPs from the space's smallest to its largest"}[
+        rank.get("arch_sampling", "uniform")]
     lines = [
+        f"Architectures {sampling} (seed {rank['arch_seed']}). "
         f"Supernet `{setup['space']}` on {setup['dataset']}: {sn.get('epochs', setup['supernet_epochs'])} epochs, "
         f"{sn.get('steps', '?')} steps on {sn.get('train_images', '?')} training images, sampling "
         f"`{setup['supernet_sampling']}`, distillation {setup['supernet_distill']}; scores on {setup['val_size']} "
@@ -57,11 +61,15 @@ def ranking_table(rank: dict[str, Any] | None) -> list[str]:
                      f"{h['flops_range'][1] / 1e6:.2f}M) | {tau(h['kendall_tau'])} |")
     lines.append(f"| for comparison: FLOPs alone vs stand-alone accuracy, all {rc['n_archs']} | "
                  f"{tau(rc['kendall_tau_flops_vs_accuracy'])} |")
-    accs = [r["test_accuracy"] for r in rank["archs"]]
-    scores = [r["supernet_score"] for r in rank["archs"]]
+    rows = [r for r in rank["archs"] if r["supernet_score"] is not None and "test_accuracy" in r]
+    accs = [r["test_accuracy"] for r in rows]
+    scores = [r["supernet_score"] for r in rows]
     lines += ["", f"Stand-alone test accuracy of the sampled nets: {min(accs):.2f}-{max(accs):.2f}%; supernet scores "
-              f"{min(scores):.2f}-{max(scores):.2f}%."]
-    return lines
+              f"{min(scores):.2f}-{max(scores):.2f}%.", "", "<details><summary>Every architecture</summary>", "",
+              "| MFLOPs | supernet score | stand-alone test accuracy | architecture |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['flops'] / 1e6:.2f} | {r['supernet_score']:.2f} | {r['test_accuracy']:.2f} | `{r['arch_str']}` |"
+              for r in sorted(rows, key=lambda r: r["flops"])]
+    return [*lines, "", "</details>"]
 
 
 def standalone_table(doc: dict[str, Any]) -> list[str]:
@@ -122,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in sorted(args.results.glob("nas-ranking*.json")):
         rank = json.loads(path.read_text())
         if "rank_correlation" not in rank:  # a stopped run: the correlation of what it finished
-            rank["rank_correlation"] = nas_standalone.nas_ranking.summarize(rank["archs"])
+            done = [r for r in rank["archs"] if r["supernet_score"] is not None and "test_accuracy" in r]
+            rank["rank_correlation"] = nas_standalone.nas_ranking.summarize(done)
         ranks[path.name] = rank
     section = render(load_standalone(str(args.results / "nas-standalone*.json")), ranks)
     if args.print:

@@ -101,3 +101,12 @@ def test_ranking_in_two_phases_fills_the_scores(ranking, tmp_path):
     assert done["rank_correlation"]["n_archs"] == 4 and "partial" not in done
     assert [r["test_accuracy"] for r in done["archs"]] == [r["test_accuracy"] for r in first["archs"]]
     assert all(r["supernet_score"] is not None for r in done["archs"]) and done["arch_sampling"] == "flops-stratified"
+    render = load_benchmark("render_nas_standalone")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "nas-ranking-strat.json").write_text(out.read_text())
+    text = "\n".join(render.ranking_table(json.loads(out.read_text())))
+    assert "spread evenly over log FLOPs" in text and text.count("\n| ") >= 4 + 4  # 4 tau rows + 4 architectures
+    section = tmp_path / "doc.md"
+    section.write_text(f"{render.BEGIN}\n{render.END}\n")
+    assert render.main(["--results", str(tmp_path / "results"), "--doc", str(section)]) == 0
+    assert "nas-ranking-strat.json" in section.read_text()
