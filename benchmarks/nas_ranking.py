@@ -68,7 +68,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
 class Recipe:
     """Stand-alone training of one architecture from scratch (written into every JSON that uses it)."""
 
-    train_size: int = 10_000  # a fixed subset of the training split (drawn with subset_seed), the same for all nets
+    train_size: int | None = 10_000  # a fixed subset of the training split (subset_seed); None: all of it
     epochs: int = 1  # one pass: what one shared CPU core allows for ~80 nets in one session
     lr: float = 0.05  # SGD, Nesterov momentum 0.9, weight decay 5e-4, cosine to 0 (autostruct.models.train)
     batch_size: int = 128
@@ -155,7 +155,7 @@ def standalone_accuracy(loaded: Loaded, arch: Sequence[int], recipe: Recipe, tra
     torch.manual_seed(train_seed)
     model = create_model(MODEL_NAME, num_classes=d.num_classes, in_channels=d.in_channels, image_size=d.image_size,
                          arch=list(arch), space=loaded.space.to_dict())
-    train_split = d.train.subset(recipe.train_size, seed=recipe.subset_seed)
+    train_split = d.train if recipe.train_size is None else d.train.subset(recipe.train_size, seed=recipe.subset_seed)
     no_val = d.val.subset(0) if len(d.val) else d.val
     train(model, dataclasses.replace(d, train=train_split, val=no_val), recipe.epochs, lr=recipe.lr,
           batch_size=recipe.batch_size, seed=train_seed, progress=False, channels_last=True)
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--arch-seed", type=int, default=0)
     ap.add_argument("--supernet-epochs", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None, help="stand-alone epochs")
-    ap.add_argument("--train-size", type=int, default=None, help="stand-alone training images")
+    ap.add_argument("--train-size", type=int, default=None, help="stand-alone training images (0: all of them)")
     ap.add_argument("--test-size", type=int, default=None, help="stand-alone test images (0: the whole test split)")
     ap.add_argument("--tiny", action="store_true", help="8x8 digits, a few hundred images: seconds")
     ap.add_argument("--cache", type=Path, default=None, help="supernet cache folder (default: autostruct's)")
@@ -324,8 +324,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     setup, recipe = (TINY_SETUP, TINY_RECIPE) if args.tiny else (Setup(), Recipe())
     if args.supernet_epochs is not None:
         setup = dataclasses.replace(setup, supernet_epochs=args.supernet_epochs)
-    recipe = dataclasses.replace(recipe, **{k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size))
-                                            if v is not None})
+    if args.epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=args.epochs)
+    if args.train_size is not None:  # 0: the whole training split (minus the hold-out)
+        recipe = dataclasses.replace(recipe, train_size=args.train_size or None)
     if args.test_size is not None:
         recipe = dataclasses.replace(recipe, test_size=args.test_size or None)
     return run(setup, recipe, args.archs, args.arch_seed, args.out, args.resume, args.cache, args.sampling,

@@ -15,10 +15,12 @@ Steps:
 2. Every selection is trained from scratch with :class:`nas_ranking.Recipe` for each train seed and tested.
    Training runs train seed by train seed, so a stopped run holds complete seeds first; ``--resume`` skips
    records ``--out`` already has.
-3. References at each task's FLOPs budget, trained with the same recipe: ``mobilenetv2-width`` (the zoo's
-   MobileNetV2, widest width within the budget). ``pruned-resnet20`` (the pruning pipeline's ResNet-20 at <= 50%
-   of its FLOPs) needs that pipeline's base training and fine-tune, a budget of its own: its code path is
-   named here (``--references pruned-resnet20``) but not implemented, and the docs say so.
+3. References at each task's FLOPs budget: ``mobilenetv2-width`` (the zoo's MobileNetV2, widest width within
+   the budget), trained with the same recipe; ``pruned-resnet20`` (with ``--pruned-run RUN``): the task of an
+   ``autostruct prune`` run on the same dataset with the most FLOPs within the budget, as that run pruned and
+   fine-tuned it (its base training plus fine-tune is its training budget, recorded as ``training_epochs``; the
+   recipe should spend as many epochs on the whole training split, e.g. ``--epochs 4 --train-size 0`` beside
+   ``configs/prune-full.yaml``'s 2 + 2). It is read, not retrained: one train seed, the run's.
 
 Output (the contract of issue 22): ``records``, one per (method, search_seed, task, train_seed) with
 ``test_accuracy`` (stand-alone, percent), ``supernet_score`` (the selection's re-score accuracy with supernet
@@ -45,7 +47,7 @@ import nas_ranking  # noqa: E402
 
 SEARCH_METHODS = ("mtnas", "random", "evolution")
 REFERENCES = ("mobilenetv2-width", "pruned-resnet20")
-IMPLEMENTED_REFERENCES = ("mobilenetv2-width",)
+IMPLEMENTED_REFERENCES = ("mobilenetv2-width",)  # pruned-resnet20 runs only with --pruned-run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,14 +115,44 @@ def reference_models(b: Bench, loaded: nas_ranking.Loaded, names: Sequence[str])
     """One reference per (name, task): how to build it at the task's FLOPs budget."""
     out = []
     for ref in names:
-        if ref not in IMPLEMENTED_REFERENCES:
-            print(json.dumps({"reference": ref, "skipped": "not implemented (see the module docstring)"}), flush=True)
+        if ref not in IMPLEMENTED_REFERENCES:  # pruned-resnet20: read from --pruned-run, not built here
             continue
         for dataset, budget in b.tasks:
             width, flops = mvb.widest_within("mobilenetv2", loaded.data, budget)
             out.append({"method": ref, "search_seed": None, "task": task_name(dataset, budget), "width": width,
                         "flops": flops, "evaluations": 0, "supernet_score": None})
     return out
+
+
+def pruned_reference(run: Path, dataset: str, budget: float) -> dict[str, Any] | None:
+    """The record of ``run``'s (an ``autostruct prune`` output folder) task on ``dataset`` (all its classes) with the
+    most FLOPs within ``budget``, None when it has none: test accuracy after its fine-tune, FLOPs, episodes, and
+    its training budget in epochs over the training split (base training plus fine-tune epochs x cycles)."""
+    res = json.loads((Path(run) / "results.json").read_text())
+    fits = [t for t in res["tasks"] if t["dataset"] == dataset and not t.get("classes") and t["flops"] <= budget]
+    if not fits:
+        return None
+    t = max(fits, key=lambda t: t["flops"])
+    base_epochs = res["config"]["base_training"]["epochs"]
+    return {"method": "pruned-resnet20", "search_seed": None, "task": task_name(dataset, budget),
+            "train_seed": res["config"]["seed"], "test_accuracy": round(100 * t["accuracy_after_finetune"], 3),
+            "supernet_score": None, "flops": t["flops"], "evaluations": t["search_episodes"],
+            "training_epochs": base_epochs + t["finetune_epochs"] * t.get("finetune_cycles", 1),
+            "source": {"run": str(run), "task": t["task"], "model": res["config"]["model"],
+                       "width": res["config"].get("width"), "base_epochs": base_epochs,
+                       "finetune_epochs": t["finetune_epochs"], "finetune_cycles": t.get("finetune_cycles", 1),
+                       "base_accuracy": round(100 * t["base_accuracy"], 3), "base_flops": t["base_flops"]}}
+
+
+def parse_tasks(text: str) -> tuple[tuple[str, float], ...]:
+    """``"fashion-mnist:15.7e6,fashion-mnist:3e6"`` -> ((dataset, FLOPs budget), ...)."""
+    out = []
+    for item in text.split(","):
+        dataset, _, budget = item.partition(":")
+        if not dataset or not budget:
+            raise SystemExit(f"--tasks: '{item}' is not DATASET:FLOPS (e.g. fashion-mnist:15.7e6)")
+        out.append((dataset.strip(), float(budget)))
+    return tuple(out)
 
 
 def task_name(dataset: str, budget: float) -> str:
@@ -135,7 +167,8 @@ def train_reference(loaded: nas_ranking.Loaded, sel: dict[str, Any], recipe: nas
     torch.manual_seed(seed)
     model = create_model("mobilenetv2", d.num_classes, d.in_channels, d.image_size, width=sel["width"])
     no_val = d.val.subset(0) if len(d.val) else d.val
-    train(model, dataclasses.replace(d, train=d.train.subset(recipe.train_size, seed=recipe.subset_seed), val=no_val),
+    train_split = d.train if recipe.train_size is None else d.train.subset(recipe.train_size, seed=recipe.subset_seed)
+    train(model, dataclasses.replace(d, train=train_split, val=no_val),
           recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, progress=False, channels_last=True)
     test = d.test if recipe.test_size is None else d.test.subset(recipe.test_size, seed=recipe.subset_seed + 1)
     return 100.0 * evaluate(model, test).accuracy
@@ -232,6 +265,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--references", default=",".join(IMPLEMENTED_REFERENCES),
                     help=f"subset of {','.join(REFERENCES)} ('' for none)")
     ap.add_argument("--evals", type=int, default=None, help="evaluations per task, method and search seed")
+    ap.add_argument("--tasks", default=None, help="DATASET:FLOPS,... (default: Bench.tasks)")
+    ap.add_argument("--epochs", type=int, default=None, help="stand-alone epochs (default: the recipe's)")
+    ap.add_argument("--train-size", type=int, default=None, help="stand-alone training images (0: all of them)")
+    ap.add_argument("--test-size", type=int, default=None, help="stand-alone test images (0: the whole test split)")
+    ap.add_argument("--pruned-run", type=Path, default=None,
+                    help="an `autostruct prune` output folder: its task within each budget is the pruned-resnet20 "
+                         "reference")
     ap.add_argument("--ranking", type=Path, default=None, help="a nas_ranking JSON whose rank_correlation to copy")
     ap.add_argument("--cut", default="", help="what this run leaves out of the full protocol (into meta.cut)")
     ap.add_argument("--tiny", action="store_true", help="8x8 digits, a few hundred images: seconds")
@@ -251,13 +291,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     b = TINY if args.tiny else Bench()
     if args.evals is not None:
         b = dataclasses.replace(b, evals=args.evals)
+    if args.tasks:
+        b = dataclasses.replace(b, tasks=parse_tasks(args.tasks))
+    recipe = b.recipe
+    if args.epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=args.epochs)
+    if args.train_size is not None:  # 0: the whole training split (minus the hold-out)
+        recipe = dataclasses.replace(recipe, train_size=args.train_size or None)
+    if args.test_size is not None:
+        recipe = dataclasses.replace(recipe, test_size=args.test_size or None)
+    b = dataclasses.replace(b, recipe=recipe)
     search_seeds = [int(s) for s in args.search_seeds.split(",")]
     train_seeds = [int(s) for s in args.train_seeds.split(",")]
     methods = [m for m in SEARCH_METHODS if m in args.methods.split(",")]
     refs = [r for r in REFERENCES if r in args.references.split(",")]
     meta = {"bench": json.loads(json.dumps(dataclasses.asdict(b))), "search_seeds": search_seeds,
             "train_seeds": train_seeds, "methods": methods, "references": refs,
-            "references_not_run": [r for r in REFERENCES if r not in refs or r not in IMPLEMENTED_REFERENCES],
+            "references_not_run": [r for r in REFERENCES if r not in refs or (r not in IMPLEMENTED_REFERENCES
+                                                                               and not args.pruned_run)],
             "cut": args.cut, "out": str(args.out) if args.out else None}
     prev = json.loads(args.out.read_text()) if args.resume and args.out and args.out.is_file() else None
     if prev is not None and prev["meta"]["bench"] != meta["bench"]:
@@ -285,6 +336,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not any(s["method"] in REFERENCES for s in doc["selections"]):
         doc["selections"] += reference_models(b, loaded, refs)
     done = {_key(r): r for r in (prev or {}).get("records", [])}
+    if "pruned-resnet20" in refs and not args.pruned_run:
+        print(json.dumps({"reference": "pruned-resnet20", "skipped": "needs --pruned-run RUN"}), flush=True)
+    if args.pruned_run and "pruned-resnet20" in refs:  # read from the pruning run, not trained here
+        for dataset, budget in b.tasks:
+            rec = pruned_reference(args.pruned_run, dataset, budget)
+            if rec is None:
+                print(json.dumps({"reference": "pruned-resnet20", "task": task_name(dataset, budget),
+                                  "skipped": f"{args.pruned_run} has no {dataset} task within the budget"}), flush=True)
+            else:
+                done[_key(rec)] = rec
+                doc["meta"].setdefault("pruned_training_epochs", {})[rec["task"]] = rec["training_epochs"]
     records = train_all(b, loaded, doc["selections"], train_seeds, done, save)
     doc["summary"] = summary(records)
     doc["meta"]["total_seconds"] = round(time.monotonic() - t_all, 1)

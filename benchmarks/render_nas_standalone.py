@@ -41,13 +41,15 @@ def ranking_table(rank: dict[str, Any] | None) -> list[str]:
     sampling = {"uniform": "sampled uniformly per decision",
                 "flops-stratified": "spread evenly over log FLOPs from the space's smallest to its largest"}[
         rank.get("arch_sampling", "uniform")]
+    images = ("the whole training split" if recipe["train_size"] is None
+              else f"a fixed {recipe['train_size']}-image subset")
     lines = [
         f"Architectures {sampling} (seed {rank['arch_seed']}). "
         f"Supernet `{setup['space']}` on {setup['dataset']}: {sn.get('epochs', setup['supernet_epochs'])} epochs, "
         f"{sn.get('steps', '?')} steps on {sn.get('train_images', '?')} training images, sampling "
         f"`{setup['supernet_sampling']}`, distillation {setup['supernet_distill']}; scores on {setup['val_size']} "
         f"hold-out images after BN recalibration on {setup['recal_batches']} x 64 images. Stand-alone recipe: "
-        f"{recipe['epochs']} epoch(s) on a fixed {recipe['train_size']}-image subset, lr {recipe['lr']}, batch "
+        f"{recipe['epochs']} epoch(s) on {images}, lr {recipe['lr']}, batch "
         f"{recipe['batch_size']}, tested on {recipe['test_size'] or 'all'} test images, train seed 0.",
         "",
         "| architectures | Kendall tau (supernet score vs stand-alone test accuracy) |",
@@ -101,13 +103,34 @@ def standalone_table(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(standalone: dict[str, Any] | None, ranks: dict[str, dict[str, Any] | None]) -> str:
+def deploy_table(doc: dict[str, Any]) -> list[str]:
+    """A run of found nets against the references a user would otherwise deploy (``nas-deploy*.json``)."""
+    recipe = doc["meta"]["bench"]["recipe"]
+    images = "the whole training split" if recipe["train_size"] is None else f"{recipe['train_size']} images"
+    lines = [f"Stand-alone recipe: {recipe['epochs']} epoch(s) on {images}, lr {recipe['lr']}; tested on "
+             f"{recipe['test_size'] or 'all'} test images.", ""]
+    for r in doc["records"]:
+        if r["method"] == "pruned-resnet20":
+            src = r["source"]
+            lines += [f"`pruned-resnet20` on {r['task']}: task `{src['task']}` of `{src['run']}` ({src['model']} width "
+                      f"{src['width']}, base {src['base_accuracy']:.2f}% at {src['base_flops'] / 1e6:.2f}M FLOPs), "
+                      f"trained {src['base_epochs']} base epoch(s) + {src['finetune_epochs']} fine-tune epoch(s) x "
+                      f"{src['finetune_cycles']} cycle(s) = **{r['training_epochs']} epochs**, against the recipe's "
+                      f"{recipe['epochs']}; one train seed (the run's).", ""]
+    return [*lines, *standalone_table(doc)]
+
+
+def render(standalone: dict[str, Any] | None, ranks: dict[str, dict[str, Any] | None],
+           deploys: dict[str, dict[str, Any]] | None = None) -> str:
     out = []
     for name, rank in ranks.items() or {"nas-ranking.json": None}.items():
         partial = " (partial: the run was stopped before all architectures)" if rank and rank.get("partial") else ""
         out += [f"### Supernet ranking (`benchmarks/results/{name}`){partial}", "", *ranking_table(rank), ""]
     out += ["### Selections trained stand-alone (`benchmarks/results/nas-standalone*.json`)", ""]
     out += standalone_table(standalone) if standalone else ["No nas-standalone*.json yet."]
+    for name, doc in (deploys or {}).items():
+        out += ["", f"### Found nets against what a user would deploy (`benchmarks/results/{name}`)", "",
+                *deploy_table(doc)]
     return "\n".join(out)
 
 
@@ -133,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             done = [r for r in rank["archs"] if r["supernet_score"] is not None and "test_accuracy" in r]
             rank["rank_correlation"] = nas_standalone.nas_ranking.summarize(done)
         ranks[path.name] = rank
-    section = render(load_standalone(str(args.results / "nas-standalone*.json")), ranks)
+    deploys = {path.name: json.loads(path.read_text()) for path in sorted(args.results.glob("nas-deploy*.json"))}
+    section = render(load_standalone(str(args.results / "nas-standalone*.json")), ranks, deploys)
     if args.print:
         print(section)
         return 0

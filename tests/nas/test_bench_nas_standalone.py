@@ -110,3 +110,39 @@ def test_ranking_in_two_phases_fills_the_scores(ranking, tmp_path):
     section.write_text(f"{render.BEGIN}\n{render.END}\n")
     assert render.main(["--results", str(tmp_path / "results"), "--doc", str(section)]) == 0
     assert "nas-ranking-strat.json" in section.read_text()
+
+
+def test_pruned_reference_is_read_from_a_prune_run_and_rendered(tmp_path):
+    """--pruned-run: the prune run's task on the dataset with the most FLOPs within each budget, as that run
+    fine-tuned it, with its training budget; a budget it has no task within is said, not filled."""
+    bench = load_benchmark("nas_standalone")
+    run = tmp_path / "prune-run"
+    run.mkdir()
+    task = {"dataset": "digits", "classes": None, "base_accuracy": 0.97, "base_flops": 2.0e6, "finetune_epochs": 1,
+            "finetune_cycles": 2, "search_episodes": 50}
+    tasks = [{**task, "task": "digits-r0.4", "flops": 0.8e6, "accuracy_after_finetune": 0.951},
+             {**task, "task": "digits-r0.6", "flops": 1.2e6, "accuracy_after_finetune": 0.962},
+             {**task, "task": "digits-c1.2-r0.3", "classes": [1, 2], "flops": 0.6e6, "accuracy_after_finetune": 0.99}]
+    (run / "results.json").write_text(json.dumps({"tasks": tasks, "config": {
+        "base_training": {"epochs": 2}, "seed": 0, "model": "resnet20", "width": 0.5}}))
+    assert bench.parse_tasks("digits:0.9e6,digits:1.3e6") == (("digits", 0.9e6), ("digits", 1.3e6))
+    with pytest.raises(SystemExit, match="DATASET:FLOPS"):
+        bench.parse_tasks("digits")
+    doc = bench.main(["--tiny", "--evals", "3", "--train-seeds", "0", "--search-seeds", "0", "--methods", "random",
+                      "--references", "pruned-resnet20", "--tasks", "digits:0.9e6,digits:1.3e6,digits:0.5e6",
+                      "--pruned-run", str(run), "--epochs", "1", "--train-size", "0", "--cache", str(tmp_path / "cache"),
+                      "--out", str(tmp_path / "nas-deploy-tiny.json")])
+    pruned = {r["task"]: r for r in doc["records"] if r["method"] == "pruned-resnet20"}
+    assert pruned["digits-flops0.9M"]["test_accuracy"] == 95.1 and pruned["digits-flops1.3M"]["test_accuracy"] == 96.2
+    assert "digits-flops0.5M" not in pruned  # no all-class task within 0.5M FLOPs
+    assert pruned["digits-flops1.3M"]["training_epochs"] == 2 + 1 * 2
+    assert doc["meta"]["bench"]["recipe"]["train_size"] is None and "pruned-resnet20" not in doc["meta"]["references_not_run"]
+    render = load_benchmark("render_nas_standalone")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "nas-deploy-tiny.json").write_text((tmp_path / "nas-deploy-tiny.json").read_text())
+    page = tmp_path / "doc.md"
+    page.write_text(f"{render.BEGIN}\n{render.END}\n")
+    assert render.main(["--results", str(tmp_path / "results"), "--doc", str(page)]) == 0
+    text = page.read_text()
+    assert "Found nets against what a user would deploy" in text and "= **4 epochs**" in text
+    assert "| digits-flops1.3M | pruned-resnet20 | 96.20 |" in text and "the whole training split" in text
