@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--evals", type=int, default=None, help="evaluations per task, method and search seed")
     ap.add_argument("--tasks", default=None, help="DATASET:FLOPS,... (default: Bench.tasks)")
     ap.add_argument("--epochs", type=int, default=None, help="stand-alone epochs (default: the recipe's)")
+    ap.add_argument("--supernet-epochs", type=int, default=None,
+                    help="the supernet's epochs (nas_ranking's --supernet-epochs: the same cache entry)")
     ap.add_argument("--train-size", type=int, default=None, help="stand-alone training images (0: all of them)")
     ap.add_argument("--test-size", type=int, default=None, help="stand-alone test images (0: the whole test split)")
     ap.add_argument("--pruned-run", type=Path, default=None,
@@ -293,6 +295,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         b = dataclasses.replace(b, evals=args.evals)
     if args.tasks:
         b = dataclasses.replace(b, tasks=parse_tasks(args.tasks))
+    if args.supernet_epochs is not None:
+        b = dataclasses.replace(b, setup=dataclasses.replace(b.setup, supernet_epochs=args.supernet_epochs))
     recipe = b.recipe
     if args.epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=args.epochs)
