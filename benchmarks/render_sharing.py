@@ -227,21 +227,29 @@ def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list
     return "\n".join(lines)
 
 
+def same_selections(records: list[dict[str, Any]], others: list[dict[str, Any]]) -> tuple[int, int]:
+    """How many of ``others`` select what ``records`` hold for the same (method, n, seed, task) (same channels)."""
+    orig = {(r["method"], r["episodes_per_task"], r["seed"], r["task"]): r for r in records}
+    same = sum(1 for r in others if (k := (r["method"], r["episodes_per_task"], r["seed"], r["task"])) in orig
+               and orig[k]["channels"] == r["channels"])
+    return same, len(others)
+
+
 def render_retime(records: list[dict[str, Any]], retimed: list[dict[str, Any]], heads: list[dict[str, Any]],
-                  best: str = "cem") -> str:
+                  best: str = "cem", control: list[dict[str, Any]] | None = None) -> str:
     """(d) from a re-timing: the same seeds searched again by ``mtacp`` and ``best`` (without fine-tune, run side
     by side so both see the same load), CPU seconds taken from those runs and accuracies from ``records``.
 
     The re-timed selections must be the ones ``records`` hold (same channels per (method, n, seed, task)): the
-    re-run changed the cost of a search, not what it found; the count of identical selections is printed."""
+    re-run changed the cost of a search, not what it found; the count of identical selections is printed.
+    ``control``: random search's selections fine-tuned at the budgets MTACP's are (a bar that random search
+    meets as early does not tell searchers apart there)."""
     e = max(r["episodes_per_task"] for r in records)
     seeds = sorted({r["seed"] for r in retimed})
-    orig = {(r["method"], r["episodes_per_task"], r["seed"], r["task"]): r for r in records}
-    keys = [(r["method"], r["episodes_per_task"], r["seed"], r["task"]) for r in retimed]
-    same = sum(1 for k, r in zip(keys, retimed, strict=True) if k in orig and orig[k]["channels"] == r["channels"])
+    same, total = same_selections(records, retimed)
     lines = ["Re-timed from " + ", ".join(f"`{h['file']}`" for h in heads) + f"; seeds {seeds}.", "",
              f"Selections identical to the accuracy records' (same channels per method, budget, seed and task): "
-             f"**{same} of {len(retimed)}**.", ""]
+             f"**{same} of {total}**.", ""]
     ft = "test_accuracy_finetuned"
     tuned = sorted({r["episodes_per_task"] for r in records if r["method"] == "mtacp" and r[ft] is not None})
     ref = by(records, best, e, ft)
@@ -255,6 +263,16 @@ def render_retime(records: list[dict[str, Any]], retimed: list[dict[str, Any]], 
         lines.append(f"| {n}{' (meets the bar)' if meets else ''} | {fmt(c)} | "
                      + (", ".join(f"{sd}: {m:.0f} / {b:.0f} s" for sd, (m, b) in cpu.items()) or "-")
                      + f" | {f'**{mean}**' if meets else mean} |")
+    if control:
+        same, total = same_selections(records, control)
+        lines += ["", f"Control: random search's selections at the same budgets, fine-tuned alike (its first n episodes "
+                  f"do not depend on the total; selections identical to the accuracy records' at the budgets both "
+                  f"test: {same} of {total}):", "",
+                  f"| random @n | after fine-tune minus {best} @{e} (paired 95% CI) | meets the bar |", "| --- | --- | --- |"]
+        for n in sorted({r["episodes_per_task"] for r in control if r[ft] is not None}):
+            c = paired(by(control, "random", n, ft), ref)
+            meets = c["ci95"] is not None and c["ci95"][0] >= REACH_BOUND
+            lines.append(f"| {n} | {fmt(c)} | {'yes' if meets else 'no'} |")
     return "\n".join(lines)
 
 
@@ -269,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retime", default=None,
                    help="files of a re-timing (mtacp and the best per-task searcher searched again side by side, "
                         "no fine-tune): render (d) with their CPU seconds and --results' accuracies")
+    p.add_argument("--control", default=None,
+                   help="with --retime: random search's runs fine-tuned at MTACP's budgets (the bar's control)")
     args = p.parse_args(argv)
     begin, end = f"<!-- {args.section}:begin -->", f"<!-- {args.section}:end -->"
     records, new, heads = load(args.results)
@@ -280,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         if not retimed:
             print(f"no records in {args.retime}", file=sys.stderr)
             return 2
-        section = render_retime(records, retimed, retime_heads)
+        control = load(args.control)[0] if args.control else None
+        section = render_retime(records, retimed, retime_heads, control=control)
     else:
         section = render(records, new, heads)
     if args.print:

@@ -151,3 +151,9 @@ def test_render_retime_takes_cpu_from_the_retiming_and_checks_the_selections():
     rows = {line.split(" |")[0]: line for line in text.splitlines() if line.startswith("| ")}
     assert "| 33 (meets the bar)" in rows and rows["| 33 (meets the bar)"].endswith("| **0.33x** |")
     assert rows["| 20"].endswith("| 0.20x |")  # 2 points behind: read, not bold
+    # The control: random search fine-tuned at the same budgets; 3 points behind at 20 does not meet the bar.
+    control = [{**r, "method": "random", "test_accuracy_finetuned": r["test_accuracy_finetuned"] - 1.0}
+               for r in recs if r["method"] == "mtacp" and r["episodes_per_task"] == 20]
+    with_control = render.render_retime(recs, retimed, [{"file": "x.json"}], control=control)
+    assert "| 20 | -2.98 [" in with_control and with_control.rstrip().endswith("| no |")  # -3 plus the noise
+    assert "0 of 6" in with_control  # no random records at 20 in the accuracy records to compare with
