@@ -136,7 +136,7 @@ def pruned_reference(run: Path, dataset: str, budget: float) -> dict[str, Any] |
     base_epochs = res["config"]["base_training"]["epochs"]
     return {"method": "pruned-resnet20", "search_seed": None, "task": task_name(dataset, budget),
             "train_seed": res["config"]["seed"], "test_accuracy": round(100 * t["accuracy_after_finetune"], 3),
-            "supernet_score": None, "flops": t["flops"], "evaluations": t["search_episodes"],
+            "supernet_score": None, "flops": t["flops"], "evaluations": t["episodes"],  # the task's share of the search
             "training_epochs": base_epochs + t["finetune_epochs"] * t.get("finetune_cycles", 1),
             "source": {"run": str(run), "task": t["task"], "model": res["config"]["model"],
                        "width": res["config"].get("width"), "base_epochs": base_epochs,

@@ -119,7 +119,7 @@ def test_pruned_reference_is_read_from_a_prune_run_and_rendered(tmp_path):
     run = tmp_path / "prune-run"
     run.mkdir()
     task = {"dataset": "digits", "classes": None, "base_accuracy": 0.97, "base_flops": 2.0e6, "finetune_epochs": 1,
-            "finetune_cycles": 2, "search_episodes": 50}
+            "finetune_cycles": 2, "episodes": 50, "search_episodes": 150}
     tasks = [{**task, "task": "digits-r0.4", "flops": 0.8e6, "accuracy_after_finetune": 0.951},
              {**task, "task": "digits-r0.6", "flops": 1.2e6, "accuracy_after_finetune": 0.962},
              {**task, "task": "digits-c1.2-r0.3", "classes": [1, 2], "flops": 0.6e6, "accuracy_after_finetune": 0.99}]
@@ -135,7 +135,7 @@ def test_pruned_reference_is_read_from_a_prune_run_and_rendered(tmp_path):
     pruned = {r["task"]: r for r in doc["records"] if r["method"] == "pruned-resnet20"}
     assert pruned["digits-flops0.9M"]["test_accuracy"] == 95.1 and pruned["digits-flops1.3M"]["test_accuracy"] == 96.2
     assert "digits-flops0.5M" not in pruned  # no all-class task within 0.5M FLOPs
-    assert pruned["digits-flops1.3M"]["training_epochs"] == 2 + 1 * 2
+    assert pruned["digits-flops1.3M"]["training_epochs"] == 2 + 1 * 2 and pruned["digits-flops1.3M"]["evaluations"] == 50
     assert doc["meta"]["bench"]["recipe"]["train_size"] is None and "pruned-resnet20" not in doc["meta"]["references_not_run"]
     render = load_benchmark("render_nas_standalone")
     (tmp_path / "results").mkdir()
