@@ -228,11 +228,11 @@ def render(records: list[dict[str, Any]], new: list[dict[str, Any]], heads: list
 
 
 def same_selections(records: list[dict[str, Any]], others: list[dict[str, Any]]) -> tuple[int, int]:
-    """How many of ``others`` select what ``records`` hold for the same (method, n, seed, task) (same channels)."""
+    """Of ``others`` whose (method, n, seed, task) ``records`` also hold: how many select the same channels, and
+    how many there are."""
     orig = {(r["method"], r["episodes_per_task"], r["seed"], r["task"]): r for r in records}
-    same = sum(1 for r in others if (k := (r["method"], r["episodes_per_task"], r["seed"], r["task"])) in orig
-               and orig[k]["channels"] == r["channels"])
-    return same, len(others)
+    both = [(orig[k], r) for r in others if (k := (r["method"], r["episodes_per_task"], r["seed"], r["task"])) in orig]
+    return sum(1 for a, b in both if a["channels"] == b["channels"]), len(both)
 
 
 def render_retime(records: list[dict[str, Any]], retimed: list[dict[str, Any]], heads: list[dict[str, Any]],
@@ -266,8 +266,8 @@ def render_retime(records: list[dict[str, Any]], retimed: list[dict[str, Any]], 
     if control:
         same, total = same_selections(records, control)
         lines += ["", f"Control: random search's selections at the same budgets, fine-tuned alike (its first n episodes "
-                  f"do not depend on the total; selections identical to the accuracy records' at the budgets both "
-                  f"test: {same} of {total}):", "",
+                  f"do not depend on the total: of its selections at budgets the accuracy records also test, "
+                  f"{same} of {total} are identical to theirs):", "",
                   f"| random @n | after fine-tune minus {best} @{e} (paired 95% CI) | meets the bar |", "| --- | --- | --- |"]
         for n in sorted({r["episodes_per_task"] for r in control if r[ft] is not None}):
             c = paired(by(control, "random", n, ft), ref)
