@@ -86,8 +86,9 @@ def standalone_table(doc: dict[str, Any]) -> list[str]:
             sc = f"{sum(scores) / len(scores):.2f}" if scores else "-"
             lines.append(f"| {task} | {m} | {_ci(s)} | {s['search_seeds'] if m in nas_standalone.SEARCH_METHODS else '-'}"
                          f" | {s['records']} | {s['mean_flops'] / 1e6:.2f}M | {sc} |")
-    lines += ["", "Paired differences over (search seed, task), each the mean over train seeds:", "",
-              "| comparison | mean (pt) | 95% CI | better / worse of pairs |", "| --- | --- | --- | --- |"]
+    if doc["summary"]["paired"]:
+        lines += ["", "Paired differences over (search seed, task), each the mean over train seeds:", "",
+                  "| comparison | mean (pt) | 95% CI | better / worse of pairs |", "| --- | --- | --- | --- |"]
     for name, p in doc["summary"]["paired"].items():
         lines.append(f"| {name.replace('_minus_', ' - ')} | {p['mean_diff']:+.2f} | [{p['ci95'][0]:+.2f}, "
                      f"{p['ci95'][1]:+.2f}] | {p['better']} / {p['worse']} of {p['seeds']} |")
