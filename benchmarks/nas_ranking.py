@@ -303,6 +303,17 @@ def run(setup: Setup, recipe: Recipe, n_archs: int, arch_seed: int, out: Path | 
     return doc
 
 
+def recipe_from_args(recipe: Recipe, args: argparse.Namespace) -> Recipe:
+    """``recipe`` with the command line's ``--epochs``, ``--train-size`` and ``--test-size`` (0: the whole split)."""
+    if args.epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=args.epochs)
+    if args.train_size is not None:
+        recipe = dataclasses.replace(recipe, train_size=args.train_size or None)
+    if args.test_size is not None:
+        recipe = dataclasses.replace(recipe, test_size=args.test_size or None)
+    return recipe
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--archs", type=int, default=20, help="sampled architectures trained stand-alone")
@@ -324,13 +335,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     setup, recipe = (TINY_SETUP, TINY_RECIPE) if args.tiny else (Setup(), Recipe())
     if args.supernet_epochs is not None:
         setup = dataclasses.replace(setup, supernet_epochs=args.supernet_epochs)
-    if args.epochs is not None:
-        recipe = dataclasses.replace(recipe, epochs=args.epochs)
-    if args.train_size is not None:  # 0: the whole training split (minus the hold-out)
-        recipe = dataclasses.replace(recipe, train_size=args.train_size or None)
-    if args.test_size is not None:
-        recipe = dataclasses.replace(recipe, test_size=args.test_size or None)
-    return run(setup, recipe, args.archs, args.arch_seed, args.out, args.resume, args.cache, args.sampling,
+    return run(setup, recipe_from_args(recipe, args), args.archs, args.arch_seed, args.out, args.resume, args.cache, args.sampling,
                args.phase)
 
 

@@ -297,14 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         b = dataclasses.replace(b, tasks=parse_tasks(args.tasks))
     if args.supernet_epochs is not None:
         b = dataclasses.replace(b, setup=dataclasses.replace(b.setup, supernet_epochs=args.supernet_epochs))
-    recipe = b.recipe
-    if args.epochs is not None:
-        recipe = dataclasses.replace(recipe, epochs=args.epochs)
-    if args.train_size is not None:  # 0: the whole training split (minus the hold-out)
-        recipe = dataclasses.replace(recipe, train_size=args.train_size or None)
-    if args.test_size is not None:
-        recipe = dataclasses.replace(recipe, test_size=args.test_size or None)
-    b = dataclasses.replace(b, recipe=recipe)
+    b = dataclasses.replace(b, recipe=nas_ranking.recipe_from_args(b.recipe, args))
     search_seeds = [int(s) for s in args.search_seeds.split(",")]
     train_seeds = [int(s) for s in args.train_seeds.split(",")]
     methods = [m for m in SEARCH_METHODS if m in args.methods.split(",")]
