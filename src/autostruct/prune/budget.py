@@ -112,12 +112,23 @@ def nearest_allowed(count: float, allowed: np.ndarray) -> int:
     return int(allowed[idx])
 
 
-def _with(counts: np.ndarray, group: int, values: np.ndarray, later: np.ndarray, later_values: np.ndarray):
-    """Configurations (one row per value of ``group``) with ``later`` groups set to ``later_values``."""
-    rows = np.repeat(np.asarray(counts, dtype=np.float64)[None, :], len(values), axis=0)
-    rows[:, later] = np.asarray(later_values, dtype=np.float64)[later]
-    rows[:, group] = values
-    return rows
+def _priced(cost_model: Any, rows: np.ndarray, group: int, values: np.ndarray, later: np.ndarray,
+            later_values: np.ndarray) -> np.ndarray:
+    """Cost ``[n, len(values)]`` of each row of ``rows`` (``[n, G]``) with ``group`` set to each of ``values`` and
+    the ``later`` groups to ``later_values``."""
+    rows = np.asarray(rows, dtype=np.float64)
+    values = np.asarray(values)
+    grid = np.repeat(rows, len(values), axis=0)
+    grid[:, later] = np.asarray(later_values, dtype=np.float64)[later]
+    grid[:, group] = np.tile(values, len(rows))
+    return np.asarray(cost_model(grid)).reshape(len(rows), len(values))
+
+
+def _caps(cost_model: Any, rows: np.ndarray, group: int, allowed: np.ndarray, later: np.ndarray, floor: np.ndarray,
+          target: float) -> np.ndarray:
+    """:func:`amc_cap` for every row of ``rows`` (``[n, G]``) with one pricing call."""
+    fits = _priced(cost_model, rows, group, allowed, later, floor) <= target * (1 + 1e-12)
+    return np.where(fits.any(axis=1), allowed[len(allowed) - 1 - np.argmax(fits[:, ::-1], axis=1)], allowed[0])
 
 
 def amc_cap(
@@ -135,9 +146,7 @@ def amc_cap(
     to decide, which are assumed at their ``floor``. If even the smallest allowed count overshoots (only possible
     when earlier decisions broke the rule), the smallest is returned.
     """
-    flops = flop_model(_with(counts, group, allowed, later, floor))
-    ok = np.nonzero(flops <= target * (1 + 1e-12))[0]
-    return int(allowed[ok[-1]]) if len(ok) else int(allowed[0])
+    return int(_caps(flop_model, np.asarray(counts)[None, :], group, np.asarray(allowed), later, floor, target)[0])
 
 
 def exact_wall(
@@ -173,19 +182,9 @@ def exact_walls(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`exact_wall` for every row of ``counts`` (``[n, G]``) with one pricing call per side: arrays
     ``lo`` and ``hi`` of length ``n`` (rl.screen plans dozens of episodes per evaluated one)."""
-    rows = np.asarray(counts, dtype=np.float64)
     allowed = np.asarray(allowed)
-    n, a = len(rows), len(allowed)
-
-    def priced(later_values: np.ndarray) -> np.ndarray:
-        grid = np.repeat(rows, a, axis=0)
-        grid[:, later] = np.asarray(later_values, dtype=np.float64)[later]
-        grid[:, group] = np.tile(allowed, n)
-        return np.asarray(cost_model(grid)).reshape(n, a)
-
-    fits = priced(floor) <= target * (1 + 1e-12)
-    hi = np.where(fits.any(axis=1), allowed[a - 1 - np.argmax(fits[:, ::-1], axis=1)], allowed[0])
-    reach = priced(full) >= target * (1 - 1e-12)
+    hi = _caps(cost_model, counts, group, allowed, later, floor, target)
+    reach = _priced(cost_model, counts, group, allowed, later, full) >= target * (1 - 1e-12)
     lo = np.where(reach.any(axis=1), allowed[np.argmax(reach, axis=1)], allowed[-1])
     return np.minimum(lo, hi), hi
 

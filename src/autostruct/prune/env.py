@@ -542,16 +542,17 @@ class PlannedEpisodes:
 
     def __init__(self, env: PruningEnv, n: int) -> None:
         self.env, self.n = env, int(n)
-        self.counts = np.repeat(env.full[None, :], self.n, axis=0)
-        self.step_index = 0
-        self.prev = np.zeros(self.n)
+        self._start()
 
     def reset(self) -> np.ndarray:
         """Start all ``n`` episodes; their first observations ``[n, 13]``."""
+        self._start()
+        return self._observe()
+
+    def _start(self) -> None:
         self.counts = np.repeat(self.env.full[None, :], self.n, axis=0)
         self.step_index = 0
         self.prev = np.zeros(self.n)
-        return self._observe()
 
     def step(self, actions: Sequence[Any]) -> tuple[np.ndarray | None, bool]:
         """Apply one action per episode; the next observations (None after the last step) and whether it was."""
