@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.episodes > 0:
         with tempfile.TemporaryDirectory(prefix="latency-budget-") as tmp:
             cfg = parse_config(PruneConfig, {
-                "name": "latency-budget", "output_dir": str(Path(tmp) / "run"), "model": "resnet20",
-                "width": args.width, "tasks": [
+                # The model timed above, by its checkpoint: a zoo name would train the run its own base model.
+                "name": "latency-budget", "output_dir": str(Path(tmp) / "run"), "model": str(info.path),
+                "tasks": [
                     {"dataset": args.dataset, "latency_ms": budgets} if args.budget_kind == "ms"
                     else {"dataset": args.dataset, "latency_ratios": [round(b / base_pred, 4) for b in budgets]}],
                 # The run prices its budgets with the table measured above, as the budgets were: a preflight

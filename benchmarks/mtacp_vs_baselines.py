@@ -370,7 +370,8 @@ def build_config(args: argparse.Namespace, workdir: Path, data: list[tuple[str, 
         "model": args.model,
         "width": args.width,
         "tasks": tasks,
-        "base_training": {"epochs": args.base_epochs},
+        "base_training": {"epochs": args.base_epochs,
+                          **({} if args.base_min_steps is None else {"min_steps": args.base_min_steps})},
         "search": {"episodes": args.episodes_per_task * len(tasks) * len(ratios), "val_size": args.val_size,
                    "rescore_size": args.rescore_size, "top_k": args.top_k, "budget": "exact",
                    "recal_batches": args.recal_batches, "round_to": args.round_to, "reward": "acc"},
@@ -407,6 +408,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--recal-batches", type=int, default=10)
     p.add_argument("--round-to", type=int, default=1)
     p.add_argument("--base-epochs", type=int, default=3)
+    p.add_argument("--base-min-steps", type=int, default=None, dest="base_min_steps",
+                   help="base_training.min_steps (default: the config's, 600 SGD steps on small datasets)")
     p.add_argument("--test-size", type=int, default=0, help="test images (seeded subset; 0: the whole split)")
     p.add_argument("--finetune-steps", type=int, default=300, help="SGD steps (batch 128) after pruning; 0: off")
     p.add_argument("--ddpg-warmup", type=int, default=None, help="DDPG random episodes (default: a quarter)")

@@ -2,8 +2,10 @@
 
 Under pytest-xdist (``make test`` runs ``-n 2``, one worker per core) both workers share the session's cache
 directory, so a base model or supernet that two workers need is trained once (cache entries are locked while
-they are made), and a test marked ``cores(2)`` (it keeps two processes busy: actor processes, a Ray cluster)
-runs while the other worker waits, so processes x threads stay at the two cores."""
+they are made), and a test marked ``cores(2)`` (a local Ray cluster: its start alone keeps several processes
+busy) runs while the other worker waits. Tests that start actor processes of the ``local`` backend share the
+cores instead, so the other worker does not idle while they wait for them; the asynchronous learning tests
+among them retry when contention leaves a task unlearned (``tests/rl/test_impala_learning.py``)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
+# Subprocesses (the CLI through its real entry point, benchmark smoke runs) inherit one thread too: with two
+# xdist workers on two cores, a child on torch's default of a thread per core oversubscribes them.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 HOST_ROUND_TO = 8
 HOST_SCORES = {1: 1.0, 4: 0.856, 8: 0.813, 16: 0.807}

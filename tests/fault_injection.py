@@ -24,6 +24,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 ENV = "AUTOSTRUCT_TEST_FAULT"
@@ -100,14 +101,19 @@ def install(spec: dict[str, Any], setattr_: Callable[[Any, str, Any], None] = se
 
 
 def main() -> None:
-    """The autostruct CLI with the fault of ``$AUTOSTRUCT_TEST_FAULT`` (if set), started at
-    ``$AUTOSTRUCT_TEST_START_AT`` (a Unix time, if set) once everything is imported: processes started
-    together then reach the run folder together."""
+    """The autostruct CLI with the fault of ``$AUTOSTRUCT_TEST_FAULT`` (if set). With
+    ``$AUTOSTRUCT_TEST_BARRIER`` (``FOLDER:N``) it starts once everything is imported and N processes have
+    said so in FOLDER: processes started together then reach the run folder together, however long their
+    imports took."""
     if ENV in os.environ:
         install(json.loads(os.environ[ENV]))
     from autostruct import api  # noqa: F401 - the slow imports, before the common start
     from autostruct.cli import main as cli_main
 
-    if "AUTOSTRUCT_TEST_START_AT" in os.environ:
-        time.sleep(max(0.0, float(os.environ["AUTOSTRUCT_TEST_START_AT"]) - time.time()))
+    if "AUTOSTRUCT_TEST_BARRIER" in os.environ:
+        folder, n = os.environ["AUTOSTRUCT_TEST_BARRIER"].rsplit(":", 1)
+        (Path(folder) / str(os.getpid())).touch()
+        deadline = time.time() + 300
+        while len(list(Path(folder).iterdir())) < int(n) and time.time() < deadline:
+            time.sleep(0.01)
     cli_main()

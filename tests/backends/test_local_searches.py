@@ -90,7 +90,6 @@ def _check_run(result, actor_pids, fmt: str, episodes: int) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.cores(2)
 def test_prune_on_local_backend(tmp_path, capfd, caplog):
     config = {
         "name": "local-prune", "output_dir": str(tmp_path / "run"), "model": "resnet20", "width": 0.25,
@@ -118,7 +117,6 @@ def test_prune_on_local_backend(tmp_path, capfd, caplog):
 
 
 @pytest.mark.slow
-@pytest.mark.cores(2)
 def test_nas_search_on_local_backend(tmp_path, capfd, caplog):
     config = {
         "name": "local-nas", "output_dir": str(tmp_path / "run"),

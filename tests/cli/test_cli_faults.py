@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -111,15 +110,15 @@ def test_full_disk_exits_2_keeps_what_was_written_and_resumes(tmp_path, monkeypa
     _check_finished(run, before)
 
 
-def _cli(tmp_path, *args, fault=None, start_at=None) -> subprocess.Popen:
+def _cli(tmp_path, *args, fault=None, barrier=None) -> subprocess.Popen:
     """The real entry point in a new process, running this checkout (and tests/fault_injection.py)."""
     paths = [str(Path(autostruct.__file__).parents[1]), str(Path(__file__).parents[1])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     env.pop(ENV, None)
     if fault is not None:
         env[ENV] = json.dumps(fault)
-    if start_at is not None:
-        env["AUTOSTRUCT_TEST_START_AT"] = str(start_at)
+    if barrier is not None:
+        env["AUTOSTRUCT_TEST_BARRIER"] = barrier
     return subprocess.Popen([sys.executable, "-c", "import fault_injection; fault_injection.main()", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
 
@@ -157,11 +156,11 @@ def test_killed_while_writing_results_json_resumes_without_redoing_tasks(tmp_pat
 
 
 def test_two_runs_started_together_on_one_folder(tmp_path):
-    # Both processes wait after their imports for one instant, so they reach the run folder together.
+    # Both processes wait after their imports until both are there, so they reach the run folder together.
     cfg, run = _config(tmp_path), tmp_path / "run"
     runner.invoke(app, ["prune", _config(tmp_path, out="warm")])  # base model cached: the race is the folder's
-    start_at = time.time() + 8
-    procs = [_cli(tmp_path, "prune", cfg, start_at=start_at) for _ in range(2)]
+    (tmp_path / "barrier").mkdir()
+    procs = [_cli(tmp_path, "prune", cfg, barrier=f"{tmp_path / 'barrier'}:2") for _ in range(2)]
     done = [(p, *p.communicate(timeout=300)) for p in procs]
     codes = sorted(p.returncode for p, _, _ in done)
     assert codes == [0, 2], [err for _, _, err in done]

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "mtacp_vs_baselines.py"
 #: Both smoke runs prune the same one-epoch digits base model: trained by the first, read from the session's
 #: cache by the second (what is under test is the benchmark's plumbing, not the base model's accuracy).
-TINY_BASE = ["--base-epochs", "1"]
+TINY_BASE = ["--base-epochs", "1", "--base-min-steps", "60"]
 
 
 def _load_script():

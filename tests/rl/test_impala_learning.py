@@ -102,7 +102,6 @@ def test_inline_is_deterministic(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.cores(2)
 @pytest.mark.parametrize("case", [BOX_ASYNC, CHOICE_ASYNC], ids=["box-vtrace", "choice-mc"])
 def test_learns_local(case, tmp_path):
     result, greedy = train_async(case, "local", tmp_path)

@@ -71,7 +71,6 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.cores(2)
 def test_sigkill_then_resume_has_no_gap_or_duplicate(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)

@@ -129,8 +129,7 @@ def test_task_quotas_are_equal():
     assert task_quotas(10, 3) == [4, 3, 3]
 
 
-@pytest.mark.parametrize("num_tasks,actors,backend", [(3, 2, "inline"), (5, 2, "inline"),
-                                                      pytest.param(3, 2, "local", marks=pytest.mark.cores(2))])
+@pytest.mark.parametrize("num_tasks,actors,backend", [(3, 2, "inline"), (5, 2, "inline"), (3, 2, "local")])
 def test_equal_episodes_per_task_whatever_the_actors(num_tasks, actors, backend, tmp_path):
     """The engine's scheduler, not an actor-to-task map, sets the budget: 3 tasks on 2 actors get 12 each."""
     factories = [functools.partial(TargetEnv, i, targets=tuple(0.5 for _ in range(num_tasks))) for i in range(num_tasks)]

@@ -114,7 +114,7 @@ def test_screen_reaches_random_search_with_a_third_of_the_evaluations(tmp_path):
     assert np.mean(plain) < 0.5, plain
 
 
-@pytest.mark.parametrize("backend", ["inline", pytest.param("local", marks=pytest.mark.cores(2))])
+@pytest.mark.parametrize("backend", ["inline", "local"])
 def test_actors_screen_once_the_surrogate_is_fitted(backend, tmp_path):
     """The surrogate crosses to actor processes in the published weights (fixed shapes from the first version);
     episodes after the warm-up are screened picks, those before are plain samples. Actor processes pick up the

@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from autostruct.cli.common import user_errors
 from autostruct.errors import AutostructError
+from autostruct.rl import logs
 from autostruct.rl.logs import EpisodeLog, append_jsonl, complete_lines, open_jsonl
+from autostruct.rl.trajectory import EpisodeRecord
 from autostruct.utils.io import DiskFullError, append_line, torch_save_atomic, write_json_atomic
 from fault_injection import install
 
@@ -86,6 +88,27 @@ def test_a_line_cut_by_a_kill_is_dropped_on_reopen(tmp_path):
     assert complete_lines(path) == [b'{"a": 1}']
     assert path.read_bytes() == b'{"a": 1}\n'  # the next append starts a fresh line
     assert EpisodeLog(tmp_path / "missing.jsonl").count == 0
+
+
+def test_episode_log_syncs_at_most_every_interval_and_before_a_checkpoint(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(logs.os, "fsync", lambda fd: synced.append(fd))
+    log = EpisodeLog(tmp_path / "episodes.jsonl", sync_every_s=3600.0)
+    for i in range(5):
+        log.append(EpisodeRecord(0, i, [0.5], 1.0, {}, 0, 0.0))
+    assert synced == []  # every line written (a killed process keeps it), none fsynced yet
+    assert len((tmp_path / "episodes.jsonl").read_bytes().splitlines()) == 5
+    log.sync()  # what run_impala does before each checkpoint
+    log.sync()  # nothing new: no second fsync
+    assert len(synced) == 1
+    eager = EpisodeLog(tmp_path / "eager.jsonl", sync_every_s=0.0)
+    eager.append(EpisodeRecord(0, 0, [0.5], 1.0, {}, 0, 0.0))
+    assert len(synced) == 2
+    log.append(EpisodeRecord(0, 5, [0.5], 1.0, {}, 0, 0.0))
+    log.close()  # closing syncs what is left
+    assert len(synced) == 3
+    eager.close()
+    assert len(synced) == 3
 
 
 def test_cli_turns_any_full_disk_into_one_paragraph(tmp_path):

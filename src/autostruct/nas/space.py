@@ -106,6 +106,8 @@ class SearchSpace:
     stem_stride: int = 1
     head_channels: int = 256
     _decisions: tuple[Decision, ...] = field(init=False, repr=False, compare=False)
+    # Per stage, the index of its depth decision: is_active runs for every decision of every masked step.
+    _depth_at: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         where = f"search space '{self.name}'"
@@ -142,6 +144,7 @@ class SearchSpace:
                 raise AutostructError(f"{at}: widths {list(st.widths)} of {st.channels} channels give repeated channel "
                                       f"counts {list(st.channel_choices)}; use fewer or more distinct widths.")
         object.__setattr__(self, "_decisions", self._build_decisions())
+        object.__setattr__(self, "_depth_at", tuple(i for i, d in enumerate(self._decisions) if d.kind == "depth"))
 
     def _build_decisions(self) -> tuple[Decision, ...]:
         out: list[Decision] = []
@@ -199,15 +202,12 @@ class SearchSpace:
         )
 
     # ------------------------------------------------------------------ masks and sampling
-    def _depth_index_positions(self) -> list[int]:
-        return [i for i, d in enumerate(self._decisions) if d.kind == "depth"]
-
     def is_active(self, step: int, prefix: Sequence[int]) -> bool:
         """Whether decision ``step`` matters given the earlier choices ``prefix`` (False for skipped blocks)."""
         d = self._decisions[step]
         if d.kind in ("depth", "width"):
             return True
-        depth_pos = self._depth_index_positions()[d.stage]
+        depth_pos = self._depth_at[d.stage]
         depth = self._decisions[depth_pos].choices[prefix[depth_pos]]
         return d.block < depth
 

@@ -282,6 +282,7 @@ def run_impala(
             best[rec.task_id] = rec
 
     def save_checkpoint() -> None:
+        episode_log.sync()  # the log on disk is never behind the checkpoint's episodes_logged
         torch_save_atomic(
             {
                 "format": CHECKPOINT_FORMAT,

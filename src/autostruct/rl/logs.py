@@ -1,7 +1,9 @@
 """The files of one run folder: the append-only episode log and the metrics streams (JSONL + TensorBoard).
 
 ``episodes.jsonl`` is the record of what the search found. Each finished episode is one line, written with
-one ``write`` and followed by flush + fsync, and its ``episode_index`` equals its line number. A line cut short
+one unbuffered ``write`` (so a killed process keeps it), and its ``episode_index`` equals its line number. The
+log is fsynced at most every :data:`SYNC_EVERY_S` seconds and always before a checkpoint is written (so after a
+machine crash it never trails the checkpoint): an fsync per line cost more than a toy episode. A line cut short
 by a crash is dropped when the log is reopened (that episode counts as never finished), so a resumed run
 continues at the next index: no gap, no duplicate. A full disk never leaves a partial line: the failed append
 is cut back (:func:`autostruct.utils.io.append_line`) and the run stops with a :class:`~autostruct.utils.io.DiskFullError`.
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,9 @@ from autostruct.rl.trajectory import EpisodeRecord
 from autostruct.utils.io import append_line, reporting_disk_full, write_text_atomic
 
 log = logging.getLogger("autostruct.rl")
+
+#: Longest time an episode line waits for its fsync (it reaches the page cache at once).
+SYNC_EVERY_S = 1.0
 
 
 def json_default(obj: Any) -> Any:
@@ -68,12 +75,15 @@ def read_episodes(path: str | Path) -> list[EpisodeRecord]:
 class EpisodeLog:
     """Append-only ``episodes.jsonl``; :attr:`records` holds every logged episode (read back on resume)."""
 
-    def __init__(self, path: str | Path, fsync: bool = True) -> None:
+    def __init__(self, path: str | Path, fsync: bool = True, sync_every_s: float = SYNC_EVERY_S) -> None:
         self.path = Path(path)
         self.fsync = fsync
+        self.sync_every_s = sync_every_s
         self.records: list[EpisodeRecord] = self._read_and_repair()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open_jsonl(self.path)
+        self._synced_at = time.monotonic()
+        self._dirty = False
 
     @property
     def count(self) -> int:
@@ -101,11 +111,24 @@ class EpisodeLog:
     def append(self, record: EpisodeRecord) -> None:
         if record.episode_index != self.count:
             raise ValueError(f"episode_index {record.episode_index} != next index {self.count}")
-        append_jsonl(self._fh, record.to_json(), self.fsync)
+        append_jsonl(self._fh, record.to_json(), fsync=False)
         self.records.append(record)
+        self._dirty = True
+        if time.monotonic() - self._synced_at >= self.sync_every_s:
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync what was appended since the last sync (before a checkpoint, so the log never trails it)."""
+        if self.fsync and self._dirty:
+            with reporting_disk_full(self.path):
+                os.fsync(self._fh.fileno())
+        self._dirty, self._synced_at = False, time.monotonic()
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self.sync()
+        finally:
+            self._fh.close()
 
 
 class MetricsWriter:
