@@ -374,7 +374,8 @@ def build_config(args: argparse.Namespace, workdir: Path, data: list[tuple[str, 
                           **({} if args.base_min_steps is None else {"min_steps": args.base_min_steps})},
         "search": {"episodes": args.episodes_per_task * len(tasks) * len(ratios), "val_size": args.val_size,
                    "rescore_size": args.rescore_size, "top_k": args.top_k, "budget": "exact",
-                   "recal_batches": args.recal_batches, "round_to": args.round_to, "reward": "acc"},
+                   "recal_batches": args.recal_batches, "round_to": args.round_to, "reward": "acc",
+                   "reward_finetune_steps": args.reward_finetune_steps},
         "rl": rl,
         "finetune": {"epochs": 0},
         "backend": {"name": args.mtacp_backend},
@@ -412,6 +413,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="base_training.min_steps (default: the config's, 600 SGD steps on small datasets)")
     p.add_argument("--test-size", type=int, default=0, help="test images (seeded subset; 0: the whole split)")
     p.add_argument("--finetune-steps", type=int, default=300, help="SGD steps (batch 128) after pruning; 0: off")
+    p.add_argument("--reward-finetune-steps", type=int, default=0, dest="reward_finetune_steps",
+                   help="search.reward_finetune_steps: SGD steps before each episode is scored (0: AMC's reward)")
     p.add_argument("--ddpg-warmup", type=int, default=None, help="DDPG random episodes (default: a quarter)")
     p.add_argument("--cem-population", type=int, default=10)
     p.add_argument("--cem-elite-frac", type=float, default=0.3)

@@ -434,6 +434,11 @@ class PruneSearchConfig(ScoredSearchSettings):
         "(autostruct.prune.task_rounding). A task that still lands > 10% under its budget is named before the search."
     )
     recal_batches: int = Field(PRUNE_RECAL_BATCHES, ge=0, description="Batches for BN recalibration (0 = off).")
+    reward_finetune_steps: int = Field(
+        0, ge=0, description="SGD steps of fine-tune before an episode is scored (0: AMC's reward, no training). At "
+        "low FLOPs ratios the untrained accuracy is near chance and ranks strategies unlike their fine-tuned accuracy; a "
+        "short fine-tune (e.g. 20 steps) ranks them as the final fine-tune does, for more time per episode.")
+    reward_finetune_lr: float = Field(0.01, gt=0, description="Peak learning rate of reward_finetune_steps (cosine).")
 
     @property
     def default_holdout(self) -> int:

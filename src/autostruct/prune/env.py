@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
@@ -172,6 +173,8 @@ class PruningEnv:
         latency_table: str | None = None,
         latency_budget_ms: float | None = None,
         latency_margin: float = LATENCY_MARGIN,
+        finetune_steps: int = 0,
+        finetune_lr: float = 0.01,
     ):
         if not isinstance(target_ratio, numbers.Real) or not 0.0 < target_ratio <= 1.0:
             raise AutostructError(f"FLOPs target ratio {target_ratio!r} is outside (0, 1]. Use e.g. 0.5 for half the FLOPs.")
@@ -184,7 +187,7 @@ class PruningEnv:
         if importance not in IMPORTANCE_CRITERIA:
             raise unknown_name("importance criterion", importance, IMPORTANCE_CRITERIA)
         for name, value, least in (("val_size", val_size, 1), ("rescore_size", rescore_size, 0),
-                                   ("recal_batches", recal_batches, 0),
+                                   ("recal_batches", recal_batches, 0), ("finetune_steps", finetune_steps, 0),
                                    ("batch_size", batch_size, 1), ("round_to", round_to, 1)):
             if name == "round_to" and value == "auto":
                 continue
@@ -216,6 +219,15 @@ class PruningEnv:
             (train_x[cal[i : i + batch_size]].to(self.device), train_y[cal[i : i + batch_size]].to(self.device))
             for i in range(0, n_cal, batch_size)
         ]
+
+        if not isinstance(finetune_lr, numbers.Real) or not finetune_lr > 0:
+            raise AutostructError(f"finetune_lr must be a number > 0, got {finetune_lr!r}.")
+        # The reward's short fine-tune trains every strategy on the same images in the same order, so two
+        # strategies differ only by their structure.
+        self.finetune_steps, self.finetune_lr, self.batch_size = finetune_steps, float(finetune_lr), batch_size
+        n_ft = min(finetune_steps * batch_size, len(train_x))
+        ft = torch.randperm(len(train_x), generator=gen)[:n_ft]
+        self._ft_train = SimpleNamespace(x=train_x[ft], y=train_y[ft])
 
         self.model = model.to(self.device).eval()
         self.example_inputs = self._val_x[:1]
@@ -433,6 +445,8 @@ class PruningEnv:
         else:
             if self._calib:
                 recalibrate_bn(pruned, [x for x, _ in self._calib], len(self._calib))
+            if self.finetune_steps:
+                self._short_finetune(pruned)
             t2 = time.perf_counter()
             accuracy = self._accuracy(pruned, split)
             t3 = time.perf_counter()
@@ -467,6 +481,7 @@ class PruningEnv:
             "over_budget": bool(over),
             "budget": self.budget,
             "seconds": {"prune": t1 - t0, "recal": t2 - t1, "eval": t3 - t2},
+            "finetune_steps": self.finetune_steps,
         }
         if latency is not None:
             info["latency_ms"] = latency
@@ -509,6 +524,16 @@ class PruningEnv:
     def rescore_size(self) -> int:
         """Images of the re-score split (0 when the hold-out had none left)."""
         return int(len(self._rescore_y))
+
+    def _short_finetune(self, model: nn.Module) -> None:
+        """``finetune_steps`` SGD steps (the fine-tune's recipe: cosine from ``finetune_lr``, one pass over the
+        env's fixed training images, seeded), so the reward sees how far a structure recovers, not only where it
+        starts: at low ratios the accuracy before any training ranks strategies against their fine-tuned
+        accuracy (benchmarks/regime_probe.py)."""
+        from autostruct.models.train import fine_tune
+
+        fine_tune(model, SimpleNamespace(train=self._ft_train, val=None), 1, lr=self.finetune_lr,
+                  batch_size=self.batch_size, seed=0, device=str(self.device), progress=False)
 
     def _accuracy(self, model: nn.Module, split: str = "search") -> float:
         xs, ys = (self._val_x, self._val_y) if split == "search" else (self._rescore_x, self._rescore_y)
@@ -607,6 +632,8 @@ def env_settings(search: PruneSearchConfig) -> dict[str, Any]:
         "recal_batches": search.recal_batches,
         "round_to": search.round_to,
         "importance": search.importance,
+        "finetune_steps": search.reward_finetune_steps,
+        "finetune_lr": search.reward_finetune_lr,
     }
 
 
