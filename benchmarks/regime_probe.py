@@ -16,11 +16,13 @@ reward minus the mean). A regime where (b) and (c) can be judged needs a spread 
 reward can see.
 
     python benchmarks/regime_probe.py --ratios 0.2 0.3 0.4 --out benchmarks/results/regime-probe.json
+    python benchmarks/regime_probe.py --render benchmarks/results/regime-probe.json --doc docs/benchmark-mtacp.md
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -110,9 +112,47 @@ def summarize(rows: list[dict[str, Any]], steps: list[int]) -> dict[str, Any]:
     return out
 
 
+def render(result: dict[str, Any], path: str) -> str:
+    """The probe's table (one row per task and fine-tune length) for the doc section ``regime-probe``."""
+    s = result["settings"]
+    lines = [f"From `{path}`: {s['strategies']} random strategies and the uniform one per task, reward fine-tune "
+             f"{s['short_steps']} steps; test accuracy after the benchmark's fine-tune"
+             + ("" if result.get("complete") else " (**incomplete run**: the tasks finished so far)") + ".", "",
+             "| task | fine-tune steps | mean | sd | best minus median | uniform minus mean | Kendall tau: untrained "
+             f"reward | tau: {s['short_steps']}-step reward | top-1 by untrained reward minus mean | top-1 by "
+             f"{s['short_steps']}-step reward minus mean |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for t in result["tasks"]:
+        for key, v in t["summary"].items():
+            uni = "" if v["uniform_minus_mean"] is None else f"{v['uniform_minus_mean']:+.2f}"
+            lines.append(f"| {t['task']} | {key[2:]} | {v['mean']:.2f} | {v['sd']:.2f} | {v['best_minus_median']:.2f} | "
+                         f"{uni} | {v['tau_val_score']:+.2f} | {v['tau_short_ft_score']:+.2f} | "
+                         f"{v['top1_by_val_score_minus_mean']:+.2f} | {v['top1_by_short_ft_score_minus_mean']:+.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_section(doc: Path, section: str, name: str = "regime-probe") -> None:
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = doc.read_text()
+    if begin not in text or end not in text:
+        raise SystemExit(f"{doc} has no {begin} ... {end} markers")
+    head, rest = text.split(begin, 1)
+    doc.write_text(head + begin + "\n" + section + end + rest.split(end, 1)[1])
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from autostruct.prune.budget import uniform_wall_counts
 
+    if argv is None:
+        argv = sys.argv[1:]
+    if "--render" in argv:
+        r = argparse.ArgumentParser()
+        r.add_argument("--render", required=True)
+        r.add_argument("--doc", default=str(Path(__file__).resolve().parents[1] / "docs" / "benchmark-mtacp.md"))
+        a = r.parse_args(argv)
+        result = json.loads(Path(a.render).read_text())
+        write_section(Path(a.doc), render(result, a.render))
+        return result
     args = parse(argv)
     torch.set_num_threads(1)
     b = args.bench

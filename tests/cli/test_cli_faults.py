@@ -155,10 +155,20 @@ def test_killed_while_writing_results_json_resumes_without_redoing_tasks(tmp_pat
     assert not list(run.rglob(".*.tmp"))
 
 
+def _cache_base_model(config: str) -> None:
+    from autostruct.config import PruneConfig, load_yaml
+    from autostruct.mtacp.run import prepare_bases
+    from autostruct.mtacp.tasks import expand_tasks
+
+    cfg = load_yaml(PruneConfig, Path(config))
+    keys, _ = expand_tasks(cfg)
+    prepare_bases(cfg, Path(config).parent / "warm", keys, progress=False)
+
+
 def test_two_runs_started_together_on_one_folder(tmp_path):
     # Both processes wait after their imports until both are there, so they reach the run folder together.
     cfg, run = _config(tmp_path), tmp_path / "run"
-    runner.invoke(app, ["prune", _config(tmp_path, out="warm")])  # base model cached: the race is the folder's
+    _cache_base_model(cfg)  # the race is the folder's, not the base model's cache entry
     (tmp_path / "barrier").mkdir()
     procs = [_cli(tmp_path, "prune", cfg, barrier=f"{tmp_path / 'barrier'}:2") for _ in range(2)]
     done = [(p, *p.communicate(timeout=300)) for p in procs]

@@ -1,27 +1,18 @@
-"""Smoke test of benchmarks/latency_budget.py --quick (a subprocess, as a user runs it): latency_ratios tasks."""
+"""Smoke test of benchmarks/latency_budget.py --quick (its main() in the test process): latency_ratios tasks."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_scripts import run_benchmark
 
 
 @pytest.mark.slow
-def test_quick_run_lands_relative_budgets(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"),
-           "AUTOSTRUCT_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "latency_budget.py"), "--quick", "--out", str(tmp_path / "r.json")],
-        capture_output=True, text=True, timeout=600, env=env, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_quick_run_lands_relative_budgets(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AUTOSTRUCT_CACHE", str(tmp_path / "cache"))
+    run_benchmark("latency_budget", ["--quick", "--out", str(tmp_path / "r.json")], capsys)
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["settings"]["budget_kind"] == "ratio"
     (task,) = res["run"]

@@ -1,20 +1,14 @@
-"""Smoke test of benchmarks/mtacp_vs_baselines.py (--quick through a subprocess) and its statistics helpers."""
+"""Smoke test of benchmarks/mtacp_vs_baselines.py (--quick, its main() in the test process) and its statistics helpers."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from bench_scripts import load_benchmark
+from bench_scripts import load_benchmark, run_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "mtacp_vs_baselines.py"
 #: Both smoke runs prune the same one-epoch digits base model: trained by the first, read from the session's
 #: cache by the second (what is under test is the benchmark's plumbing, not the base model's accuracy).
 TINY_BASE = ["--base-epochs", "1", "--base-min-steps", "60"]
@@ -38,18 +32,14 @@ def test_statistics_helpers():
     assert bench.window_means([1, 2, 3, 4, 5], 2) == [1.5, 3.5, 5.0]
 
 
-def test_quick_run(tmp_path):
+def test_quick_run(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--zero-shot", "--zero-shot-random", "2", "--episodes-per-task", "3",
-         *TINY_BASE, "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout)
+    _, stdout, stderr = run_benchmark("mtacp_vs_baselines", [
+        "--quick", "--zero-shot", "--zero-shot-random", "2", "--episodes-per-task", "3", *TINY_BASE,
+        "--out", str(out)], capsys)
+    result = json.loads(stdout)
     assert result == json.loads(out.read_text())
-    assert "mtacp minus method" in proc.stderr  # the summary table
+    assert "mtacp minus method" in stderr  # the summary table
     methods = ("mtacp", "random", "ddpg", "cem", "single", "uniform")
     check = result["episodes_check"]
     assert check["equal"] and all(check["observed"][m] == [3] for m in methods if m != "uniform")
@@ -69,14 +59,12 @@ def test_quick_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_sharing_quick_run_and_its_rendering(tmp_path):
+def test_sharing_quick_run_and_its_rendering(tmp_path, capsys):
     """The sharing regime end to end on digits (records per method, budget, seed and task; new scenarios) and
     the doc section rendered from its file."""
     out = tmp_path / "sharing-quick.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--preset", "sharing-quick", "--episodes-per-task", "3",
-                           "--finetune-at", "2", *TINY_BASE, "--out", str(out)], capture_output=True, text=True, env=env, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_benchmark("mtacp_vs_baselines", ["--preset", "sharing-quick", "--episodes-per-task", "3", "--finetune-at", "2",
+                                         *TINY_BASE, "--out", str(out)], capsys)
     result = json.loads(out.read_text())
     assert result["complete"]
     keys = {(r["method"], r["episodes_per_task"], r["seed"], r["task"]) for r in result["records"]}
@@ -93,19 +81,14 @@ def test_sharing_quick_run_and_its_rendering(tmp_path):
     assert {"zero-shot", "few-shot-2", "nearest-task", "uniform", "random-2", "random-3"} <= new
     doc = tmp_path / "doc.md"
     doc.write_text("head\n<!-- sharing:begin -->\nold\n<!-- sharing:end -->\ntail\n")
-    render = ROOT / "benchmarks" / "render_sharing.py"
-    proc = subprocess.run([sys.executable, str(render), "--results", str(out), "--doc", str(doc)], capture_output=True,
-                          text=True, env=env, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert run_benchmark("render_sharing", ["--results", str(out), "--doc", str(doc)], capsys)[0] == 0
     text = doc.read_text()
     assert text.startswith("head\n") and text.endswith("tail\n") and "old" not in text
     assert "(a) mtacp @1 minus" in text and "zero-shot minus" in text
     # The same selections tested after another fine-tune length (no new search): the fine-tuned records change,
     # the others do not.
-    refit = ROOT / "benchmarks" / "sharing_refinetune.py"
-    proc = subprocess.run([sys.executable, str(refit), "--results", str(out), "--finetune-steps", "1", "--out-dir",
-                           str(tmp_path / "ft1")], capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert run_benchmark("sharing_refinetune", ["--results", str(out), "--finetune-steps", "1", "--out-dir",
+                                                str(tmp_path / "ft1")], capsys)[0] == 0
     again = json.loads((tmp_path / "ft1" / out.name).read_text())
     assert again["sizes"]["finetune_steps"] == 1 and again["refinetune"]["records_refinetuned"] > 0
     for old_rec, rec in zip(result["records"], again["records"], strict=True):

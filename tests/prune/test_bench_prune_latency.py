@@ -1,25 +1,16 @@
-"""Smoke test of benchmarks/prune_latency.py --quick (a subprocess, as a user runs it)."""
+"""Smoke test of benchmarks/prune_latency.py --quick (its main() in the test process)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_scripts import run_benchmark
 
 
-def test_quick_run_prints_one_row_per_rounding(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "prune_latency.py"), "--quick", "--no-auto",
-         "--out", str(tmp_path / "r.json")],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    res = json.loads(proc.stdout)
+def test_quick_run_prints_one_row_per_rounding(tmp_path, capsys):
+    _, stdout, stderr = run_benchmark("prune_latency", ["--quick", "--no-auto", "--out", str(tmp_path / "r.json")],
+                                      capsys)
+    res = json.loads(stdout)
     assert json.loads((tmp_path / "r.json").read_text())["rows"] == res["rows"]
     assert [(r["round_to"], r["strategy"]) for r in res["rows"]] == [
         (1, "uniform"), (1, "searched"), (8, "uniform"), (8, "searched")]
@@ -31,4 +22,4 @@ def test_quick_run_prints_one_row_per_rounding(tmp_path):
         assert found["predicted_ratio"] <= uni["predicted_ratio"] + 1e-12
     assert set(res["summary"]) == {"round_to_1", "round_to_8"}
     assert set(res["summary"]["round_to_8"]) >= {"alpha_0.5_all_within_0.7", "none_slower", "slower", "worst"}
-    assert "| latency ratio |" in proc.stderr
+    assert "| latency ratio |" in stderr

@@ -162,3 +162,20 @@ def test_unhandled_layer_is_left_unpruned_with_a_reason(caplog):
     assert [g.name for g in graph.groups] == ["3"]
     assert graph.skipped and graph.skipped[0][0] == "0" and "breaks the forward pass" in graph.skipped[0][1]
     assert "left unpruned" in caplog.text
+
+
+def test_one_architecture_is_traced_once_per_process():
+    x = torch.zeros(1, 1, 8, 8)
+    a = create_model("resnet20", num_classes=10, in_channels=1, image_size=8, width=0.375)
+    b = create_model("resnet20", num_classes=10, in_channels=1, image_size=8, width=0.375)
+    graph = analyze(a, x)
+    assert analyze(b, x) is graph  # same builder, same tensors: the same graph, no second trace
+    assert analyze(a, torch.zeros(1, 1, 12, 12)) is not graph  # another input shape is traced
+    assert analyze(a, x, validate=False) is not graph
+    half = prune_counts(a, graph, np.maximum(graph.channels // 2, 1), None)
+    assert analyze(half, x) is not graph  # a pruned copy keeps the spec but not the shapes
+    plain = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
+    assert analyze(plain, x) is not analyze(plain, x)  # no spec: nothing tells two such models apart
+    # The graph cut another instance of the architecture as it cuts the first one.
+    cut = prune_counts(b, graph, np.maximum(graph.channels // 2, 1), None)
+    assert [p.shape for p in cut.parameters()] == [p.shape for p in half.parameters()]

@@ -52,6 +52,7 @@ from autostruct.measure.rounding import RoundingChoice, finest_fast, host_roundi
 from autostruct.models.bn import recalibrate_bn
 from autostruct.models.cache import get_or_train
 from autostruct.models.checkpoint import load_model
+from autostruct.models.train import fine_tune
 from autostruct.prune import budget as B
 from autostruct.prune.features import (
     NUM_FEATURES,
@@ -530,8 +531,6 @@ class PruningEnv:
         env's fixed training images, seeded), so the reward sees how far a structure recovers, not only where it
         starts: at low ratios the accuracy before any training ranks strategies against their fine-tuned
         accuracy (benchmarks/regime_probe.py)."""
-        from autostruct.models.train import fine_tune
-
         fine_tune(model, SimpleNamespace(train=self._ft_train, val=None), 1, lr=self.finetune_lr,
                   batch_size=self.batch_size, seed=0, device=str(self.device), progress=False)
 

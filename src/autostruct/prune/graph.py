@@ -14,8 +14,11 @@ unpruned and listed in :attr:`PruningGraph.skipped` with the reason, never a cra
 from __future__ import annotations
 
 import copy
+import itertools
+import json
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +106,33 @@ def _unsupported(module: nn.Module, name: str) -> str | None:
     return None
 
 
+#: Graphs of the architectures analysed last in this process. ``analyze`` is a function of the architecture and
+#: the input shape only (ops name modules, never hold them), and a run analyses its base model several times
+#: (preflight, pricing, every env of the process, the report), each a trace and trial surgeries.
+_GRAPHS: OrderedDict[tuple, PruningGraph] = OrderedDict()
+_GRAPHS_KEPT = 16
+
+
+def _architecture_key(model: nn.Module, inputs: Any, validate: bool) -> tuple | None:
+    """What fixes ``analyze``'s result, or None when it cannot be told from the outside: models built by
+    autostruct (zoo, factories, checkpoints) carry their builder's ``autostruct_spec``, and with every tensor's
+    shape (a pruned copy of the same spec differs there) it fixes the forward; a model without one is traced."""
+    spec = getattr(model, "autostruct_spec", None)
+    if not spec:
+        return None
+    try:
+        spec_key = json.dumps(spec, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    tensors = tuple((n, tuple(t.shape), str(t.dtype))
+                    for n, t in itertools.chain(model.named_parameters(), model.named_buffers()))
+    flat = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
+    if not all(isinstance(x, torch.Tensor) for x in flat):
+        return None
+    shapes = tuple((tuple(x.shape), str(x.dtype), str(x.device)) for x in flat)
+    return type(model).__module__, type(model).__qualname__, spec_key, tensors, shapes, validate
+
+
 def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool = True) -> PruningGraph:
     """Trace ``model`` and return its pruning groups (forward order), FLOP model and skipped groups.
 
@@ -119,6 +149,19 @@ def analyze(model: nn.Module, example_inputs: ExampleInputs, *, validate: bool =
             "Pass e.g. torch.zeros(1, C, H, W)."
         )
     inputs = first_example(example_inputs)
+    key = _architecture_key(model, inputs, validate)
+    if key is not None and key in _GRAPHS:
+        _GRAPHS.move_to_end(key)
+        return _GRAPHS[key]
+    result = _analyze(model, inputs, validate)
+    if key is not None:
+        _GRAPHS[key] = result
+        while len(_GRAPHS) > _GRAPHS_KEPT:
+            _GRAPHS.popitem(last=False)
+    return result
+
+
+def _analyze(model: nn.Module, inputs: Any, validate: bool) -> PruningGraph:
     work = copy.deepcopy(model).eval()
     for p in work.parameters():
         p.requires_grad_(True)
