@@ -9,7 +9,6 @@ among them retry when contention leaves a task unlearned (``tests/rl/test_impala
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import tempfile
@@ -60,11 +59,13 @@ def _seed_host_rounding() -> None:
 def pytest_collection_modifyitems(config, items):
     """Under xdist (``--dist loadscope --no-loadscope-reorder``: a module's tests stay on one worker, so a
     module's run fixture is made once, and modules go out in this order), modules that hold slow end-to-end runs
-    start first, so the two workers finish together."""
+    start first, so the two workers finish together, and modules of ``cores`` tests go last: the other worker is
+    then among short tests, so the wait for its current one to end is short."""
     if not hasattr(config, "workerinput"):  # xdist's workers collect; without xdist the order stays
         return
+    alone = {item.path for item in items if item.get_closest_marker("cores")}
     slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_modules)
+    items.sort(key=lambda item: (item.path in alone, item.path not in slow_modules))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -73,25 +74,44 @@ def pytest_runtest_protocol(item, nextitem):
     if workerinput is None:
         yield
         return
-    with _cores(workerinput["testrunuid"], exclusive=item.get_closest_marker("cores") is not None):
+    exclusive = item.get_closest_marker("cores") is not None
+    # Consecutive ``cores`` tests keep the cores whole between them: released, the other worker would start a
+    # test in between that the next one must wait for.
+    keep = exclusive and nextitem is not None and nextitem.get_closest_marker("cores") is not None
+    _CORES.acquire(workerinput["testrunuid"], exclusive)
+    try:
         yield
+    finally:
+        if not keep:
+            _CORES.release()
 
 
-@contextlib.contextmanager
-def _cores(run_id: str, exclusive: bool):
-    """Hold the session's cores: shared for a one-process test, whole for a ``cores(2)`` test.
+class _SessionCores:
+    """This worker's hold on the session's cores: shared for a one-process test, whole for a ``cores(2)`` test.
 
     A test that wants them whole holds the gate while it waits, so the other worker's next test queues behind it
-    instead of starving it."""
-    folder = Path(tempfile.gettempdir()) / f"autostruct-tests-{run_id}"
-    folder.mkdir(exist_ok=True)
-    gate = os.open(folder / "gate", os.O_RDWR | os.O_CREAT, 0o644)
-    cores = os.open(folder / "cores", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    instead of starving it. A hold kept from the previous test (whole) is reused as it is."""
+
+    def __init__(self) -> None:
+        self.held: tuple[int, int] | None = None  # (gate, cores) descriptors while held
+
+    def acquire(self, run_id: str, exclusive: bool) -> None:
+        if self.held is not None:
+            return
+        folder = Path(tempfile.gettempdir()) / f"autostruct-tests-{run_id}"
+        folder.mkdir(exist_ok=True)
+        gate = os.open(folder / "gate", os.O_RDWR | os.O_CREAT, 0o644)
+        cores = os.open(folder / "cores", os.O_RDWR | os.O_CREAT, 0o644)
+        self.held = (gate, cores)
         fcntl.flock(gate, fcntl.LOCK_EX)
         fcntl.flock(cores, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         fcntl.flock(gate, fcntl.LOCK_UN)
-        yield
-    finally:
-        os.close(cores)
-        os.close(gate)
+
+    def release(self) -> None:
+        if self.held is not None:
+            for fd in self.held:
+                os.close(fd)
+            self.held = None
+
+
+_CORES = _SessionCores()
