@@ -2,8 +2,10 @@
 
 Two threads on a quiet 2-core host train a full-width ResNet-20 faster than one; on a host whose cores other
 processes already keep busy, two threads spin-wait on each other and the same work takes several times longer
-than on one. ``threads: auto`` therefore looks at how idle the cores are right now (over a quarter of a second,
-from ``/proc/stat``; not the load average, which still counts the run's own actors a minute after they stopped).
+than on one. ``threads: auto`` therefore looks at how idle the cores are right now (over a tenth of a second,
+from ``/proc/stat``: ten clock ticks per core, enough to round to whole cores; not the load average, which still
+counts the run's own actors a minute after they stopped). A run looks once per phase (base models, each task's
+finish).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def _cpu_times() -> tuple[int, int] | None:
     return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
 
 
-def idle_cores(window: float = 0.25) -> float | None:
+def idle_cores(window: float = 0.1) -> float | None:
     """How many cores were idle over the last ``window`` seconds (None where it cannot be measured)."""
     first = _cpu_times()
     if first is None:
