@@ -226,8 +226,7 @@ class PruningEnv:
         # The reward's short fine-tune trains every strategy on the same images in the same order, so two
         # strategies differ only by their structure.
         self.finetune_steps, self.finetune_lr, self.batch_size = finetune_steps, float(finetune_lr), batch_size
-        n_ft = min(finetune_steps * batch_size, len(train_x))
-        ft = torch.randperm(len(train_x), generator=gen)[:n_ft]
+        ft = torch.randperm(len(train_x), generator=gen)[: finetune_steps * batch_size] if finetune_steps else []
         self._ft_train = SimpleNamespace(x=train_x[ft], y=train_y[ft])
 
         self.model = model.to(self.device).eval()
